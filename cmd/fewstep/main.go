@@ -1,0 +1,93 @@
+// Command fewstep trains diffusion teachers, distills them into few-step students, samples, evaluates
+// and exports. Subcommands: train, sample, data, bench (and, as they land: distill, finetune, eval, export).
+//
+// Exit codes: 0 success, 1 runtime error, 2 bad usage or config (the message names the key),
+// 130 interrupted (a checkpoint was written first).
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/fewstep/fewstep/configs"
+	"github.com/fewstep/fewstep/internal/engine"
+	"github.com/fewstep/fewstep/trainer"
+)
+
+// usageError is a command-line mistake (exit code 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+var commands = []struct {
+	name, help string
+	run        func(args []string) error
+}{
+	{"train", "train a diffusion model from a run config (or -resume RUN_DIR)", cmdTrain},
+	{"sample", "generate a sample grid from a run's checkpoint", cmdSample},
+	{"data", "import datasets into Parquet (data import mnist …)", cmdData},
+	{"bench", "time the training step and forward pass of a model config", cmdBench},
+	{"configs", "list the embedded configs, or print one (configs NAME)", cmdConfigs},
+	{"distill", "distill a teacher into a few-step student (not yet available)", notYet("distill", 6)},
+	{"finetune", "quality-tune a trained model (not yet available)", notYet("finetune", 9)},
+	{"eval", "FID / accuracy / speed tables (not yet available)", notYet("eval", 4)},
+	{"export", "export safetensors / ONNX (not yet available)", notYet("export", 10)},
+}
+
+func main() {
+	if !engine.SIMD {
+		fmt.Fprintln(os.Stderr, "WARNING: fewstep was built without GOEXPERIMENT=simd: the pure-Go backend will be ~20x slower. Rebuild with `make build` (or GOEXPERIMENT=simd go build ./cmd/fewstep).")
+	}
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage()
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return exitCode(c.run(args[1:]))
+		}
+	}
+	fmt.Fprintf(os.Stderr, "fewstep: unknown command %q\n", args[0])
+	usage()
+	return 2
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: fewstep COMMAND [flags]   (fewstep COMMAND -h for its flags)")
+	for _, c := range commands {
+		fmt.Fprintf(os.Stderr, "  %-9s %s\n", c.name, c.help)
+	}
+}
+
+// exitCode prints err and maps it to the process exit code.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "fewstep:", err)
+	var ce *configs.Error
+	var ue usageError
+	switch {
+	case errors.As(err, &ce), errors.As(err, &ue):
+		return 2
+	case errors.Is(err, trainer.ErrInterrupted):
+		return 130
+	}
+	return 1
+}
+
+func notYet(name string, part int) func([]string) error {
+	return func([]string) error {
+		return fmt.Errorf("%s is not available in this version (planned in part %d of the roadmap; see README)", name, part)
+	}
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/fewstep/fewstep/checkpoints"
+	"github.com/fewstep/fewstep/configs"
+	"github.com/fewstep/fewstep/internal/engine"
+	"github.com/fewstep/fewstep/trainer"
+)
+
+func cmdTrain(args []string) error {
+	fs := newFlagSet("train", "train -config NAME|FILE [-set section.key=value]... [--dry-run] | train -resume RUN_DIR [-set …]")
+	config := fs.String("config", "mnist-teacher", "embedded config name or YAML file")
+	resume := fs.String("resume", "", "resume the run in this directory from its newest checkpoint")
+	dryRun := fs.Bool("dry-run", false, "print the resolved config and exit")
+	stopAt := fs.Int("stop-at", 0, "stop (with a checkpoint) after this many total steps")
+	var sets multiFlag
+	fs.Var(&sets, "set", "override a config key: section.key=value (repeatable)")
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
+	source := *config
+	if *resume != "" {
+		source = checkpoints.RunDir(*resume).ConfigPath()
+	}
+	cfg, resolved, err := configs.Load(source, sets, os.Environ())
+	if err != nil {
+		return err
+	}
+	if *dryRun {
+		_, err := os.Stdout.Write(resolved)
+		return err
+	}
+	job := cfg.Job(resolved)
+	if *resume != "" {
+		job.RunDir = checkpoints.RunDir(*resume)
+	}
+	backend, err := engine.New()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Printf("fewstep train: run %s, backend %s, %d steps at batch %d\n", job.RunDir, backend.Name(), job.Trainer.Steps, job.Trainer.BatchSize)
+	t0 := time.Now()
+	res, err := trainer.Train(ctx, backend, job, trainer.Options{Resume: *resume != "", Out: os.Stdout, TTY: isTerminal(os.Stdout), StopAt: *stopAt})
+	if err != nil {
+		return err
+	}
+	abs, _ := filepath.Abs(string(job.RunDir))
+	fmt.Printf("done: %d steps in %s, last loss %.4f\n  run dir:    %s\n  checkpoint: %s\n  metrics:    %s\n",
+		res.Steps, time.Since(t0).Round(time.Second), res.LastLoss, abs, res.Checkpoint, job.RunDir.MetricsPath())
+	if res.Grid != "" {
+		fmt.Printf("  samples:    %s\n", res.Grid)
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package configs
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+
+	"github.com/go-viper/mapstructure/v2"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/fewstep/fewstep/checkpoints"
+	"github.com/fewstep/fewstep/data"
+	"github.com/fewstep/fewstep/models"
+	"github.com/fewstep/fewstep/sampling"
+	"github.com/fewstep/fewstep/trainer"
+)
+
+// RunSection is the `run:` section.
+type RunSection struct {
+	// Name is the run's directory name under OutDir.
+	Name string `mapstructure:"name"`
+	// OutDir is the parent directory of run directories.
+	OutDir string `mapstructure:"out_dir"`
+	// Seed seeds weight initialization, data order and the training noise.
+	Seed int `mapstructure:"seed"`
+}
+
+// Run is a whole run config. Sections appear in this order in resolved YAML.
+type Run struct {
+	Run       RunSection             `mapstructure:"run"`
+	Data      data.Config            `mapstructure:"data"`
+	Model     models.Config          `mapstructure:"model"`
+	Diffusion models.DiffusionConfig `mapstructure:"diffusion"`
+	Trainer   trainer.Config         `mapstructure:"trainer"`
+	Sample    sampling.Config        `mapstructure:"sample"`
+}
+
+// Default returns the defaults: each section's DefaultConfig, the only place defaults live.
+func Default() Run {
+	return Run{
+		Run:       RunSection{Name: "mnist-teacher", OutDir: "runs", Seed: 0},
+		Data:      data.DefaultConfig(),
+		Model:     models.DefaultConfig(),
+		Diffusion: models.DefaultDiffusionConfig(),
+		Trainer:   trainer.DefaultConfig(),
+		Sample:    sampling.DefaultConfig(),
+	}
+}
+
+// Validate validates every section and the keys that must agree across sections.
+func (r Run) Validate() error {
+	if r.Run.Name == "" || filepath.Base(r.Run.Name) != r.Run.Name {
+		return fmt.Errorf("run.name: must be a plain directory name, got %q", r.Run.Name)
+	}
+	if r.Run.OutDir == "" {
+		return fmt.Errorf("run.out_dir: must not be empty")
+	}
+	if r.Run.Seed < 0 {
+		return fmt.Errorf("run.seed: must be >= 0, got %d", r.Run.Seed)
+	}
+	for _, v := range []interface{ Validate() error }{r.Data, r.Model, r.Diffusion, r.Trainer, r.Sample} {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	if r.Model.NumClasses != r.Data.NumClasses {
+		return fmt.Errorf("model.num_classes: %d disagrees with data.num_classes %d", r.Model.NumClasses, r.Data.NumClasses)
+	}
+	return r.Model.CheckInput(r.Data.ImageSize)
+}
+
+// Dir is the run directory: out_dir/name.
+func (r Run) Dir() checkpoints.RunDir {
+	return checkpoints.RunDir(filepath.Join(r.Run.OutDir, r.Run.Name))
+}
+
+// Job assembles the trainer's job from the config and its resolved YAML.
+func (r Run) Job(resolved []byte) trainer.Job {
+	return trainer.Job{RunDir: r.Dir(), Seed: uint64(r.Run.Seed), Data: r.Data, Model: r.Model,
+		Diffusion: r.Diffusion, Trainer: r.Trainer, Sample: r.Sample, ConfigYAML: resolved}
+}
+
+// YAML renders the resolved config with the section order of Run and the YAML key names.
+func (r Run) YAML() ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteString("# fewstep resolved run config\n")
+	sections := []struct {
+		name string
+		v    any
+	}{{"run", r.Run}, {"data", r.Data}, {"model", r.Model}, {"diffusion", r.Diffusion}, {"trainer", r.Trainer}, {"sample", r.Sample}}
+	for _, s := range sections {
+		m := map[string]any{}
+		if err := mapstructure.Decode(s.v, &m); err != nil {
+			return nil, err
+		}
+		out, err := yaml.Marshal(map[string]any{s.name: m})
+		if err != nil {
+			return nil, err
+		}
+		buf.Write(out)
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,47 @@
+// Package engine selects the compute backend: the pure-Go backend by default, XLA/PJRT when the
+// binary was built with `-tags xla` and GOMLX_BACKEND names it. Nothing here ever downloads a plugin.
+package engine
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/gomlx/compute"
+	_ "github.com/gomlx/compute/gobackend"
+)
+
+// EnvBackend is the environment variable that selects the backend (GoMLX's own).
+const EnvBackend = compute.ConfigEnvVar
+
+// SIMD reports whether the binary was built with GOEXPERIMENT=simd (set in simd_*.go).
+var SIMD = simdEnabled
+
+// New returns the backend named by GOMLX_BACKEND ("go" when unset). Errors are one line that says
+// what to set.
+func New() (compute.Backend, error) {
+	config := strings.TrimSpace(os.Getenv(EnvBackend))
+	if config == "" {
+		config = "go"
+	}
+	name, _, _ := strings.Cut(config, ":")
+	if !slices.Contains(compute.List(), name) {
+		hint := "unset it to use the pure-Go backend"
+		if name == "xla" || name == "stablehlo" || name == "hlo" {
+			hint = "rebuild with `make build-xla` (go build -tags xla) or unset it to use the pure-Go backend"
+		}
+		return nil, fmt.Errorf("%s=%q: backend %q is not compiled into this binary (available: %s); %s",
+			EnvBackend, config, name, strings.Join(compute.List(), ", "), hint)
+	}
+	if name == "xla" && !strings.Contains(config, "/") {
+		return nil, fmt.Errorf("%s=%q: give the absolute path of the PJRT plugin, e.g. %s=xla:/path/to/xla_cuda_plugin.so (fewstep never downloads plugins; see README \"GPU\")",
+			EnvBackend, config, EnvBackend)
+	}
+	b, err := compute.NewWithConfig(config)
+	if err != nil {
+		first, _, _ := strings.Cut(err.Error(), "\n")
+		return nil, fmt.Errorf("%s=%q: backend failed to start: %s", EnvBackend, config, first)
+	}
+	return b, nil
+}

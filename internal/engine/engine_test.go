@@ -1,0 +1,34 @@
+package engine
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestBackendSelection(t *testing.T) {
+	t.Setenv(EnvBackend, "")
+	b, err := New()
+	if err != nil {
+		t.Fatalf("default backend: %v", err)
+	}
+	if !strings.Contains(b.Name(), "Go") {
+		t.Fatalf("default backend is %q, want the pure-Go backend", b.Name())
+	}
+	for config, want := range map[string]string{
+		"xla:cuda":  "-tags xla",
+		"tpu":       "not compiled into this binary",
+		"nonesuch:": "not compiled into this binary",
+	} {
+		t.Setenv(EnvBackend, config)
+		_, err := New()
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("GOMLX_BACKEND=%s: error %v, want one line containing %q", config, err, want)
+		}
+	}
+}
+
+func TestBuiltWithSIMD(t *testing.T) {
+	if !SIMD {
+		t.Fatal("tests must run with GOEXPERIMENT=simd (see Makefile)")
+	}
+}

@@ -1,0 +1,121 @@
+package models
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Config is the `model:` section of a run config: a class-conditional U-Net denoiser
+// (Ronneberger et al. 2015; the DDPM variant of Ho et al., arXiv 2006.11239).
+type Config struct {
+	// Arch names the architecture; only "unet" exists today.
+	Arch string `mapstructure:"arch"`
+	// BaseChannels is the channel count of the first level (and of the stem conv).
+	BaseChannels int `mapstructure:"base_channels"`
+	// ChannelMult gives each resolution level's channels as a multiple of BaseChannels; the
+	// number of entries is the number of levels (each but the last halves the resolution).
+	ChannelMult []int `mapstructure:"channel_mult"`
+	// NumResBlocks is the residual blocks per level on the way down (and up).
+	NumResBlocks int `mapstructure:"num_res_blocks"`
+	// AttentionResolutions lists the feature-map sides (in pixels) where self-attention follows
+	// each down-path residual block; the middle block always has attention if MidAttention.
+	AttentionResolutions []int `mapstructure:"attention_resolutions"`
+	// AttentionHeads is the number of heads of every self-attention layer.
+	AttentionHeads int `mapstructure:"attention_heads"`
+	// MidAttention puts a self-attention layer between the two middle residual blocks.
+	MidAttention bool `mapstructure:"mid_attention"`
+	// Groups is the GroupNorm group count; it must divide every level's channels.
+	Groups int `mapstructure:"groups"`
+	// TimeFeatures is the number of sinusoidal features of 1000·t.
+	TimeFeatures int `mapstructure:"time_features"`
+	// EmbedDim is the width of the time+class embedding fed to every residual block.
+	EmbedDim int `mapstructure:"embed_dim"`
+	// NumClasses is the number of real classes; index NumClasses is the null class (CFG).
+	NumClasses int `mapstructure:"num_classes"`
+	// Conv selects the convolution formulation: auto, im2col or native.
+	Conv string `mapstructure:"conv"`
+	// PatchSize folds p×p pixel patches into channels before the stem and unfolds them after the
+	// output conv (space-to-depth, as the patchify stem of DiT, Peebles & Xie arXiv 2212.09748), so
+	// the U-Net runs at 1/p resolution. 1 disables it.
+	PatchSize int `mapstructure:"patch_size"`
+}
+
+// DefaultConfig is the default teacher U-Net, sized to train on MNIST on 2 CPU cores.
+func DefaultConfig() Config {
+	return Config{
+		Arch:                 "unet",
+		BaseChannels:         32,
+		ChannelMult:          []int{1, 2, 2},
+		NumResBlocks:         1,
+		AttentionResolutions: []int{8},
+		AttentionHeads:       4,
+		MidAttention:         true,
+		Groups:               8,
+		TimeFeatures:         64,
+		EmbedDim:             128,
+		NumClasses:           10,
+		Conv:                 string(ConvAuto),
+		PatchSize:            1,
+	}
+}
+
+// ConvImpls lists the accepted values of model.conv.
+var ConvImpls = []string{string(ConvAuto), string(ConvIm2Col), string(ConvNative)}
+
+// Validate checks every key; errors name the key as "model.<key>".
+func (c Config) Validate() error {
+	if c.Arch != "unet" {
+		return fmt.Errorf("model.arch: unknown architecture %q (known: unet)", c.Arch)
+	}
+	for _, kv := range []struct {
+		key string
+		v   int
+	}{{"base_channels", c.BaseChannels}, {"num_res_blocks", c.NumResBlocks}, {"attention_heads", c.AttentionHeads},
+		{"groups", c.Groups}, {"time_features", c.TimeFeatures}, {"embed_dim", c.EmbedDim}, {"num_classes", c.NumClasses}, {"patch_size", c.PatchSize}} {
+		if kv.v <= 0 {
+			return fmt.Errorf("model.%s: must be positive, got %d", kv.key, kv.v)
+		}
+	}
+	if len(c.ChannelMult) == 0 {
+		return fmt.Errorf("model.channel_mult: needs at least one level")
+	}
+	for i, m := range c.ChannelMult {
+		ch := m * c.BaseChannels
+		if m <= 0 {
+			return fmt.Errorf("model.channel_mult[%d]: must be positive, got %d", i, m)
+		}
+		if ch%c.Groups != 0 {
+			return fmt.Errorf("model.groups: %d does not divide the %d channels of level %d", c.Groups, ch, i)
+		}
+		if ch%c.AttentionHeads != 0 {
+			return fmt.Errorf("model.attention_heads: %d does not divide the %d channels of level %d", c.AttentionHeads, ch, i)
+		}
+	}
+	if c.BaseChannels%c.Groups != 0 {
+		return fmt.Errorf("model.groups: %d does not divide base_channels %d", c.Groups, c.BaseChannels)
+	}
+	for i, r := range c.AttentionResolutions {
+		if r <= 0 {
+			return fmt.Errorf("model.attention_resolutions[%d]: must be positive, got %d", i, r)
+		}
+	}
+	if c.TimeFeatures%2 != 0 {
+		return fmt.Errorf("model.time_features: must be even, got %d", c.TimeFeatures)
+	}
+	if !slices.Contains(ConvImpls, c.Conv) {
+		return fmt.Errorf("model.conv: unknown value %q (known: %v)", c.Conv, ConvImpls)
+	}
+	return nil
+}
+
+// CheckInput verifies that an image side fits the U-Net: it must halve evenly at every level.
+func (c Config) CheckInput(side int) error {
+	levels := len(c.ChannelMult)
+	if side%c.PatchSize != 0 {
+		return fmt.Errorf("image side %d is not divisible by model.patch_size %d", side, c.PatchSize)
+	}
+	if (side/c.PatchSize)%(1<<(levels-1)) != 0 {
+		return fmt.Errorf("image side %d / patch_size %d is not divisible by 2^%d (model.channel_mult has %d levels)", side, c.PatchSize, levels-1, levels)
+	}
+	return nil
+}

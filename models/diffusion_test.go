@@ -1,0 +1,99 @@
+package models
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+)
+
+func TestScheduleEndpoints(t *testing.T) {
+	for _, kind := range Schedules {
+		s := DiffusionConfig{Schedule: kind, BetaMin: 0.1, BetaMax: 20}.Sched()
+		a0, s0 := s.AlphaSigma(0)
+		a1, s1 := s.AlphaSigma(1)
+		if math.Abs(a0-1) > 1e-12 || math.Abs(s0) > 1e-12 {
+			t.Errorf("%s: alpha(0), sigma(0) = %g, %g; want 1, 0", kind, a0, s0)
+		}
+		if a1 > 0.01 || s1 < 0.99 {
+			t.Errorf("%s: alpha(1), sigma(1) = %g, %g; want ≈ 0, ≈ 1", kind, a1, s1)
+		}
+		prev := a0
+		for i := 1; i <= 100; i++ {
+			a, sg := s.AlphaSigma(float64(i) / 100)
+			if a > prev {
+				t.Errorf("%s: alpha not decreasing at t=%g", kind, float64(i)/100)
+			}
+			prev = a
+			if kind != "flow" && math.Abs(a*a+sg*sg-1) > 1e-9 {
+				t.Errorf("%s: alpha²+sigma² = %g at t=%g, want 1 (variance preserving)", kind, a*a+sg*sg, float64(i)/100)
+			}
+		}
+	}
+}
+
+// TestPredictionConversions: for every schedule and parameterization, reading the exact target back
+// gives (x0, eps) exactly, and the graph alpha/sigma match the host ones.
+func TestPredictionConversions(t *testing.T) {
+	backend := testBackend(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	const n = 16
+	x0 := to32(randSlice(rng, n))
+	eps := to32(randSlice(rng, n))
+	times := make([]float32, n)
+	for i := range times {
+		times[i] = float32(0.02 + 0.96*rng.Float64())
+	}
+	for _, kind := range Schedules {
+		sched := DiffusionConfig{Schedule: kind, BetaMin: 0.1, BetaMax: 20}.Sched()
+		for _, p := range []Prediction{PredEps, PredV, PredX0} {
+			outs := MustExecOnceN(backend, func(x0, eps, t *Node) []*Node {
+				alpha, sigma := sched.AlphaSigmaNode(t)
+				xt := Add(Mul(alpha, x0), Mul(sigma, eps))
+				gx0, geps := p.X0Eps(xt, p.Target(x0, eps, alpha, sigma), alpha, sigma)
+				return []*Node{gx0, geps, alpha, sigma}
+			}, x0, eps, times)
+			gx0 := tensors.MustCopyFlatData[float32](outs[0])
+			geps := tensors.MustCopyFlatData[float32](outs[1])
+			ga := tensors.MustCopyFlatData[float32](outs[2])
+			gs := tensors.MustCopyFlatData[float32](outs[3])
+			for i := range n {
+				a, s := sched.AlphaSigma(float64(times[i]))
+				if math.Abs(float64(ga[i])-a) > 1e-6 || math.Abs(float64(gs[i])-s) > 1e-6 {
+					t.Fatalf("%s: graph alpha/sigma %g/%g vs host %g/%g at t=%g", kind, ga[i], gs[i], a, s, times[i])
+				}
+				if math.Abs(float64(gx0[i]-x0[i])) > 2e-4 || math.Abs(float64(geps[i]-eps[i])) > 2e-4 {
+					t.Fatalf("%s/%s: round trip (x0, eps) = (%g, %g), want (%g, %g) at t=%g",
+						kind, p, gx0[i], geps[i], x0[i], eps[i], times[i])
+				}
+			}
+		}
+	}
+}
+
+func TestDiffusionConfigValidate(t *testing.T) {
+	ok := DefaultDiffusionConfig()
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		mutate func(*DiffusionConfig)
+		key    string
+	}{
+		{func(c *DiffusionConfig) { c.Schedule = "sigmoid" }, "diffusion.schedule"},
+		{func(c *DiffusionConfig) { c.Prediction = "score" }, "diffusion.prediction"},
+		{func(c *DiffusionConfig) { c.TMax = 0 }, "diffusion.t_max"},
+		{func(c *DiffusionConfig) { c.Prediction = "eps" }, "diffusion.t_max"}, // alpha(1)=0 with cosine
+	} {
+		c := DefaultDiffusionConfig()
+		tc.mutate(&c)
+		if err := c.Validate(); err == nil || !contains(err.Error(), tc.key) {
+			t.Errorf("Validate() = %v, want an error naming %s", err, tc.key)
+		}
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

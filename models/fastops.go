@@ -1,0 +1,201 @@
+package models
+
+import (
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/support/exceptions"
+)
+
+// Fast data movement for the pure-Go backend.
+//
+// The backend copies Slice outputs element by element on one thread, and GoMLX differentiates
+// Pad and Concatenate into Slices; together they dominated the im2col training step. The backend's
+// Pad, however, copies contiguous blocks with memmove and accepts negative padding (cropping). So
+// fewstep crops with PadSigned and registers gradients that are themselves PadSigned:
+//   - a PadSigned node's gradient is PadSigned with the negated configuration;
+//   - a Concatenate node's gradient for input i is a crop of the adjoint (on every node: the
+//     concatenation axis is read off the shapes).
+// Pads not created by PadSigned keep GoMLX's own gradient. XLA also accepts negative padding.
+
+// padConfigs is graph state: the configurations of the PadSigned nodes of a graph.
+type padConfigsKey struct{}
+
+type padConfigs map[NodeId][]compute.PadAxis
+
+// PadSigned pads (positive) or crops (negative) every axis of x by (Start, End); cfg must have one
+// entry per axis and no interior padding. The fill value is zero. x: any shape.
+func PadSigned(x *Node, cfg ...compute.PadAxis) *Node {
+	if len(cfg) != x.Rank() {
+		exceptions.Panicf("PadSigned: %d axis configs for rank %d", len(cfg), x.Rank())
+	}
+	for _, c := range cfg {
+		if c.Interior != 0 {
+			exceptions.Panicf("PadSigned: interior padding not supported")
+		}
+	}
+	g := x.Graph()
+	y := Pad(x, ScalarZero(g, x.DType()), cfg...)
+	cfgs, _ := g.State(padConfigsKey{}).(padConfigs)
+	if cfgs == nil {
+		cfgs = padConfigs{}
+		g.AttachState(padConfigsKey{}, cfgs)
+	}
+	cfgs[y.Id()] = cfg
+	return y
+}
+
+// cropsKey marks, in graph state, the Gather nodes built by SliceAxisFast, with their crop config.
+type cropsKey struct{}
+
+// SliceAxisFast returns x[..., start:end, ...] on one axis. The forward is a Gather of one slice
+// (contiguous chunk copies, no zero-fill: the backend's Pad zero-fills its whole output first,
+// one element at a time); the gradient is PadSigned of the adjoint back to x's shape.
+func SliceAxisFast(x *Node, axis, start, end int) *Node {
+	if axis < 0 {
+		axis += x.Rank()
+	}
+	dims := x.Shape().Dimensions
+	if start < 0 || end > dims[axis] || start >= end {
+		exceptions.Panicf("SliceAxisFast: range [%d, %d) invalid for axis %d of %s", start, end, axis, x.Shape())
+	}
+	if start == 0 && end == dims[axis] {
+		return x
+	}
+	g := x.Graph()
+	y := GatherSlices(x, []int{axis}, Const(g, []int32{int32(start)}), []int{end - start}, true)
+	if y.Type() != NodeTypeGather {
+		exceptions.Panicf("SliceAxisFast: GatherSlices built a %s node, expected Gather", y.Type())
+	}
+	cfg := make([]compute.PadAxis, x.Rank())
+	cfg[axis] = compute.PadAxis{Start: start, End: dims[axis] - end} // the inverse: pad back
+	crops, _ := g.State(cropsKey{}).(padConfigs)
+	if crops == nil {
+		crops = padConfigs{}
+		g.AttachState(cropsKey{}, crops)
+	}
+	crops[y.Id()] = cfg
+	return y
+}
+
+var originalGatherVJP = VJPRegistration[NodeTypeGather]
+
+func cropVJP(node *Node, vjps []*Node, outShape shapes.Shape) []*Node {
+	crops, _ := node.Graph().State(cropsKey{}).(padConfigs)
+	cfg, ok := crops[node.Id()]
+	if !ok {
+		return originalGatherVJP(node, vjps, outShape)
+	}
+	grads := make([]*Node, len(node.Inputs()))
+	grads[0] = PadSigned(vjps[0], cfg...)
+	for i := 1; i < len(grads); i++ {
+		grads[i] = ZerosLike(node.Inputs()[i])
+	}
+	return grads
+}
+
+var (
+	originalPadVJP    = VJPRegistration[NodeTypePad]
+	originalConcatVJP = VJPRegistration[NodeTypeConcatenate]
+)
+
+func init() {
+	VJPRegistration[NodeTypePad] = padSignedVJP
+	VJPRegistration[NodeTypeConcatenate] = concatenateVJP
+	VJPRegistration[NodeTypeGather] = cropVJP
+}
+
+func padSignedVJP(node *Node, vjps []*Node, outShape shapes.Shape) []*Node {
+	cfgs, _ := node.Graph().State(padConfigsKey{}).(padConfigs)
+	cfg, ok := cfgs[node.Id()]
+	if !ok {
+		return originalPadVJP(node, vjps, outShape)
+	}
+	inverse := make([]compute.PadAxis, len(cfg))
+	for i, c := range cfg {
+		inverse[i] = compute.PadAxis{Start: -c.Start, End: -c.End}
+	}
+	fill := node.Inputs()[1]
+	return []*Node{PadSigned(vjps[0], inverse...), ZerosLike(fill)}
+}
+
+// concatenateVJP crops the adjoint back into the pieces of the concatenation.
+func concatenateVJP(node *Node, vjps []*Node, outShape shapes.Shape) []*Node {
+	inputs := node.Inputs()
+	out := node.Shape().Dimensions
+	axis := -1
+	for i, d := range inputs[0].Shape().Dimensions {
+		if d != out[i] {
+			axis = i
+		}
+	}
+	if axis < 0 || len(inputs) == 1 {
+		return originalConcatVJP(node, vjps, outShape)
+	}
+	grads := make([]*Node, len(inputs))
+	offset := 0
+	for i, in := range inputs {
+		size := in.Shape().Dimensions[axis]
+		grads[i] = SliceAxisFast(vjps[0], axis, offset, offset+size)
+		offset += size
+	}
+	return grads
+}
+
+// matmulsKey marks, in graph state, the DotGeneral nodes built by MatMul2D.
+type matmulsKey struct{}
+
+// transposesKey caches, per graph, the transpose of an adjoint shared by several MatMul2D gradients.
+type transposesKey struct{}
+
+// MatMul2D is x·w for x: [M, K], w: [K, N] → [M, N]. Its gradients are built so that the pure-Go
+// backend's GEMM needs no transposes of the large operands: dx = dy·wᵀ is already in a supported
+// layout, and dw = (dyᵀ·x)ᵀ transposes only dy ([M, N], shared across MatMul2Ds with the same dy)
+// instead of both dy and x (GoMLX's generic DotGeneral gradient contracts the leading axis of both,
+// which the backend serves by transposing both operands).
+func MatMul2D(x, w *Node) *Node {
+	y := Dot(x, w).Product()
+	g := y.Graph()
+	marked, _ := g.State(matmulsKey{}).(map[NodeId]bool)
+	if marked == nil {
+		marked = map[NodeId]bool{}
+		g.AttachState(matmulsKey{}, marked)
+	}
+	marked[y.Id()] = true
+	return y
+}
+
+var originalDotVJP = VJPRegistration[NodeTypeDotGeneral]
+
+func init() {
+	VJPRegistration[NodeTypeDotGeneral] = matmulVJP
+}
+
+func matmulVJP(node *Node, vjps []*Node, outShape shapes.Shape) []*Node {
+	g := node.Graph()
+	marked, _ := g.State(matmulsKey{}).(map[NodeId]bool)
+	if !marked[node.Id()] {
+		return originalDotVJP(node, vjps, outShape)
+	}
+	x, w := node.Inputs()[0], node.Inputs()[1]
+	dy := vjps[0]                                                      // [M, N]
+	dx := DotGeneral(dy, []int{1}, nil, w, []int{1}, nil)              // [M, K]: lhs contracts its last axis, rhs is [K, N] "transposed" layout
+	dwT := DotGeneral(transposed(dy), []int{1}, nil, x, []int{0}, nil) // [N, K]: rhs x [M, K] in "non-transposed" layout
+	return []*Node{dx, Transpose(dwT, 0, 1)}
+}
+
+// transposed returns dyᵀ, building it once per graph and node.
+func transposed(dy *Node) *Node {
+	g := dy.Graph()
+	cache, _ := g.State(transposesKey{}).(map[NodeId]*Node)
+	if cache == nil {
+		cache = map[NodeId]*Node{}
+		g.AttachState(transposesKey{}, cache)
+	}
+	if t, ok := cache[dy.Id()]; ok {
+		return t
+	}
+	t := Transpose(dy, 0, 1)
+	cache[dy.Id()] = t
+	return t
+}

@@ -1,0 +1,149 @@
+package models
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gomlx/compute"
+	_ "github.com/gomlx/compute/gobackend"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+)
+
+func testBackend(t *testing.T) compute.Backend {
+	t.Helper()
+	b, err := compute.NewWithConfig("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func randSlice(rng *rand.Rand, n int) []float64 {
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = rng.NormFloat64()
+	}
+	return v
+}
+
+func to32(v []float64) []float32 {
+	out := make([]float32, len(v))
+	for i, x := range v {
+		out[i] = float32(x)
+	}
+	return out
+}
+
+// refConv is a plain float64 "same"-padded conv: x [B,H,W,C], w [k,k,C,O], bias [O] → y [B,Ho,Wo,O],
+// plus the gradients of L = Σ y·r with respect to x, w and bias.
+func refConv(x []float64, bsz, h, w, c int, kern []float64, k, o, stride int, bias, r []float64) (y, dx, dw, db []float64) {
+	p := k / 2
+	ho, wo := h/stride, w/stride
+	y = make([]float64, bsz*ho*wo*o)
+	dx = make([]float64, len(x))
+	dw = make([]float64, len(kern))
+	db = make([]float64, o)
+	for b := range bsz {
+		for i := range ho {
+			for j := range wo {
+				for oc := range o {
+					yi := ((b*ho+i)*wo+j)*o + oc
+					acc := bias[oc]
+					db[oc] += r[yi]
+					for dy := range k {
+						for dxx := range k {
+							si, sj := i*stride+dy-p, j*stride+dxx-p
+							if si < 0 || sj < 0 || si >= h || sj >= w {
+								continue
+							}
+							for ic := range c {
+								xi := ((b*h+si)*w+sj)*c + ic
+								wi := ((dy*k+dxx)*c+ic)*o + oc
+								acc += x[xi] * kern[wi]
+								dx[xi] += r[yi] * kern[wi]
+								dw[wi] += r[yi] * x[xi]
+							}
+						}
+					}
+					y[yi] = acc
+				}
+			}
+		}
+	}
+	return
+}
+
+func maxRelErr(t *testing.T, name string, got *tensors.Tensor, want []float64) float64 {
+	t.Helper()
+	flat := tensors.MustCopyFlatData[float32](got)
+	if len(flat) != len(want) {
+		t.Fatalf("%s: got %d values, want %d", name, len(flat), len(want))
+	}
+	var maxAbs, maxDiff float64
+	for i := range want {
+		maxAbs = max(maxAbs, math.Abs(want[i]))
+		maxDiff = max(maxDiff, math.Abs(float64(flat[i])-want[i]))
+	}
+	return maxDiff / max(maxAbs, 1e-12)
+}
+
+func TestConv2DMatchesFloat64Reference(t *testing.T) {
+	backend := testBackend(t)
+	for _, tc := range []struct {
+		name              string
+		h, w, c, o, k, st int
+		impl              ConvImpl
+	}{
+		{"3x3 s1 im2col", 6, 5, 3, 4, 3, 1, ConvIm2Col},
+		{"3x3 s2 im2col", 6, 8, 2, 3, 3, 2, ConvIm2Col},
+		{"5x5 s1 im2col", 5, 5, 2, 2, 5, 1, ConvIm2Col},
+		{"1x1", 4, 4, 3, 5, 1, 1, ConvIm2Col},
+		{"3x3 s1 native", 6, 5, 3, 4, 3, 1, ConvNative},
+		{"3x3 s2 native", 6, 8, 2, 3, 3, 2, ConvNative},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, 2))
+			bsz := 2
+			x := randSlice(rng, bsz*tc.h*tc.w*tc.c)
+			kern := randSlice(rng, tc.k*tc.k*tc.c*tc.o)
+			bias := randSlice(rng, tc.o)
+			ho, wo := tc.h/tc.st, tc.w/tc.st
+			r := randSlice(rng, bsz*ho*wo*tc.o)
+			yRef, dxRef, dwRef, dbRef := refConv(x, bsz, tc.h, tc.w, tc.c, kern, tc.k, tc.o, tc.st, bias, r)
+
+			store := model.NewStore()
+			mustVar(t, store, "/c/kernel", tensors.FromFlatDataAndDimensions(to32(kern), tc.k, tc.k, tc.c, tc.o))
+			mustVar(t, store, "/c/bias", tensors.FromFlatDataAndDimensions(to32(bias), tc.o))
+			b := &Builder{Frozen: true}
+			exec := model.MustNewExec(backend, store, func(scope *model.Scope, xn, rn *Node) []*Node {
+				scope.SetTraining(xn.Graph(), true)
+				y := b.Conv2D(scope.In("c"), xn, tc.o, tc.k, tc.st, tc.impl, InitFanIn)
+				loss := ReduceAllSum(Mul(y, rn))
+				kv := store.GetVariable("/c/kernel").NodeValue(xn.Graph())
+				bv := store.GetVariable("/c/bias").NodeValue(xn.Graph())
+				grads := Gradient(loss, xn, kv, bv)
+				return []*Node{y, grads[0], grads[1], grads[2]}
+			})
+			out := exec.MustCall(tensors.FromFlatDataAndDimensions(to32(x), bsz, tc.h, tc.w, tc.c),
+				tensors.FromFlatDataAndDimensions(to32(r), bsz, ho, wo, tc.o))
+			for i, c := range []struct {
+				name string
+				want []float64
+			}{{"y", yRef}, {"dx", dxRef}, {"dkernel", dwRef}, {"dbias", dbRef}} {
+				if e := maxRelErr(t, c.name, out[i], c.want); e > 1e-5 {
+					t.Errorf("%s: max relative error %.3g > 1e-5", c.name, e)
+				}
+			}
+		})
+	}
+}
+
+func mustVar(t *testing.T, store *model.Store, path string, v *tensors.Tensor) {
+	t.Helper()
+	if _, err := store.CreateVariable(path, v); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,143 @@
+package models
+
+import (
+	"math"
+	"slices"
+
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/ml/model"
+)
+
+// UNet is the class-conditional U-Net described by Config: a stem conv, per level NumResBlocks
+// residual blocks (+ self-attention at AttentionResolutions) and a stride-2 conv downsample, a
+// middle ResBlock–Attention–ResBlock, and a mirrored up path that concatenates the level's skip,
+// then nearest-neighbour upsampling + conv. The time t enters as sinusoidal features of 1000·t
+// (Vaswani et al. 2017; Ho et al. 2020) through a 2-layer MLP; the class through a learned table
+// with a null row for classifier-free guidance. ../shared/anchors/REF_UNET_SPEC.md (RefUNet-S) is
+// the configuration of configs/bench-refunet-s.yaml.
+type UNet struct {
+	Cfg Config
+	*Builder
+}
+
+// NewUNet validates cfg and returns a U-Net whose missing variables are initialized from seed.
+func NewUNet(cfg Config, seed uint64) (*UNet, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &UNet{Cfg: cfg, Builder: &Builder{Seed: seed}}, nil
+}
+
+// Net is the network: x: [B, H, W, C] float32, t: [B] float32 in [0,1], cond: [B] int32 in
+// [0, NumClasses] (NumClasses = null class) → [B, H, W, C], the raw prediction.
+func (u *UNet) Net(scope *model.Scope, x, t, cond *Node) *Node {
+	cfg := u.Cfg
+	if err := cfg.CheckInput(x.Shape().Dimensions[1]); err != nil {
+		panic(err)
+	}
+	u.FLOPs = 0
+	conv := ConvImpl(cfg.Conv)
+	embAct := SiLU(u.embedding(scope.In("embed"), t, cond)) // computed once, read by every block
+	h := u.Conv2D(scope.In("stem"), SpaceToDepth(x, cfg.PatchSize), cfg.BaseChannels, 3, 1, conv, InitFanIn)
+	var skips []*Node
+	last := len(cfg.ChannelMult) - 1
+	for lvl, m := range cfg.ChannelMult {
+		s := scope.In("down%d", lvl)
+		for i := range cfg.NumResBlocks {
+			h = u.ResBlock(s.In("res%d", i), h, embAct, m*cfg.BaseChannels)
+			if slices.Contains(cfg.AttentionResolutions, h.Shape().Dimensions[1]) {
+				h = u.SelfAttention(s.In("attn%d", i), h, cfg.AttentionHeads, cfg.Groups)
+			}
+		}
+		skips = append(skips, h)
+		if lvl < last {
+			h = u.Conv2D(s.In("downsample"), h, m*cfg.BaseChannels, 3, 2, conv, InitFanIn)
+		}
+	}
+	mid := scope.In("mid")
+	chMid := cfg.ChannelMult[last] * cfg.BaseChannels
+	h = u.ResBlock(mid.In("res0"), h, embAct, chMid)
+	if cfg.MidAttention {
+		h = u.SelfAttention(mid.In("attn"), h, cfg.AttentionHeads, cfg.Groups)
+	}
+	h = u.ResBlock(mid.In("res1"), h, embAct, chMid)
+	for lvl := last; lvl >= 0; lvl-- {
+		s := scope.In("up%d", lvl)
+		ch := cfg.ChannelMult[lvl] * cfg.BaseChannels
+		h = Concatenate([]*Node{h, skips[lvl]}, -1)
+		for i := range cfg.NumResBlocks {
+			h = u.ResBlock(s.In("res%d", i), h, embAct, ch)
+		}
+		if lvl > 0 {
+			h = u.Conv2D(s.In("upsample"), Upsample2x(h), ch, 3, 1, conv, InitFanIn)
+		}
+	}
+	out := scope.In("out")
+	h = SiLU(u.GroupNorm(out.In("norm"), h, cfg.Groups))
+	p := cfg.PatchSize
+	h = u.Conv2D(out.In("conv"), h, x.Shape().Dimensions[3]*p*p, 3, 1, conv, InitZeros)
+	return DepthToSpace(h, p)
+}
+
+// SpaceToDepth folds p×p patches into channels: [B, H, W, C] → [B, H/p, W/p, p·p·C] ordered (py, px, c).
+func SpaceToDepth(x *Node, p int) *Node {
+	if p == 1 {
+		return x
+	}
+	d := x.Shape().Dimensions
+	y := Reshape(x, d[0], d[1]/p, p, d[2]/p, p, d[3])
+	return Reshape(TransposeAllAxes(y, 0, 1, 3, 2, 4, 5), d[0], d[1]/p, d[2]/p, p*p*d[3])
+}
+
+// DepthToSpace is the inverse of SpaceToDepth: [B, h, w, p·p·C] → [B, h·p, w·p, C].
+func DepthToSpace(x *Node, p int) *Node {
+	if p == 1 {
+		return x
+	}
+	d := x.Shape().Dimensions
+	c := d[3] / (p * p)
+	y := Reshape(x, d[0], d[1], d[2], p, p, c)
+	return Reshape(TransposeAllAxes(y, 0, 1, 3, 2, 4, 5), d[0], d[1]*p, d[2]*p, c)
+}
+
+// embedding returns the time+class embedding. t: [B], cond: [B] int32 → [B, EmbedDim].
+func (u *UNet) embedding(scope *model.Scope, t, cond *Node) *Node {
+	cfg := u.Cfg
+	feats := TimestepFeatures(MulScalar(t, 1000), cfg.TimeFeatures)
+	e := u.Dense(scope.In("time0"), feats, cfg.EmbedDim, InitFanIn)
+	e = u.Dense(scope.In("time1"), SiLU(e), cfg.EmbedDim, InitFanIn)
+	table := u.Param(scope.In("class"), t.Graph(), "table", InitNormal, 1, cfg.NumClasses+1, cfg.EmbedDim)
+	onehot := OneHot(cond, cfg.NumClasses+1, dtypes.Float32) // [B, NumClasses+1]
+	return Add(e, Dot(onehot, table).Product())
+}
+
+// TimestepFeatures are the sinusoidal features [sin(τ·f_i), cos(τ·f_i)] with f_i = 10000^(−i/half).
+// tau: [B] → [B, n].
+func TimestepFeatures(tau *Node, n int) *Node {
+	half := n / 2
+	freqs := make([]float32, half)
+	for i := range freqs {
+		freqs[i] = float32(math.Exp(-math.Log(10000) * float64(i) / float64(half)))
+	}
+	args := Mul(ExpandAxes(tau, -1), ExpandAxes(Const(tau.Graph(), freqs), 0)) // [B, half]
+	return Concatenate([]*Node{Sin(args), Cos(args)}, -1)
+}
+
+// ResBlock: GN → SiLU → Conv3×3 → + Dense(SiLU(emb)) → GN → SiLU → Conv3×3 (zero-init) plus a
+// 1×1-conv skip when channels change. h: [B, H, W, Cin], embAct: [B, E] → [B, H, W, out].
+func (u *UNet) ResBlock(scope *model.Scope, h, embAct *Node, out int) *Node {
+	conv := ConvImpl(u.Cfg.Conv)
+	groups := u.Cfg.Groups
+	r := SiLU(u.GroupNorm(scope.In("norm1"), h, groups))
+	r = u.Conv2D(scope.In("conv1"), r, out, 3, 1, conv, InitFanIn)
+	e := u.Dense(scope.In("emb"), embAct, out, InitFanIn) // [B, out]
+	r = Add(r, ExpandAxes(e, 1, 2))
+	r = SiLU(u.GroupNorm(scope.In("norm2"), r, groups))
+	r = u.Conv2D(scope.In("conv2"), r, out, 3, 1, conv, InitZeros)
+	skip := h
+	if h.Shape().Dimensions[3] != out {
+		skip = u.Conv2D(scope.In("skip"), h, out, 1, 1, conv, InitFanIn)
+	}
+	return Add(skip, r)
+}

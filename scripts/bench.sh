@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# `make bench`: time the RefUNet-S training step and forward pass at batch 64 (and the default
+# teacher), ending with one machine-readable `bench model=... ` line per model.
+# Compare with PyTorch on the same machine (alternate the runs on a quiet machine):
+#   apt-get install -y python3-torch && /usr/bin/python3 ../shared/anchors/torch_refunet.py --batch 64
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
+BIN=${BIN:-bin/fewstep}
+[ -x "$BIN" ] || go build -o "$BIN" ./cmd/fewstep
+"$BIN" bench -config bench-refunet-s -name refunet-s -batch 64 -warmup 3 -steps 20 | tee /tmp/fewstep-bench-refunet.txt
+"$BIN" bench -config mnist-teacher -name mnist-teacher -batch 64 -warmup 3 -steps 20 | tee /tmp/fewstep-bench-teacher.txt
+echo
+grep -h '^bench model=' /tmp/fewstep-bench-refunet.txt /tmp/fewstep-bench-teacher.txt

@@ -1,0 +1,140 @@
+package trainer
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gomlx/compute"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/fewstep/fewstep/models"
+)
+
+// BenchResult holds the timings of Bench.
+type BenchResult struct {
+	Batch                    int
+	TrainStepMS, ForwardMS   float64 // medians
+	ImgPerS                  float64 // training images per second at the median step time
+	ForwardGFLOP, TrainGFLOP float64 // per batch; train = 3 × forward (forward + 2× for backward)
+	GFLOPS                   float64 // achieved training GFLOP/s
+	PeakRSSMB                float64
+	Params                   int
+}
+
+// Bench times the training step (diffusion loss + AdamW + EMA) and the forward pass of a model on
+// random data at the given batch and side×side×channels, after `warmup` untimed steps; medians of `steps`.
+func Bench(backend compute.Backend, mc models.Config, dc models.DiffusionConfig, tc Config, batch, side, channels, warmup, steps int) (*BenchResult, error) {
+	store := model.NewStore()
+	den, unet, err := models.NewDenoiser(mc, dc, 0)
+	if err != nil {
+		return nil, err
+	}
+	step, err := NewStep(backend, store, den, tc)
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	n := batch * side * side * channels
+	normals := func(k int) []float32 {
+		out := make([]float32, k)
+		for i := range out {
+			out[i] = float32(rng.NormFloat64())
+		}
+		return out
+	}
+	b := &Batch{B: batch, H: side, W: side, C: channels, X0: normals(n), Cond: make([]int32, batch), T: make([]float32, batch)}
+	var trainTimes []float64
+	for i := range warmup + steps {
+		b.Eps = normals(n)
+		for j := range b.T {
+			b.T[j] = float32(rng.Float64())
+			b.Cond[j] = int32(rng.IntN(mc.NumClasses + 1))
+		}
+		t0 := time.Now()
+		if _, err := step.Run(b, i); err != nil {
+			return nil, err
+		}
+		if i >= warmup {
+			trainTimes = append(trainTimes, time.Since(t0).Seconds()*1000)
+		}
+	}
+	fwd, err := model.NewExec(backend, store, func(root *model.Scope, x, t, cond *Node) *Node {
+		root.SetTraining(x.Graph(), true)
+		return den.Net(root.In(ModelScope), x, t, cond)
+	})
+	if err != nil {
+		return nil, err
+	}
+	xt := tensors.FromFlatDataAndDimensions(normals(n), batch, side, side, channels)
+	tt := tensors.FromFlatDataAndDimensions(b.T, batch)
+	ct := tensors.FromFlatDataAndDimensions(b.Cond, batch)
+	var fwdTimes []float64
+	for i := range warmup + steps {
+		t0 := time.Now()
+		out, err := fwd.Call1(xt, tt, ct)
+		if err != nil {
+			return nil, err
+		}
+		out.MustFinalizeAll()
+		if i >= warmup {
+			fwdTimes = append(fwdTimes, time.Since(t0).Seconds()*1000)
+		}
+	}
+	r := &BenchResult{Batch: batch, TrainStepMS: median(trainTimes), ForwardMS: median(fwdTimes), PeakRSSMB: peakRSSMB(),
+		ForwardGFLOP: float64(unet.FLOPs) / 1e9, Params: paramCount(store)}
+	r.TrainGFLOP = 3 * r.ForwardGFLOP
+	r.ImgPerS = float64(batch) / (r.TrainStepMS / 1000)
+	r.GFLOPS = r.TrainGFLOP / (r.TrainStepMS / 1000)
+	return r, nil
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// paramCount is the number of trainable weights (under /model).
+func paramCount(store *model.Store) int {
+	n := 0
+	for v := range store.IterVariables() {
+		if strings.HasPrefix(v.Path(), "/"+ModelScope+"/") {
+			n += v.Shape().Size()
+		}
+	}
+	return n
+}
+
+// peakRSSMB reads the process's peak resident set size (VmHWM) from /proc/self/status (Linux).
+func peakRSSMB() float64 {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// String is the machine-readable line of `make bench`.
+func (r *BenchResult) String() string {
+	return fmt.Sprintf("batch=%d train_step_ms=%.1f forward_ms=%.1f img_per_s=%.1f gflops=%.1f peak_rss_mb=%.0f",
+		r.Batch, r.TrainStepMS, r.ForwardMS, r.ImgPerS, r.GFLOPS, r.PeakRSSMB)
+}

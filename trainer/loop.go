@@ -1,0 +1,296 @@
+package trainer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/fewstep/fewstep/checkpoints"
+	"github.com/fewstep/fewstep/data"
+	"github.com/fewstep/fewstep/models"
+	"github.com/fewstep/fewstep/sampling"
+)
+
+// ErrInterrupted is returned when a run stopped on SIGINT/SIGTERM (after writing a checkpoint).
+var ErrInterrupted = errors.New("training interrupted")
+
+// Job is everything a training run needs, assembled from a resolved run config.
+type Job struct {
+	RunDir     checkpoints.RunDir
+	Seed       uint64
+	Data       data.Config
+	Model      models.Config
+	Diffusion  models.DiffusionConfig
+	Trainer    Config
+	Sample     sampling.Config
+	ConfigYAML []byte // the resolved config, written to RUN/config.yaml and into every checkpoint
+}
+
+// Options control one invocation of Train.
+type Options struct {
+	Resume bool      // continue from the newest checkpoint of Job.RunDir
+	Out    io.Writer // progress and messages
+	TTY    bool      // Out is a terminal: draw a progress bar
+	StopAt int       // if > 0, stop (with a checkpoint) once this many steps are done
+}
+
+// Result summarizes a finished (or stopped) run.
+type Result struct {
+	Steps      int
+	LastLoss   float64
+	Checkpoint string
+	Grid       string
+}
+
+// Train runs (or resumes) a teacher training run. It returns ErrInterrupted, wrapped, when ctx is
+// cancelled; a checkpoint of the last completed step is written first.
+func Train(ctx context.Context, backend compute.Backend, job Job, opt Options) (*Result, error) {
+	if err := job.Trainer.Validate(); err != nil {
+		return nil, err
+	}
+	r, err := newRun(backend, job, opt)
+	if err != nil {
+		return nil, err
+	}
+	defer r.metrics.Close()
+	return r.loop(ctx)
+}
+
+// run is the state of one Train invocation.
+type run struct {
+	job     Job
+	opt     Options
+	backend compute.Backend
+	store   *model.Store
+	den     *models.Denoiser
+	ds      *data.Dataset
+	loader  *data.Loader
+	step    *Step
+	hs      hostState
+	metrics *metricsLog
+	prog    *progress
+	sampler *sampling.Sampler
+}
+
+func newRun(backend compute.Backend, job Job, opt Options) (*run, error) {
+	r := &run{job: job, opt: opt, backend: backend, store: model.NewStore()}
+	if err := r.prepareDir(); err != nil {
+		return nil, err
+	}
+	var err error
+	if r.ds, err = data.Load(job.Data.Train, job.Data); err != nil {
+		return nil, err
+	}
+	if r.den, _, err = models.NewDenoiser(job.Model, job.Diffusion, job.Seed); err != nil {
+		return nil, err
+	}
+	if opt.Resume {
+		if r.hs, err = restoreState(job.RunDir, r.store); err != nil {
+			return nil, err
+		}
+	} else {
+		r.hs = hostState{PCG: rand.NewPCG(job.Seed, 0x5eed)}
+	}
+	if r.loader, err = data.NewLoader(r.ds, job.Trainer.BatchSize, job.Seed); err != nil {
+		return nil, err
+	}
+	if err = r.loader.SetPosition(r.hs.Data); err != nil {
+		return nil, err
+	}
+	if r.step, err = NewStep(backend, r.store, r.den, job.Trainer); err != nil {
+		return nil, err
+	}
+	if r.metrics, err = openMetrics(job.RunDir.MetricsPath(), r.hs.Step); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// prepareDir creates the run directory; a fresh run refuses a directory that already has checkpoints.
+func (r *run) prepareDir() error {
+	dir := r.job.RunDir
+	if !r.opt.Resume {
+		if steps, _ := checkpoints.List(dir); len(steps) > 0 {
+			return fmt.Errorf("run directory %s already has checkpoints (newest step %d): resume it with `fewstep train -resume %s` or choose another run.name",
+				dir, steps[len(steps)-1], dir)
+		}
+	} else if _, err := os.Stat(string(dir)); err != nil {
+		return fmt.Errorf("resume: %w", err)
+	}
+	if err := dir.Create(); err != nil {
+		return err
+	}
+	return checkpoints.WriteFileAtomic(dir.ConfigPath(), r.job.ConfigYAML, 0o644)
+}
+
+func (r *run) loop(ctx context.Context) (*Result, error) {
+	cfg := r.job.Trainer
+	r.prog = newProgress(r.opt.Out, r.opt.TTY, r.hs.Step, cfg.Steps)
+	res := &Result{}
+	batch := r.newBatch()
+	lastLog, lastLogStep := time.Now(), r.hs.Step
+	start := time.Now()
+	for r.hs.Step < cfg.Steps {
+		if ctx.Err() != nil {
+			return res, r.interrupted()
+		}
+		if err := r.fillBatch(batch); err != nil {
+			return res, err
+		}
+		out, err := r.step.Run(batch, r.hs.Step)
+		if err != nil {
+			return res, err
+		}
+		if !out.Applied {
+			return res, r.nonFinite(out)
+		}
+		r.hs.Step++
+		r.hs.Data = r.loader.Position()
+		res.Steps, res.LastLoss = r.hs.Step, out.Loss
+		var rec *Record
+		if r.hs.Step%cfg.LogEvery == 0 || r.hs.Step == cfg.Steps {
+			rec = &Record{Step: r.hs.Step, Loss: out.Loss, GradNorm: out.GradNorm, LR: LR(cfg, r.hs.Step-1),
+				ImgPerS: float64((r.hs.Step-lastLogStep)*cfg.BatchSize) / time.Since(lastLog).Seconds(),
+				Epoch:   r.hs.Data.Epoch, Elapsed: time.Since(start).Seconds()}
+			lastLog, lastLogStep = time.Now(), r.hs.Step
+			if err := r.metrics.write(*rec); err != nil {
+				return res, err
+			}
+		}
+		r.prog.update(r.hs.Step, rec)
+		last := r.hs.Step == cfg.Steps || r.hs.Step == r.opt.StopAt
+		if r.hs.Step%cfg.CheckpointEvery == 0 || last {
+			if res.Checkpoint, err = r.checkpoint(); err != nil {
+				return res, err
+			}
+		}
+		if (cfg.SampleEvery > 0 && r.hs.Step%cfg.SampleEvery == 0) || r.hs.Step == cfg.Steps {
+			if res.Grid, err = r.grid(); err != nil {
+				return res, err
+			}
+		}
+		if r.hs.Step == r.opt.StopAt {
+			break
+		}
+	}
+	r.prog.finish()
+	return res, nil
+}
+
+// interrupted writes a checkpoint of the last completed step (none before the first step) and
+// returns the ErrInterrupted error.
+func (r *run) interrupted() error {
+	if r.hs.Step == 0 {
+		r.prog.message("interrupted before the first step; nothing to save")
+		return fmt.Errorf("%w before the first step", ErrInterrupted)
+	}
+	path, err := r.checkpoint()
+	if err != nil {
+		return errors.Join(fmt.Errorf("%w at step %d", ErrInterrupted, r.hs.Step), err)
+	}
+	r.prog.message("interrupted at step %d; checkpoint %s (continue with: fewstep train -resume %s)", r.hs.Step, path, r.job.RunDir)
+	return fmt.Errorf("%w at step %d", ErrInterrupted, r.hs.Step)
+}
+
+// newBatch allocates the host buffers of one step.
+func (r *run) newBatch() *Batch {
+	ds, b := r.ds, r.job.Trainer.BatchSize
+	n := b * ds.H * ds.W * ds.C
+	return &Batch{X0: make([]float32, n), Eps: make([]float32, n), T: make([]float32, b), Cond: make([]int32, b),
+		B: b, H: ds.H, W: ds.W, C: ds.C}
+}
+
+// fillBatch draws the next data batch, then t ~ U(0, t_max), condition dropout and eps, in that
+// order, from the run's PCG (so a resumed run draws the same numbers).
+func (r *run) fillBatch(b *Batch) error {
+	if err := r.loader.Next(b.X0, b.Cond); err != nil {
+		return err
+	}
+	rng := rand.New(r.hs.PCG)
+	tMax := r.job.Diffusion.TMax
+	for i := range b.T {
+		b.T[i] = float32(rng.Float64() * tMax)
+	}
+	for i := range b.Cond {
+		if rng.Float64() < r.job.Trainer.CondDropout {
+			b.Cond[i] = int32(r.job.Model.NumClasses) // the null class
+		}
+	}
+	for i := range b.Eps {
+		b.Eps[i] = float32(rng.NormFloat64())
+	}
+	return nil
+}
+
+func (r *run) checkpoint() (string, error) {
+	path, err := saveState(r.job.RunDir, r.store, r.hs, r.job.ConfigYAML, r.job.Trainer.KeepCheckpoints)
+	if err != nil {
+		return "", fmt.Errorf("checkpoint at step %d: %w", r.hs.Step, err)
+	}
+	return path, nil
+}
+
+// nonFinite builds the error for a NaN/Inf step; the graph left all state untouched.
+func (r *run) nonFinite(out StepResult) error {
+	last := "none yet"
+	if steps, _ := checkpoints.List(r.job.RunDir); len(steps) > 0 {
+		last = fmt.Sprintf("step %d in %s", steps[len(steps)-1], r.job.RunDir.CheckpointDir())
+	}
+	return fmt.Errorf("non-finite training step %d (loss=%g, grad_norm=%g, or an updated weight overflowed): stopped without updating the weights; last good checkpoint: %s. Lower trainer.lr or set trainer.grad_clip",
+		r.hs.Step+1, out.Loss, out.GradNorm, last)
+}
+
+// grid writes the sample grid of the current step: one row per class, sample.per_class columns,
+// fixed seeds sample.seed+i.
+func (r *run) grid() (string, error) {
+	if r.sampler == nil {
+		var err error
+		if r.sampler, err = GridSampler(r.backend, r.store, r.job); err != nil {
+			return "", err
+		}
+	}
+	t0 := time.Now()
+	path := r.job.RunDir.SamplePath(int64(r.hs.Step))
+	if err := ClassGrid(r.sampler, r.job.Model.NumClasses, r.job.Sample, r.ds.H, r.ds.W, r.ds.C, path); err != nil {
+		return "", err
+	}
+	r.prog.message("step %d: sample grid %s (%.1fs)", r.hs.Step, path, time.Since(t0).Seconds())
+	return path, nil
+}
+
+// GridSampler builds the sampler of a run's sample grids over the EMA (or raw) weights in store.
+func GridSampler(backend compute.Backend, store *model.Store, job Job) (*sampling.Sampler, error) {
+	den, unet, err := models.NewDenoiser(job.Model, job.Diffusion, job.Seed)
+	if err != nil {
+		return nil, err
+	}
+	unet.Frozen = true
+	scope := EMAScope
+	if !job.Sample.UseEMA {
+		scope = ModelScope
+	}
+	return sampling.NewSampler(backend, store, den, scope, job.Model.NumClasses, job.Diffusion.TMax, job.Sample)
+}
+
+// ClassGrid samples cfg.PerClass images for each class (row = class) and writes the grid PNG.
+func ClassGrid(s *sampling.Sampler, numClasses int, cfg sampling.Config, h, w, c int, path string) error {
+	n := numClasses * cfg.PerClass
+	seeds := make([]uint64, n)
+	classes := make([]int32, n)
+	for i := range n {
+		seeds[i] = uint64(cfg.Seed + i)
+		classes[i] = int32(i / cfg.PerClass)
+	}
+	imgs, err := s.Sample(seeds, classes, h, w, c)
+	if err != nil {
+		return err
+	}
+	return sampling.WriteGrid(path, imgs, n, h, w, c, cfg.PerClass)
+}

@@ -1,0 +1,143 @@
+package trainer
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/support/exceptions"
+)
+
+// Scopes of the variables a training run owns.
+const (
+	// ModelScope holds the trainable weights: /model/...
+	ModelScope = "model"
+	// EMAScope mirrors ModelScope with the exponential moving average: /ema/... (non-trainable).
+	EMAScope = "ema"
+	// OptScope holds AdamW's moments: /opt/m/model/..., /opt/v/model/... (non-trainable).
+	OptScope = "opt"
+)
+
+// EMAPath maps a /model/... variable path to its /ema/... twin.
+func EMAPath(p string) string { return "/" + EMAScope + strings.TrimPrefix(p, "/"+ModelScope) }
+
+// MarkTrainable sets Trainable exactly for the variables under /model and clears it elsewhere
+// (GoMLX restores every variable as trainable; gomlx-notes trap 3).
+func MarkTrainable(store *model.Store) {
+	for v := range store.IterVariables() {
+		v.Trainable = strings.HasPrefix(v.Path(), "/"+ModelScope+"/")
+	}
+}
+
+// stepInputs are the host-computed scalars of one optimizer step.
+type stepInputs struct {
+	lr, step, emaDecay *Node // scalars: learning rate, 1-based step for bias correction, EMA decay
+}
+
+// trainableVars returns the trainable /model variables used by graph g, sorted by path.
+func trainableVars(store *model.Store, g *Graph) []*model.Variable {
+	var vars []*model.Variable
+	for v := range store.IterVariables() {
+		if v.Trainable && strings.HasPrefix(v.Path(), "/"+ModelScope+"/") && v.InUseByGraph(g) {
+			vars = append(vars, v)
+		}
+	}
+	slices.SortFunc(vars, func(a, b *model.Variable) int { return strings.Compare(a.Path(), b.Path()) })
+	return vars
+}
+
+// stateVar returns the non-trainable variable at path, creating it with the given value if missing.
+func stateVar(store *model.Store, path string, init func() *tensors.Tensor) *model.Variable {
+	v := store.GetVariable(path)
+	if v == nil {
+		var err error
+		if v, err = store.CreateVariable(path, init()); err != nil {
+			panic(err)
+		}
+	}
+	v.Trainable = false
+	return v
+}
+
+// GlobalNorm is sqrt(Σ_i ‖g_i‖²) over all gradients (float32 scalar).
+func GlobalNorm(grads []*Node) *Node {
+	var sum *Node
+	for _, gr := range grads {
+		sq := ReduceAllSum(Square(gr))
+		if sum == nil {
+			sum = sq
+		} else {
+			sum = Add(sum, sq)
+		}
+	}
+	return Sqrt(sum)
+}
+
+// applyAdamW builds the clipped AdamW update (decoupled weight decay, Loshchilov & Hutter
+// arXiv 1711.05101, Alg. 2) followed by the EMA update, for every trainable variable of the graph.
+// The new state is kept only if finite(gnorm) holds for `ok(gnorm)` and every updated weight is
+// finite; otherwise every variable keeps its old value. loss: scalar. Returns the pre-clip
+// gradient norm and the scalar bool "step applied".
+func applyAdamW(cfg Config, store *model.Store, loss *Node, in stepInputs, ok func(gnorm *Node) *Node) (gnorm, applied *Node) {
+	g := loss.Graph()
+	vars := trainableVars(store, g)
+	if len(vars) == 0 {
+		exceptions.Panicf("trainer: no trainable variables under /%s in the loss graph", ModelScope)
+	}
+	nodes := make([]*Node, len(vars))
+	for i, v := range vars {
+		nodes[i] = v.NodeValue(g)
+	}
+	grads := Gradient(loss, nodes...)
+	gnorm = GlobalNorm(grads)
+	scale := OnesLike(gnorm)
+	if cfg.GradClip > 0 {
+		scale = MinScalar(Div(Scalar(g, dtypes.Float32, cfg.GradClip), AddScalar(gnorm, 1e-6)), 1)
+	}
+	b1, b2 := cfg.Beta1, cfg.Beta2
+	bc1 := OneMinus(Pow(Scalar(g, dtypes.Float32, b1), in.step)) // 1 − β1^n
+	bc2 := OneMinus(Pow(Scalar(g, dtypes.Float32, b2), in.step))
+	type update struct {
+		v, m, sq, ema             *model.Variable
+		newP, newM, newSq, newEMA *Node
+	}
+	updates := make([]update, len(vars))
+	applied = ok(gnorm)
+	for i, v := range vars {
+		zeros := func() *tensors.Tensor { return tensors.FromShape(v.Shape()) }
+		u := update{v: v,
+			m:   stateVar(store, "/"+OptScope+"/m"+v.Path(), zeros),
+			sq:  stateVar(store, "/"+OptScope+"/v"+v.Path(), zeros),
+			ema: stateVar(store, EMAPath(v.Path()), func() *tensors.Tensor { return mustClone(v.MustValue()) })}
+		p, gr := nodes[i], Mul(grads[i], scale)
+		u.newM = Add(MulScalar(u.m.NodeValue(g), b1), MulScalar(gr, 1-b1))
+		u.newSq = Add(MulScalar(u.sq.NodeValue(g), b2), MulScalar(Square(gr), 1-b2))
+		step := Div(Div(u.newM, bc1), AddScalar(Sqrt(Div(u.newSq, bc2)), cfg.Epsilon))
+		u.newP = p
+		if cfg.WeightDecay > 0 && v.Shape().Rank() > 1 { // no decay on biases and norm gains
+			u.newP = Sub(u.newP, Mul(MulScalar(in.lr, cfg.WeightDecay), p))
+		}
+		u.newP = Sub(u.newP, Mul(in.lr, step))
+		u.newEMA = Add(Mul(in.emaDecay, u.ema.NodeValue(g)), Mul(OneMinus(in.emaDecay), u.newP))
+		applied = LogicalAnd(applied, ReduceLogicalAnd(IsFinite(u.newP)))
+		updates[i] = u
+	}
+	for _, u := range updates {
+		u.v.SetNodeValue(Where(applied, u.newP, u.v.NodeValue(g)))
+		u.m.SetNodeValue(Where(applied, u.newM, u.m.NodeValue(g)))
+		u.sq.SetNodeValue(Where(applied, u.newSq, u.sq.NodeValue(g)))
+		u.ema.SetNodeValue(Where(applied, u.newEMA, u.ema.NodeValue(g)))
+	}
+	return gnorm, applied
+}
+
+func mustClone(t *tensors.Tensor) *tensors.Tensor {
+	c, err := t.LocalClone()
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
