@@ -156,22 +156,29 @@ func convIm2Col(x, kernel, bias *Node, k, stride int) *Node {
 
 // GroupNorm normalizes x over (H, W, C/groups) per example and group (Wu & He, arXiv 1803.08494),
 // then applies a per-channel gain and bias. x: [B, H, W, C] → same shape.
+//
+// The statistics come from E[x] and E[x²] (two reductions of the big tensor) and gain, bias,
+// mean and 1/std are folded into one per-(example, channel) scale and shift, so the big tensor is
+// touched by one multiply and one add: fewer full passes than the textbook form, forward and
+// backward.
 func (b *Builder) GroupNorm(scope *model.Scope, x *Node, groups int) *Node {
-	s := scope
 	g := x.Graph()
 	dims := x.Shape().Dimensions
 	bsz, h, w, c := dims[0], dims[1], dims[2], dims[3]
 	if c%groups != 0 {
 		exceptions.Panicf("GroupNorm: %d channels not divisible by %d groups", c, groups)
 	}
-	xg := Reshape(x, bsz, h*w, groups, c/groups)
-	mean := ReduceAndKeep(xg, ReduceMean, 1, 3)
-	centered := Sub(xg, mean)
-	variance := ReduceAndKeep(Square(centered), ReduceMean, 1, 3)
-	normed := Reshape(Div(centered, Sqrt(AddScalar(variance, 1e-5))), bsz, h, w, c)
-	gain := b.Param(s, g, "gain", InitOnes, 0, c)
-	bias := b.Param(s, g, "bias", InitZeros, 0, c)
-	return Add(Mul(normed, ExpandLeftToRank(gain, 4)), ExpandLeftToRank(bias, 4))
+	cg := c / groups
+	xg := Reshape(x, bsz, h*w, groups, cg)
+	mean := ReduceMean(xg, 1, 3)                                              // [B, G]
+	variance := MaxScalar(Sub(ReduceMean(Square(xg), 1, 3), Square(mean)), 0) // [B, G]
+	inv := Div(OnesLike(variance), Sqrt(AddScalar(variance, 1e-5)))
+	gain := Reshape(b.Param(scope, g, "gain", InitOnes, 0, c), 1, groups, cg)
+	bias := Reshape(b.Param(scope, g, "bias", InitZeros, 0, c), 1, groups, cg)
+	scale := Mul(gain, ExpandAxes(inv, -1))                       // [B, G, Cg]
+	shift := Sub(bias, Mul(ExpandAxes(mean, -1), scale))          // [B, G, Cg]
+	y := Add(Mul(xg, ExpandAxes(scale, 1)), ExpandAxes(shift, 1)) // [B, HW, G, Cg]
+	return Reshape(y, bsz, h, w, c)
 }
 
 // Upsample2x repeats every pixel 2×2 (nearest neighbour). x: [B, H, W, C] → [B, 2H, 2W, C].

@@ -147,3 +147,101 @@ func mustVar(t *testing.T, store *model.Store, path string, v *tensors.Tensor) {
 		t.Fatal(err)
 	}
 }
+
+// TestGroupNormMatchesReference compares GroupNorm with a float64 implementation of
+// (x − mean_g)/sqrt(var_g + 1e-5)·gain + bias, including inputs with a large mean.
+func TestGroupNormMatchesReference(t *testing.T) {
+	backend := testBackend(t)
+	rng := rand.New(rand.NewPCG(7, 8))
+	const bsz, h, w, c, groups = 2, 3, 4, 6, 3
+	x := randSlice(rng, bsz*h*w*c)
+	for i := range x {
+		x[i] = 3 + 2*x[i]
+	}
+	gain, bias := randSlice(rng, c), randSlice(rng, c)
+	want := make([]float64, len(x))
+	cg := c / groups
+	for b := range bsz {
+		for gr := range groups {
+			var sum, sq float64
+			n := float64(h * w * cg)
+			for p := range h * w {
+				for k := range cg {
+					v := x[(b*h*w+p)*c+gr*cg+k]
+					sum += v
+				}
+			}
+			mean := sum / n
+			for p := range h * w {
+				for k := range cg {
+					d := x[(b*h*w+p)*c+gr*cg+k] - mean
+					sq += d * d
+				}
+			}
+			std := math.Sqrt(sq/n + 1e-5)
+			for p := range h * w {
+				for k := range cg {
+					ch := gr*cg + k
+					i := (b*h*w+p)*c + ch
+					want[i] = (x[i]-mean)/std*gain[ch] + bias[ch]
+				}
+			}
+		}
+	}
+	store := model.NewStore()
+	mustVar(t, store, "/gn/gain", tensors.FromFlatDataAndDimensions(to32(gain), c))
+	mustVar(t, store, "/gn/bias", tensors.FromFlatDataAndDimensions(to32(bias), c))
+	b := &Builder{Frozen: true}
+	out := model.MustNewExec(backend, store, func(scope *model.Scope, xn *Node) *Node {
+		return b.GroupNorm(scope.In("gn"), xn, groups)
+	}).MustCall1(tensors.FromFlatDataAndDimensions(to32(x), bsz, h, w, c))
+	if e := maxRelErr(t, "groupnorm", out, want); e > 2e-5 {
+		t.Fatalf("GroupNorm max relative error %.3g", e)
+	}
+}
+
+// TestUNetShapesAndInit: the RefUNet-S configuration maps [B, 32, 32, 1] to the same shape, its
+// output is exactly zero at initialization (zero-initialized output conv), and initialization is
+// a pure function of the seed.
+func TestUNetShapesAndInit(t *testing.T) {
+	backend := testBackend(t)
+	for _, patch := range []int{1, 2} {
+		cfg := DefaultConfig()
+		cfg.PatchSize = patch
+		u, err := NewUNet(cfg, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		store := model.NewStore()
+		x := tensors.FromFlatDataAndDimensions(make([]float32, 2*32*32), 2, 32, 32, 1)
+		out := model.MustNewExec(backend, store, func(scope *model.Scope, xn, tn, cn *Node) *Node {
+			scope.SetTraining(xn.Graph(), true)
+			return u.Net(scope.In("model"), xn, tn, cn)
+		}).MustCall1(x, []float32{0.1, 0.9}, []int32{3, 10})
+		if !out.Shape().Equal(x.Shape()) {
+			t.Fatalf("patch %d: output shape %s, want %s", patch, out.Shape(), x.Shape())
+		}
+		for _, v := range tensors.MustCopyFlatData[float32](out) {
+			if v != 0 {
+				t.Fatalf("patch %d: output not zero at init: %g", patch, v)
+			}
+		}
+		a := initTensor(3, "/model/stem/kernel", InitFanIn, 1, []int{3, 3, 1, 32})
+		b := initTensor(3, "/model/stem/kernel", InitFanIn, 1, []int{3, 3, 1, 32})
+		if !slicesEqual(tensors.MustCopyFlatData[float32](a), tensors.MustCopyFlatData[float32](b)) {
+			t.Fatal("initialization is not deterministic")
+		}
+	}
+}
+
+func slicesEqual(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
