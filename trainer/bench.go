@@ -28,20 +28,23 @@ type BenchResult struct {
 	Params                   int
 }
 
+// BenchOptions are the shapes and repetitions of Bench.
+type BenchOptions struct {
+	Batch, Side, Channels int
+	Warmup, Steps         int  // untimed and timed repetitions (medians of Steps)
+	ForwardOnly           bool // skip the training-step timing
+}
+
 // Bench times the training step (diffusion loss + AdamW + EMA) and the forward pass of a model on
-// random data at the given batch and side×side×channels, after `warmup` untimed steps; medians of `steps`.
-func Bench(backend compute.Backend, mc models.Config, dc models.DiffusionConfig, tc Config, batch, side, channels, warmup, steps int) (*BenchResult, error) {
+// random data, after o.Warmup untimed repetitions; medians of o.Steps.
+func Bench(backend compute.Backend, mc models.Config, dc models.DiffusionConfig, tc Config, o BenchOptions) (*BenchResult, error) {
 	store := model.NewStore()
 	den, unet, err := models.NewDenoiser(mc, dc, 0)
 	if err != nil {
 		return nil, err
 	}
-	step, err := NewStep(backend, store, den, tc)
-	if err != nil {
-		return nil, err
-	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	n := batch * side * side * channels
+	n := o.Batch * o.Side * o.Side * o.Channels
 	normals := func(k int) []float32 {
 		out := make([]float32, k)
 		for i := range out {
@@ -49,20 +52,23 @@ func Bench(backend compute.Backend, mc models.Config, dc models.DiffusionConfig,
 		}
 		return out
 	}
-	b := &Batch{B: batch, H: side, W: side, C: channels, X0: normals(n), Cond: make([]int32, batch), T: make([]float32, batch)}
-	var trainTimes []float64
-	for i := range warmup + steps {
-		b.Eps = normals(n)
-		for j := range b.T {
-			b.T[j] = float32(rng.Float64())
-			b.Cond[j] = int32(rng.IntN(mc.NumClasses + 1))
-		}
-		t0 := time.Now()
-		if _, err := step.Run(b, i); err != nil {
+	b := &Batch{B: o.Batch, H: o.Side, W: o.Side, C: o.Channels, X0: normals(n), Cond: make([]int32, o.Batch), T: make([]float32, o.Batch)}
+	for j := range b.T {
+		b.T[j] = float32(rng.Float64())
+		b.Cond[j] = int32(rng.IntN(mc.NumClasses + 1))
+	}
+	r := &BenchResult{Batch: o.Batch}
+	if !o.ForwardOnly {
+		step, err := NewStep(backend, store, den, tc)
+		if err != nil {
 			return nil, err
 		}
-		if i >= warmup {
-			trainTimes = append(trainTimes, time.Since(t0).Seconds()*1000)
+		if r.TrainStepMS, err = timeMedian(o.Warmup, o.Steps, func(i int) error {
+			b.Eps = normals(n)
+			_, err := step.Run(b, i)
+			return err
+		}); err != nil {
+			return nil, err
 		}
 	}
 	fwd, err := model.NewExec(backend, store, func(root *model.Scope, x, t, cond *Node) *Node {
@@ -72,27 +78,40 @@ func Bench(backend compute.Backend, mc models.Config, dc models.DiffusionConfig,
 	if err != nil {
 		return nil, err
 	}
-	xt := tensors.FromFlatDataAndDimensions(normals(n), batch, side, side, channels)
-	tt := tensors.FromFlatDataAndDimensions(b.T, batch)
-	ct := tensors.FromFlatDataAndDimensions(b.Cond, batch)
-	var fwdTimes []float64
+	xt := tensors.FromFlatDataAndDimensions(normals(n), o.Batch, o.Side, o.Side, o.Channels)
+	tt := tensors.FromFlatDataAndDimensions(b.T, o.Batch)
+	ct := tensors.FromFlatDataAndDimensions(b.Cond, o.Batch)
+	if r.ForwardMS, err = timeMedian(o.Warmup, o.Steps, func(int) error {
+		out, err := fwd.Call1(xt, tt, ct)
+		if err == nil {
+			err = out.FinalizeAll()
+		}
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	r.PeakRSSMB, r.ForwardGFLOP, r.Params = peakRSSMB(), float64(unet.FLOPs)/1e9, paramCount(store)
+	r.TrainGFLOP = 3 * r.ForwardGFLOP
+	if r.TrainStepMS > 0 {
+		r.ImgPerS = float64(o.Batch) / (r.TrainStepMS / 1000)
+		r.GFLOPS = r.TrainGFLOP / (r.TrainStepMS / 1000)
+	}
+	return r, nil
+}
+
+// timeMedian runs fn warmup+steps times and returns the median wall time of the last `steps` in ms.
+func timeMedian(warmup, steps int, fn func(i int) error) (float64, error) {
+	var times []float64
 	for i := range warmup + steps {
 		t0 := time.Now()
-		out, err := fwd.Call1(xt, tt, ct)
-		if err != nil {
-			return nil, err
+		if err := fn(i); err != nil {
+			return 0, err
 		}
-		out.MustFinalizeAll()
 		if i >= warmup {
-			fwdTimes = append(fwdTimes, time.Since(t0).Seconds()*1000)
+			times = append(times, time.Since(t0).Seconds()*1000)
 		}
 	}
-	r := &BenchResult{Batch: batch, TrainStepMS: median(trainTimes), ForwardMS: median(fwdTimes), PeakRSSMB: peakRSSMB(),
-		ForwardGFLOP: float64(unet.FLOPs) / 1e9, Params: paramCount(store)}
-	r.TrainGFLOP = 3 * r.ForwardGFLOP
-	r.ImgPerS = float64(batch) / (r.TrainStepMS / 1000)
-	r.GFLOPS = r.TrainGFLOP / (r.TrainStepMS / 1000)
-	return r, nil
+	return median(times), nil
 }
 
 func median(v []float64) float64 {

@@ -18,6 +18,7 @@ func cmdBench(args []string) error {
 	steps := fs.Int("steps", 20, "timed steps (medians)")
 	name := fs.String("name", "", "model name in the summary line (default: the config's run.name)")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the timed steps to this file")
+	forwardOnly := fs.Bool("forward-only", false, "time only the forward pass")
 	var sets multiFlag
 	fs.Var(&sets, "set", "override a config key: section.key=value (repeatable)")
 	if help, err := parseFlags(fs, args); help || err != nil {
@@ -49,7 +50,8 @@ func cmdBench(args []string) error {
 		return err
 	}
 	fmt.Printf("bench %s: backend %s, batch %d, %d warm-up + %d timed steps\n", *name, backend.Description(), *batch, *warmup, *steps)
-	r, err := trainer.Bench(backend, cfg.Model, cfg.Diffusion, cfg.Trainer, *batch, cfg.Data.ImageSize, cfg.Data.Channels, *warmup, *steps)
+	r, err := trainer.Bench(backend, cfg.Model, cfg.Diffusion, cfg.Trainer, trainer.BenchOptions{Batch: *batch,
+		Side: cfg.Data.ImageSize, Channels: cfg.Data.Channels, Warmup: *warmup, Steps: *steps, ForwardOnly: *forwardOnly})
 	if err != nil {
 		return err
 	}
