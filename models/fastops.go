@@ -18,10 +18,8 @@ import (
 //     concatenation axis is read off the shapes).
 // Pads not created by PadSigned keep GoMLX's own gradient. XLA also accepts negative padding.
 
-// padConfigs is graph state: the configurations of the PadSigned nodes of a graph.
+// padConfigsKey holds, in graph state, the configurations of the PadSigned nodes of a graph.
 type padConfigsKey struct{}
-
-type padConfigs map[NodeId][]compute.PadAxis
 
 // PadSigned pads (positive) or crops (negative) every axis of x by (Start, End); cfg must have one
 // entry per axis and no interior padding. The fill value is zero. x: any shape.
@@ -36,13 +34,20 @@ func PadSigned(x *Node, cfg ...compute.PadAxis) *Node {
 	}
 	g := x.Graph()
 	y := Pad(x, ScalarZero(g, x.DType()), cfg...)
-	cfgs, _ := g.State(padConfigsKey{}).(padConfigs)
-	if cfgs == nil {
-		cfgs = padConfigs{}
-		g.AttachState(padConfigsKey{}, cfgs)
-	}
-	cfgs[y.Id()] = cfg
+	graphMap[NodeId, []compute.PadAxis](g, padConfigsKey{})[y.Id()] = cfg
 	return y
+}
+
+// graphMap returns the map stored in g's state under key, creating it on first use. Such maps
+// carry per-node facts (pad configs, marks) from graph building to the gradient functions and
+// are freed with the graph.
+func graphMap[K comparable, V any](g *Graph, key any) map[K]V {
+	m, _ := g.State(key).(map[K]V)
+	if m == nil {
+		m = map[K]V{}
+		g.AttachState(key, m)
+	}
+	return m
 }
 
 // cropsKey marks, in graph state, the Gather nodes built by SliceAxisFast, with their crop config.
@@ -69,20 +74,14 @@ func SliceAxisFast(x *Node, axis, start, end int) *Node {
 	}
 	cfg := make([]compute.PadAxis, x.Rank())
 	cfg[axis] = compute.PadAxis{Start: start, End: dims[axis] - end} // the inverse: pad back
-	crops, _ := g.State(cropsKey{}).(padConfigs)
-	if crops == nil {
-		crops = padConfigs{}
-		g.AttachState(cropsKey{}, crops)
-	}
-	crops[y.Id()] = cfg
+	graphMap[NodeId, []compute.PadAxis](g, cropsKey{})[y.Id()] = cfg
 	return y
 }
 
 var originalGatherVJP = VJPRegistration[NodeTypeGather]
 
 func cropVJP(node *Node, vjps []*Node, outShape shapes.Shape) []*Node {
-	crops, _ := node.Graph().State(cropsKey{}).(padConfigs)
-	cfg, ok := crops[node.Id()]
+	cfg, ok := graphMap[NodeId, []compute.PadAxis](node.Graph(), cropsKey{})[node.Id()]
 	if !ok {
 		return originalGatherVJP(node, vjps, outShape)
 	}
@@ -106,8 +105,7 @@ func init() {
 }
 
 func padSignedVJP(node *Node, vjps []*Node, outShape shapes.Shape) []*Node {
-	cfgs, _ := node.Graph().State(padConfigsKey{}).(padConfigs)
-	cfg, ok := cfgs[node.Id()]
+	cfg, ok := graphMap[NodeId, []compute.PadAxis](node.Graph(), padConfigsKey{})[node.Id()]
 	if !ok {
 		return originalPadVJP(node, vjps, outShape)
 	}
@@ -155,13 +153,7 @@ type transposesKey struct{}
 // which the backend serves by transposing both operands).
 func MatMul2D(x, w *Node) *Node {
 	y := Dot(x, w).Product()
-	g := y.Graph()
-	marked, _ := g.State(matmulsKey{}).(map[NodeId]bool)
-	if marked == nil {
-		marked = map[NodeId]bool{}
-		g.AttachState(matmulsKey{}, marked)
-	}
-	marked[y.Id()] = true
+	graphMap[NodeId, bool](y.Graph(), matmulsKey{})[y.Id()] = true
 	return y
 }
 
@@ -172,9 +164,7 @@ func init() {
 }
 
 func matmulVJP(node *Node, vjps []*Node, outShape shapes.Shape) []*Node {
-	g := node.Graph()
-	marked, _ := g.State(matmulsKey{}).(map[NodeId]bool)
-	if !marked[node.Id()] {
+	if !graphMap[NodeId, bool](node.Graph(), matmulsKey{})[node.Id()] {
 		return originalDotVJP(node, vjps, outShape)
 	}
 	x, w := node.Inputs()[0], node.Inputs()[1]
@@ -186,12 +176,7 @@ func matmulVJP(node *Node, vjps []*Node, outShape shapes.Shape) []*Node {
 
 // transposed returns dyᵀ, building it once per graph and node.
 func transposed(dy *Node) *Node {
-	g := dy.Graph()
-	cache, _ := g.State(transposesKey{}).(map[NodeId]*Node)
-	if cache == nil {
-		cache = map[NodeId]*Node{}
-		g.AttachState(transposesKey{}, cache)
-	}
+	cache := graphMap[NodeId, *Node](dy.Graph(), transposesKey{})
 	if t, ok := cache[dy.Id()]; ok {
 		return t
 	}

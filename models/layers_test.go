@@ -3,6 +3,7 @@ package models
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/gomlx/compute"
@@ -228,20 +229,8 @@ func TestUNetShapesAndInit(t *testing.T) {
 		}
 		a := initTensor(3, "/model/stem/kernel", InitFanIn, 1, []int{3, 3, 1, 32})
 		b := initTensor(3, "/model/stem/kernel", InitFanIn, 1, []int{3, 3, 1, 32})
-		if !slicesEqual(tensors.MustCopyFlatData[float32](a), tensors.MustCopyFlatData[float32](b)) {
+		if !slices.Equal(tensors.MustCopyFlatData[float32](a), tensors.MustCopyFlatData[float32](b)) {
 			t.Fatal("initialization is not deterministic")
 		}
 	}
-}
-
-func slicesEqual(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
