@@ -140,19 +140,18 @@ func concatenateVJP(node *Node, vjps []*Node, outShape shapes.Shape) []*Node {
 	return grads
 }
 
-// matmulsKey marks, in graph state, the DotGeneral nodes built by MatMul2D.
+// matmulsKey marks, in graph state, the DotGeneral nodes built by MatMulCF.
 type matmulsKey struct{}
 
-// transposesKey caches, per graph, the transpose of an adjoint shared by several MatMul2D gradients.
-type transposesKey struct{}
-
-// MatMul2D is x·w for x: [M, K], w: [K, N] → [M, N]. Its gradients are built so that the pure-Go
-// backend's GEMM needs no transposes of the large operands: dx = dy·wᵀ is already in a supported
-// layout, and dw = (dyᵀ·x)ᵀ transposes only dy ([M, N], shared across MatMul2Ds with the same dy)
-// instead of both dy and x (GoMLX's generic DotGeneral gradient contracts the leading axis of both,
-// which the backend serves by transposing both operands).
-func MatMul2D(x, w *Node) *Node {
-	y := Dot(x, w).Product()
+// MatMulCF is the channels-first matmul y = w·x for w: [N, K] (small: weights) and x: [K, M]
+// (large: activations with M = batch·positions) → [N, M]. All three GEMMs of forward and backward
+// are in layouts the pure-Go backend's GEMM reads directly, so none of the large operands is
+// transposed: y = w·x (lhs contracts its last axis, rhs [K, M] "non-transposed"),
+// dw = dy·xᵀ (both contract their last axis: rhs "transposed" layout) and dx = wᵀ·dy (only the
+// small w is transposed). GoMLX's generic DotGeneral gradient would instead contract leading axes,
+// which the backend serves by transposing the large operands.
+func MatMulCF(w, x *Node) *Node {
+	y := DotGeneral(w, []int{1}, nil, x, []int{0}, nil)
 	graphMap[NodeId, bool](y.Graph(), matmulsKey{})[y.Id()] = true
 	return y
 }
@@ -167,20 +166,9 @@ func matmulVJP(node *Node, vjps []*Node, outShape shapes.Shape) []*Node {
 	if !graphMap[NodeId, bool](node.Graph(), matmulsKey{})[node.Id()] {
 		return originalDotVJP(node, vjps, outShape)
 	}
-	x, w := node.Inputs()[0], node.Inputs()[1]
-	dy := vjps[0]                                                      // [M, N]
-	dx := DotGeneral(dy, []int{1}, nil, w, []int{1}, nil)              // [M, K]: lhs contracts its last axis, rhs is [K, N] "transposed" layout
-	dwT := DotGeneral(transposed(dy), []int{1}, nil, x, []int{0}, nil) // [N, K]: rhs x [M, K] in "non-transposed" layout
-	return []*Node{dx, Transpose(dwT, 0, 1)}
-}
-
-// transposed returns dyᵀ, building it once per graph and node.
-func transposed(dy *Node) *Node {
-	cache := graphMap[NodeId, *Node](dy.Graph(), transposesKey{})
-	if t, ok := cache[dy.Id()]; ok {
-		return t
-	}
-	t := Transpose(dy, 0, 1)
-	cache[dy.Id()] = t
-	return t
+	w, x := node.Inputs()[0], node.Inputs()[1]
+	dy := vjps[0]                                                          // [N, M]
+	dw := Transpose(DotGeneral(x, []int{1}, nil, dy, []int{1}, nil), 0, 1) // [N, K], computed as [K, N]
+	dx := DotGeneral(Transpose(w, 0, 1), []int{1}, nil, dy, []int{0}, nil) // [K, M]
+	return []*Node{dw, dx}
 }

@@ -121,7 +121,9 @@ func TestConv2DMatchesFloat64Reference(t *testing.T) {
 			b := &Builder{Frozen: true}
 			exec := model.MustNewExec(backend, store, func(scope *model.Scope, xn, rn *Node) []*Node {
 				scope.SetTraining(xn.Graph(), true)
-				y := b.Conv2D(scope.In("c"), xn, tc.o, tc.k, tc.st, tc.impl, InitFanIn)
+				// Conv2D is channels-first: [C, B, H, W]; the reference is NHWC.
+				y := b.Conv2D(scope.In("c"), TransposeAllAxes(xn, 3, 0, 1, 2), tc.o, tc.k, tc.st, tc.impl, InitFanIn)
+				y = TransposeAllAxes(y, 1, 2, 3, 0)
 				loss := ReduceAllSum(Mul(y, rn))
 				kv := store.GetVariable("/c/kernel").NodeValue(xn.Graph())
 				bv := store.GetVariable("/c/bias").NodeValue(xn.Graph())
@@ -194,7 +196,7 @@ func TestGroupNormMatchesReference(t *testing.T) {
 	mustVar(t, store, "/gn/bias", tensors.FromFlatDataAndDimensions(to32(bias), c))
 	b := &Builder{Frozen: true}
 	out := model.MustNewExec(backend, store, func(scope *model.Scope, xn *Node) *Node {
-		return b.GroupNorm(scope.In("gn"), xn, groups)
+		return TransposeAllAxes(b.GroupNorm(scope.In("gn"), TransposeAllAxes(xn, 3, 0, 1, 2), groups), 1, 2, 3, 0)
 	}).MustCall1(tensors.FromFlatDataAndDimensions(to32(x), bsz, h, w, c))
 	if e := maxRelErr(t, "groupnorm", out, want); e > 2e-5 {
 		t.Fatalf("GroupNorm max relative error %.3g", e)
@@ -234,3 +236,5 @@ func TestUNetShapesAndInit(t *testing.T) {
 		}
 	}
 }
+
+func testBackendB() (compute.Backend, error) { return compute.NewWithConfig("go") }

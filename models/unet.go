@@ -39,14 +39,16 @@ func (u *UNet) Net(scope *model.Scope, x, t, cond *Node) *Node {
 	u.FLOPs = 0
 	conv := ConvImpl(cfg.Conv)
 	embAct := SiLU(u.embedding(scope.In("embed"), t, cond)) // computed once, read by every block
-	h := u.Conv2D(scope.In("stem"), SpaceToDepth(x, cfg.PatchSize), cfg.BaseChannels, 3, 1, conv, InitFanIn)
+	// Channels-first inside: [C, B, H, W] keeps every conv's GEMM free of large transposes (conv.go).
+	h := TransposeAllAxes(SpaceToDepth(x, cfg.PatchSize), 3, 0, 1, 2)
+	h = u.Conv2D(scope.In("stem"), h, cfg.BaseChannels, 3, 1, conv, InitFanIn)
 	var skips []*Node
 	last := len(cfg.ChannelMult) - 1
 	for lvl, m := range cfg.ChannelMult {
 		s := scope.In("down%d", lvl)
 		for i := range cfg.NumResBlocks {
 			h = u.ResBlock(s.In("res%d", i), h, embAct, m*cfg.BaseChannels)
-			if slices.Contains(cfg.AttentionResolutions, h.Shape().Dimensions[1]) {
+			if slices.Contains(cfg.AttentionResolutions, h.Shape().Dimensions[2]) {
 				h = u.SelfAttention(s.In("attn%d", i), h, cfg.AttentionHeads, cfg.Groups)
 			}
 		}
@@ -65,7 +67,7 @@ func (u *UNet) Net(scope *model.Scope, x, t, cond *Node) *Node {
 	for lvl := last; lvl >= 0; lvl-- {
 		s := scope.In("up%d", lvl)
 		ch := cfg.ChannelMult[lvl] * cfg.BaseChannels
-		h = Concatenate([]*Node{h, skips[lvl]}, -1)
+		h = Concatenate([]*Node{h, skips[lvl]}, 0)
 		for i := range cfg.NumResBlocks {
 			h = u.ResBlock(s.In("res%d", i), h, embAct, ch)
 		}
@@ -77,7 +79,7 @@ func (u *UNet) Net(scope *model.Scope, x, t, cond *Node) *Node {
 	h = SiLU(u.GroupNorm(out.In("norm"), h, cfg.Groups))
 	p := cfg.PatchSize
 	h = u.Conv2D(out.In("conv"), h, x.Shape().Dimensions[3]*p*p, 3, 1, conv, InitZeros)
-	return DepthToSpace(h, p)
+	return DepthToSpace(TransposeAllAxes(h, 1, 2, 3, 0), p)
 }
 
 // SpaceToDepth folds p×p patches into channels: [B, H, W, C] → [B, H/p, W/p, p·p·C] ordered (py, px, c).
@@ -125,18 +127,19 @@ func TimestepFeatures(tau *Node, n int) *Node {
 }
 
 // ResBlock: GN → SiLU → Conv3×3 → + Dense(SiLU(emb)) → GN → SiLU → Conv3×3 (zero-init) plus a
-// 1×1-conv skip when channels change. h: [B, H, W, Cin], embAct: [B, E] → [B, H, W, out].
+// 1×1-conv skip when channels change. h: [Cin, B, H, W] (channels-first), embAct: [B, E] →
+// [out, B, H, W].
 func (u *UNet) ResBlock(scope *model.Scope, h, embAct *Node, out int) *Node {
 	conv := ConvImpl(u.Cfg.Conv)
 	groups := u.Cfg.Groups
 	r := SiLU(u.GroupNorm(scope.In("norm1"), h, groups))
 	r = u.Conv2D(scope.In("conv1"), r, out, 3, 1, conv, InitFanIn)
 	e := u.Dense(scope.In("emb"), embAct, out, InitFanIn) // [B, out]
-	r = Add(r, ExpandAxes(e, 1, 2))
+	r = Add(r, ExpandAxes(Transpose(e, 0, 1), 2, 3))
 	r = SiLU(u.GroupNorm(scope.In("norm2"), r, groups))
 	r = u.Conv2D(scope.In("conv2"), r, out, 3, 1, conv, InitZeros)
 	skip := h
-	if h.Shape().Dimensions[3] != out {
+	if h.Shape().Dimensions[0] != out {
 		skip = u.Conv2D(scope.In("skip"), h, out, 1, 1, conv, InitFanIn)
 	}
 	return Add(skip, r)
