@@ -98,7 +98,7 @@ func convIm2Col(x, kernel, bias *Node, k, stride int) *Node {
 	}
 	hp, wp := h+p+padEnd, w+p+padEnd
 	xp := PadSigned(x, compute.PadAxis{}, compute.PadAxis{}, compute.PadAxis{Start: p, End: padEnd}, compute.PadAxis{Start: p, End: padEnd})
-	var cols *Node
+	var cols, y *Node
 	fh, fw := hp, wp // the frame (per example) of the output positions
 	if stride == 1 {
 		flat := Reshape(xp, c, bsz*hp*wp)
@@ -110,6 +110,8 @@ func convIm2Col(x, kernel, bias *Node, k, stride int) *Node {
 		}
 		r := bsz*hp*wp - ((k-1)*wp + k - 1)
 		cols = GatherSlices(flat, []int{1}, Const(g, starts), []int{r}, true) // [k², C, R]
+		taps := &convTaps{k: k, wp: wp, c: c, r: r, rFull: bsz * hp * wp}
+		defer func() { taps.link(cols, y) }()
 	} else {
 		fh, fw = hp/2, wp/2
 		par := Reshape(xp, c, bsz, fh, 2, fw, 2)
@@ -125,10 +127,47 @@ func convIm2Col(x, kernel, bias *Node, k, stride int) *Node {
 		cols = GatherSlices(flat, []int{1, 2}, Const(g, starts), []int{1, r}, true) // [k², C, 1, R]
 	}
 	r := cols.Shape().Size() / (k * k * c)
-	w2 := Transpose(Reshape(kernel, k*k*c, n), 0, 1)                         // [N, K]
-	y := MatMulCF(w2, Reshape(cols, k*k*c, r))                               // [N, R]
-	y = Add(y, ExpandAxes(bias, 1))                                          //
-	y = PadSigned(y, compute.PadAxis{}, compute.PadAxis{End: bsz*fh*fw - r}) // [N, B·fh·fw]
-	y = Reshape(y, n, bsz, fh, fw)
-	return SliceAxisFast(SliceAxisFast(y, 2, 0, ho), 3, 0, wo)
+	w2 := Transpose(Reshape(kernel, k*k*c, n), 0, 1) // [N, K]
+	y = MatMulCF(w2, Reshape(cols, k*k*c, r))        // [N, R]
+	out := Add(y, ExpandAxes(bias, 1))
+	out = PadSigned(out, compute.PadAxis{}, compute.PadAxis{End: bsz*fh*fw - r}) // [N, B·fh·fw]
+	out = Reshape(out, n, bsz, fh, fw)
+	return SliceAxisFast(SliceAxisFast(out, 2, 0, ho), 3, 0, wo)
+}
+
+// convTapsKey holds, in graph state, the *convTaps of each stride-1 im2col conv, keyed by the
+// node ids of both its tap Gather and its GEMM.
+type convTapsKey struct{}
+
+// convTaps links the tap Gather and the GEMM of a stride-1 im2col conv so that the input gradient
+// is computed as a transposed convolution of dy — a Gather of k² shifted copies of the N-wide dy
+// and one GEMM with K = k²·N producing the C-wide gradient directly — instead of materializing the
+// k²·C-wide column gradient Wᵀ·dy and scatter-adding it back (col2im).
+type convTaps struct {
+	k, wp, c, r, rFull int
+	w, dy              *Node // the GEMM's [N, K] weights and its adjoint [N, R], set by its gradient
+}
+
+// link registers the taps under the Gather (cols) and GEMM (y) node ids.
+func (t *convTaps) link(cols, y *Node) {
+	m := graphMap[NodeId, *convTaps](y.Graph(), convTapsKey{})
+	m[cols.Id()], m[y.Id()] = t, t
+}
+
+// inputGradient is dL/d(flat padded input) [C, rFull] = Σ_taps W_tᵀ·shift_t(dy), computed as one
+// GEMM [C, k²·N] × [k²·N, rFull] over the taps of dy padded by the largest offset on both sides.
+func (t *convTaps) inputGradient() *Node {
+	g := t.dy.Graph()
+	n, k2 := t.dy.Shape().Dimensions[0], t.k*t.k
+	maxOff := (t.k-1)*t.wp + t.k - 1
+	dyP := PadSigned(t.dy, compute.PadAxis{}, compute.PadAxis{Start: maxOff, End: t.rFull - t.r}) // [N, maxOff + rFull]
+	starts := make([][]int32, 0, k2)
+	for dy := range t.k {
+		for dx := range t.k {
+			starts = append(starts, []int32{int32(maxOff - (dy*t.wp + dx))})
+		}
+	}
+	shifted := GatherSlices(dyP, []int{1}, Const(g, starts), []int{t.rFull}, true) // [k², N, rFull]
+	wc := Reshape(TransposeAllAxes(Reshape(t.w, n, k2, t.c), 2, 1, 0), t.c, k2*n)  // [C, k²·N]
+	return DotGeneral(wc, []int{1}, nil, Reshape(shifted, k2*n, t.rFull), []int{0}, nil)
 }

@@ -81,6 +81,9 @@ func SliceAxisFast(x *Node, axis, start, end int) *Node {
 var originalGatherVJP = VJPRegistration[NodeTypeGather]
 
 func cropVJP(node *Node, vjps []*Node, outShape shapes.Shape) []*Node {
+	if taps := graphMap[NodeId, *convTaps](node.Graph(), convTapsKey{})[node.Id()]; taps != nil && taps.dy != nil {
+		return []*Node{taps.inputGradient(), ZerosLike(node.Inputs()[1])}
+	}
 	cfg, ok := graphMap[NodeId, []compute.PadAxis](node.Graph(), cropsKey{})[node.Id()]
 	if !ok {
 		return originalGatherVJP(node, vjps, outShape)
@@ -169,6 +172,13 @@ func matmulVJP(node *Node, vjps []*Node, outShape shapes.Shape) []*Node {
 	w, x := node.Inputs()[0], node.Inputs()[1]
 	dy := vjps[0]                                                          // [N, M]
 	dw := Transpose(DotGeneral(x, []int{1}, nil, dy, []int{1}, nil), 0, 1) // [N, K], computed as [K, N]
+	if taps := graphMap[NodeId, *convTaps](node.Graph(), convTapsKey{})[node.Id()]; taps != nil {
+		// x is the tap matrix of a stride-1 conv: its Gather computes the input gradient as a
+		// transposed convolution of dy (convTaps.inputGradient). The [K, M] column gradient is
+		// never materialized: this placeholder has no consumer and the backend drops it.
+		taps.dy, taps.w = dy, w
+		return []*Node{dw, ZerosLike(x)}
+	}
 	dx := DotGeneral(Transpose(w, 0, 1), []int{1}, nil, dy, []int{0}, nil) // [K, M]
 	return []*Node{dw, dx}
 }
