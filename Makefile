@@ -5,7 +5,10 @@ export GOEXPERIMENT := simd
 GO  ?= go
 BIN ?= bin/fewstep
 
-.PHONY: build build-xla quickstart test test-short bench clean
+ORT_DIR := third_party/onnxruntime
+ORT_LIB := $(CURDIR)/$(ORT_DIR)/libonnxruntime.so.1
+
+.PHONY: build build-xla build-onnx onnxruntime test-onnx quickstart test test-short bench clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/fewstep
@@ -13,6 +16,24 @@ build:
 # XLA/PJRT (CUDA GPUs): needs cgo; select at run time with GOMLX_BACKEND=xla:/abs/path/xla_cuda_plugin.so
 build-xla:
 	CGO_ENABLED=1 $(GO) build -tags xla -o bin/fewstep-xla ./cmd/fewstep
+
+# Optional second CPU backend: ONNX Runtime 1.30 (cgo; the library comes from the npm package
+# onnxruntime-node@1.30.0). Run with GOMLX_BACKEND=onnx:$(ORT_LIB)
+build-onnx:
+	CGO_ENABLED=1 $(GO) build -tags onnx -o bin/fewstep-onnx ./cmd/fewstep
+
+onnxruntime: $(ORT_LIB)
+
+$(ORT_LIB):
+	mkdir -p $(ORT_DIR)
+	cd $(ORT_DIR) && npm pack --silent onnxruntime-node@1.30.0 >/dev/null && \
+	  tar xzf onnxruntime-node-1.30.0.tgz package/bin/napi-v6/linux/x64/libonnxruntime.so.1 && \
+	  mv package/bin/napi-v6/linux/x64/libonnxruntime.so.1 . && rm -rf package onnxruntime-node-1.30.0.tgz
+	@echo "ONNX Runtime: GOMLX_BACKEND=onnx:$(ORT_LIB)"
+
+# Same weights, same losses on the go and ONNX Runtime backends.
+test-onnx: onnxruntime
+	FEWSTEP_ONNXRUNTIME=$(ORT_LIB) CGO_ENABLED=1 $(GO) test -tags onnx -count=1 -run Backends ./trainer/
 
 # The README's first command: import MNIST, train the default teacher, write a class grid.
 quickstart:
@@ -31,4 +52,4 @@ bench: build
 	scripts/bench.sh
 
 clean:
-	rm -rf bin
+	rm -rf bin $(ORT_DIR)

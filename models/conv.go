@@ -3,6 +3,8 @@ package models
 import (
 	"strings"
 
+	"github.com/gomlx/compute/shapes"
+
 	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/model"
@@ -50,27 +52,62 @@ func (b *Builder) Conv2D(scope *model.Scope, x *Node, out, k, stride int, impl C
 		impl = autoConv(g)
 	}
 	if impl == ConvNative {
-		p := k / 2
-		y := Convolve(x, kernel).AxesConfig(ConvolveAxesConfig{
-			InputBatch: 1, InputChannels: 0, InputSpatial: []int{2, 3},
-			KernelInputChannels: 2, KernelOutputChannels: 3, KernelSpatial: []int{0, 1},
-			OutputBatch: 1, OutputChannels: 0, OutputSpatial: []int{2, 3},
-		}).StridePerAxis(stride, stride).PaddingPerDim([][2]int{{p, p}, {p, p}}).Done()
-		return Add(y, Reshape(bias, out, 1, 1, 1))
+		return convNative(x, kernel, bias, k, stride)
 	}
 	return convIm2Col(x, kernel, bias, k, stride)
 }
 
-// autoConv picks the native conv on XLA/PJRT backends and im2col elsewhere (the pure-Go backend,
-// whose library conv trains ~29× slower).
-func autoConv(g *Graph) ConvImpl {
+// convNative is the backend's convolution on channels-first x: [C, B, H, W] → [N, B, H/s, W/s].
+// On ONNX Runtime the gradient of a strided Conv needs input dilation, which ORT's Conv lacks
+// (gomlx-notes), so stride 2 runs as a stride-1 conv followed by taking every other row and
+// column (4× the work of these few layers, with a plain pad as gradient).
+func convNative(x, kernel, bias *Node, k, stride int) *Node {
+	p := k / 2
+	convStride := stride
+	if stride == 2 && backendKind(x.Graph()) == backendONNX {
+		convStride = 1
+	}
+	y := Convolve(x, kernel).AxesConfig(cfAxes).StridePerAxis(convStride, convStride).PaddingPerDim([][2]int{{p, p}, {p, p}}).Done()
+	if backendKind(x.Graph()) == backendONNX && convStride == 1 && y.Type() == NodeTypeConvGeneral {
+		graphMap[NodeId, bool](y.Graph(), nativeConvsKey{})[y.Id()] = true
+	}
+	if convStride != stride {
+		d := y.Shape().Dimensions
+		y = Reshape(y, d[0], d[1], d[2]/2, 2, d[3]/2, 2)
+		y = SliceAxisFast(SliceAxisFast(y, 3, 0, 1), 5, 0, 1)
+		y = Reshape(y, d[0], d[1], d[2]/2, d[3]/2)
+	}
+	return Add(y, Reshape(bias, kernel.Shape().Dimensions[3], 1, 1, 1))
+}
+
+// Backend kinds that change how fewstep builds graphs.
+const (
+	backendGo   = "go"
+	backendXLA  = "xla"
+	backendONNX = "onnx"
+)
+
+// backendKind classifies the graph's backend by name ("Go Backend", "xla", "ONNX Runtime …").
+func backendKind(g *Graph) string {
 	if backend := g.Backend(); backend != nil {
 		name := strings.ToLower(backend.Name())
-		if strings.Contains(name, "xla") || strings.Contains(name, "hlo") || strings.Contains(name, "pjrt") {
-			return ConvNative
+		switch {
+		case strings.Contains(name, "xla") || strings.Contains(name, "hlo") || strings.Contains(name, "pjrt"):
+			return backendXLA
+		case strings.Contains(name, "onnx"):
+			return backendONNX
 		}
 	}
-	return ConvIm2Col
+	return backendGo
+}
+
+// autoConv picks im2col on the pure-Go backend (whose library conv trains ~29× slower) and the
+// native conv on XLA/PJRT and ONNX Runtime.
+func autoConv(g *Graph) ConvImpl {
+	if backendKind(g) == backendGo {
+		return ConvIm2Col
+	}
+	return ConvNative
 }
 
 // convIm2Col is a k×k "same" convolution as one gather of the k² taps and one matmul, on
@@ -170,4 +207,51 @@ func (t *convTaps) inputGradient() *Node {
 	shifted := GatherSlices(dyP, []int{1}, Const(g, starts), []int{t.rFull}, true) // [k², N, rFull]
 	wc := Reshape(TransposeAllAxes(Reshape(t.w, n, k2, t.c), 2, 1, 0), t.c, k2*n)  // [C, k²·N]
 	return DotGeneral(wc, []int{1}, nil, Reshape(shifted, k2*n, t.rFull), []int{0}, nil)
+}
+
+// nativeConvsKey marks, in graph state, the ConvGeneral nodes whose gradient convNativeVJP builds.
+type nativeConvsKey struct{}
+
+// convNativeVJP is the gradient of a stride-1 "same" channels-first ConvGeneral on ONNX Runtime,
+// where GoMLX's generic conv gradient (grouped convs for the kernel gradient) runs slowly:
+//   - dx = conv(dy, W') with W'[ky, kx, n, c] = W[k−1−ky, k−1−kx, c, n] (a native conv);
+//   - dW = dy·colsᵀ with cols the k² shifted copies of the padded input (native slices) — one GEMM.
+//
+// x: [C, B, H, W], kernel: [k, k, C, N], dy: [N, B, H, W].
+func convNativeVJP(node *Node, vjps []*Node, outShape shapes.Shape) []*Node {
+	if !graphMap[NodeId, bool](node.Graph(), nativeConvsKey{})[node.Id()] {
+		return originalConvVJP(node, vjps, outShape)
+	}
+	x, kernel, dy := node.Inputs()[0], node.Inputs()[1], vjps[0]
+	kd := kernel.Shape().Dimensions
+	k, c, n := kd[0], kd[2], kd[3]
+	p := k / 2
+	flipped := Transpose(Reverse(kernel, 0, 1), 2, 3) // [k, k, N, C]
+	dx := Convolve(dy, flipped).AxesConfig(cfAxes).PaddingPerDim([][2]int{{p, p}, {p, p}}).Done()
+	xd := x.Shape().Dimensions
+	h, w := xd[2], xd[3]
+	xp := Pad(x, ScalarZero(x.Graph(), x.DType()), compute.PadAxis{}, compute.PadAxis{}, compute.PadAxis{Start: p, End: p}, compute.PadAxis{Start: p, End: p})
+	taps := make([]*Node, 0, k*k)
+	for ky := range k {
+		for kx := range k {
+			taps = append(taps, Slice(xp, AxisRange(), AxisRange(), AxisRange(ky, ky+h), AxisRange(kx, kx+w)))
+		}
+	}
+	m := xd[1] * h * w
+	cols := Reshape(Concatenate(taps, 0), k*k*c, m)                         // [K, M]
+	dw := DotGeneral(Reshape(dy, n, m), []int{1}, nil, cols, []int{1}, nil) // [N, K]
+	return []*Node{dx, Reshape(Transpose(dw, 0, 1), k, k, c, n)}
+}
+
+// cfAxes is the ConvGeneral axes layout of channels-first activations [C, B, H, W] with HWIO kernels.
+var cfAxes = ConvolveAxesConfig{
+	InputBatch: 1, InputChannels: 0, InputSpatial: []int{2, 3},
+	KernelInputChannels: 2, KernelOutputChannels: 3, KernelSpatial: []int{0, 1},
+	OutputBatch: 1, OutputChannels: 0, OutputSpatial: []int{2, 3},
+}
+
+var originalConvVJP = VJPRegistration[NodeTypeConvGeneral]
+
+func init() {
+	VJPRegistration[NodeTypeConvGeneral] = convNativeVJP
 }

@@ -68,6 +68,9 @@ func SliceAxisFast(x *Node, axis, start, end int) *Node {
 		return x
 	}
 	g := x.Graph()
+	if backendKind(g) != backendGo {
+		return SliceAxis(x, axis, AxisRange(start, end)) // other backends slice natively
+	}
 	y := GatherSlices(x, []int{axis}, Const(g, []int32{int32(start)}), []int{end - start}, true)
 	if y.Type() != NodeTypeGather {
 		exceptions.Panicf("SliceAxisFast: GatherSlices built a %s node, expected Gather", y.Type())

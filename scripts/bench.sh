@@ -8,7 +8,12 @@ cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
 BIN=${BIN:-bin/fewstep}
 [ -x "$BIN" ] || go build -o "$BIN" ./cmd/fewstep
+ORT=third_party/onnxruntime/libonnxruntime.so.1
+: > /tmp/fewstep-bench-onnx.txt
+if [ -f "$ORT" ] && [ -x bin/fewstep-onnx ]; then   # optional backend: make onnxruntime build-onnx
+  GOMLX_BACKEND="onnx:$PWD/$ORT" bin/fewstep-onnx bench -config bench-refunet-s -name refunet-s-onnx -batch 64 -warmup 3 -steps 20 | tee /tmp/fewstep-bench-onnx.txt
+fi
 "$BIN" bench -config bench-refunet-s -name refunet-s -batch 64 -warmup 3 -steps 20 | tee /tmp/fewstep-bench-refunet.txt
 "$BIN" bench -config mnist-teacher -name mnist-teacher -batch 64 -warmup 3 -steps 20 | tee /tmp/fewstep-bench-teacher.txt
 echo
-grep -h '^bench model=' /tmp/fewstep-bench-refunet.txt /tmp/fewstep-bench-teacher.txt
+grep -h '^bench model=' /tmp/fewstep-bench-onnx.txt /tmp/fewstep-bench-teacher.txt /tmp/fewstep-bench-refunet.txt

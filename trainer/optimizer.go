@@ -62,6 +62,10 @@ func stateVar(store *model.Store, path string, init func() *tensors.Tensor) *mod
 	return v
 }
 
+// Finite is true where x is neither NaN nor ±Inf, written as x − x = 0 so that every backend runs
+// it (ONNX Runtime has no IsFinite). On a sum it tests all summed values (or flags an overflow).
+func Finite(x *Node) *Node { return Equal(Sub(x, x), ZerosLike(x)) }
+
 // GlobalNorm is sqrt(Σ_i ‖g_i‖²) over all gradients (float32 scalar).
 func GlobalNorm(grads []*Node) *Node {
 	var sum *Node
@@ -122,7 +126,7 @@ func applyAdamW(cfg Config, store *model.Store, loss *Node, in stepInputs, ok fu
 		}
 		u.newP = Sub(u.newP, Mul(in.lr, step))
 		u.newEMA = Add(Mul(in.emaDecay, u.ema.NodeValue(g)), Mul(OneMinus(in.emaDecay), u.newP))
-		applied = LogicalAnd(applied, ReduceLogicalAnd(IsFinite(u.newP)))
+		applied = LogicalAnd(applied, Finite(ReduceAllSum(u.newP)))
 		updates[i] = u
 	}
 	for _, u := range updates {

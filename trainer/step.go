@@ -41,7 +41,7 @@ func NewStep(backend compute.Backend, store *model.Store, d *models.Denoiser, cf
 		root.SetTraining(x0.Graph(), true)
 		loss := ReduceAllMean(losses.Diffusion(d, root.In(ModelScope), x0, eps, t, cond))
 		gnorm, applied := applyAdamW(cfg, store, loss, stepInputs{lr: lr, step: step, emaDecay: ema},
-			func(gnorm *Node) *Node { return LogicalAnd(IsFinite(loss), IsFinite(gnorm)) })
+			func(gnorm *Node) *Node { return LogicalAnd(Finite(loss), Finite(gnorm)) })
 		return []*Node{loss, gnorm, applied}
 	})
 	if err != nil {

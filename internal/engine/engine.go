@@ -28,8 +28,11 @@ func New() (compute.Backend, error) {
 	name, _, _ := strings.Cut(config, ":")
 	if !slices.Contains(compute.List(), name) {
 		hint := "unset it to use the pure-Go backend"
-		if name == "xla" || name == "stablehlo" || name == "hlo" {
+		switch name {
+		case "xla", "stablehlo", "hlo":
 			hint = "rebuild with `make build-xla` (go build -tags xla) or unset it to use the pure-Go backend"
+		case "onnx", "onnxruntime":
+			hint = "rebuild with `make build-onnx` (go build -tags onnx; library: `make onnxruntime`) or unset it to use the pure-Go backend"
 		}
 		return nil, fmt.Errorf("%s=%q: backend %q is not compiled into this binary (available: %s); %s",
 			EnvBackend, config, name, strings.Join(compute.List(), ", "), hint)

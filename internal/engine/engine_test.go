@@ -17,6 +17,7 @@ func TestBackendSelection(t *testing.T) {
 	for config, want := range map[string]string{
 		"xla:cuda":  "-tags xla",
 		"tpu":       "not compiled into this binary",
+		"onnx:cpu":  "-tags onnx",
 		"nonesuch:": "not compiled into this binary",
 	} {
 		t.Setenv(EnvBackend, config)
