@@ -228,19 +228,41 @@ func convNativeVJP(node *Node, vjps []*Node, outShape shapes.Shape) []*Node {
 	p := k / 2
 	flipped := Transpose(Reverse(kernel, 0, 1), 2, 3) // [k, k, N, C]
 	dx := Convolve(dy, flipped).AxesConfig(cfAxes).PaddingPerDim([][2]int{{p, p}, {p, p}}).Done()
+	return []*Node{dx, Reshape(Transpose(kernelGradient(x, dy, k), 0, 1), k, k, c, n)}
+}
+
+// kernelGradientChunk is the batch chunk of kernelGradient: the k²-fold column matrix is built for
+// this many examples at a time, bounding the memory it takes.
+const kernelGradientChunk = 16
+
+// kernelGradient is dL/dW as [N, k²·C] = Σ_chunks dy_chunk · cols_chunkᵀ, where cols holds the k²
+// shifted copies of the padded input (native slices), for x: [C, B, H, W], dy: [N, B, H, W].
+func kernelGradient(x, dy *Node, k int) *Node {
 	xd := x.Shape().Dimensions
-	h, w := xd[2], xd[3]
+	c, bsz, h, w := xd[0], xd[1], xd[2], xd[3]
+	n, p := dy.Shape().Dimensions[0], k/2
 	xp := Pad(x, ScalarZero(x.Graph(), x.DType()), compute.PadAxis{}, compute.PadAxis{}, compute.PadAxis{Start: p, End: p}, compute.PadAxis{Start: p, End: p})
-	taps := make([]*Node, 0, k*k)
-	for ky := range k {
-		for kx := range k {
-			taps = append(taps, Slice(xp, AxisRange(), AxisRange(), AxisRange(ky, ky+h), AxisRange(kx, kx+w)))
+	var dw *Node
+	for b0 := 0; b0 < bsz; b0 += kernelGradientChunk {
+		b1 := min(b0+kernelGradientChunk, bsz)
+		xc := Slice(xp, AxisRange(), AxisRange(b0, b1))
+		taps := make([]*Node, 0, k*k)
+		for ky := range k {
+			for kx := range k {
+				taps = append(taps, Slice(xc, AxisRange(), AxisRange(), AxisRange(ky, ky+h), AxisRange(kx, kx+w)))
+			}
+		}
+		m := (b1 - b0) * h * w
+		cols := Reshape(Concatenate(taps, 0), k*k*c, m) // [K, M_chunk]
+		dyc := Reshape(Slice(dy, AxisRange(), AxisRange(b0, b1)), n, m)
+		part := DotGeneral(dyc, []int{1}, nil, cols, []int{1}, nil) // [N, K]
+		if dw == nil {
+			dw = part
+		} else {
+			dw = Add(dw, part)
 		}
 	}
-	m := xd[1] * h * w
-	cols := Reshape(Concatenate(taps, 0), k*k*c, m)                         // [K, M]
-	dw := DotGeneral(Reshape(dy, n, m), []int{1}, nil, cols, []int{1}, nil) // [N, K]
-	return []*Node{dx, Reshape(Transpose(dw, 0, 1), k, k, c, n)}
+	return dw
 }
 
 // cfAxes is the ConvGeneral axes layout of channels-first activations [C, B, H, W] with HWIO kernels.
