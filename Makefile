@@ -33,7 +33,7 @@ $(ORT_LIB):
 
 # Same weights, same losses on the go and ONNX Runtime backends.
 test-onnx: onnxruntime
-	FEWSTEP_ONNXRUNTIME=$(ORT_LIB) CGO_ENABLED=1 $(GO) test -tags onnx -count=1 -run Backends ./trainer/
+	FEWSTEP_ONNXRUNTIME=$(ORT_LIB) CGO_ENABLED=1 $(GO) test -tags onnx -count=1 -run "Backends|ONNX" ./trainer/ ./models/
 
 # The README's first command: import MNIST, train the default teacher, write a class grid.
 quickstart:

@@ -91,20 +91,27 @@ func maxRelErr(t *testing.T, name string, got *tensors.Tensor, want []float64) f
 	return maxDiff / max(maxAbs, 1e-12)
 }
 
+// convCase is one shape/stride/formulation of the conv reference test.
+type convCase struct {
+	name              string
+	h, w, c, o, k, st int
+	impl              ConvImpl
+}
+
 func TestConv2DMatchesFloat64Reference(t *testing.T) {
-	backend := testBackend(t)
-	for _, tc := range []struct {
-		name              string
-		h, w, c, o, k, st int
-		impl              ConvImpl
-	}{
+	checkConvs(t, testBackend(t), []convCase{
 		{"3x3 s1 im2col", 6, 5, 3, 4, 3, 1, ConvIm2Col},
 		{"3x3 s2 im2col", 6, 8, 2, 3, 3, 2, ConvIm2Col},
 		{"5x5 s1 im2col", 5, 5, 2, 2, 5, 1, ConvIm2Col},
 		{"1x1", 4, 4, 3, 5, 1, 1, ConvIm2Col},
 		{"3x3 s1 native", 6, 5, 3, 4, 3, 1, ConvNative},
 		{"3x3 s2 native", 6, 8, 2, 3, 3, 2, ConvNative},
-	} {
+	})
+}
+
+// checkConvs compares Conv2D's output and its input, kernel and bias gradients with refConv.
+func checkConvs(t *testing.T, backend compute.Backend, cases []convCase) {
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, 2))
 			bsz := 2
