@@ -3,157 +3,14 @@ package data
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
-
-// Column names and file metadata keys of the Parquet image schema (see the package doc).
-const (
-	colImage   = "image"
-	colLabel   = "label"
-	colCaption = "caption"
-	colWidth   = "width"
-	colHeight  = "height"
-
-	metaSchemaVersion = "fewstep.schema_version"
-	metaClassNames    = "fewstep.class_names"
-	schemaVersion     = "1"
-
-	// writeChunkRows is the number of rows per Arrow record handed to WriteBuffered; it is
-	// independent of the row-group size, which WriteBuffered enforces.
-	writeChunkRows = 2048
-)
-
-// imageSchema is the Arrow schema of one Parquet image row; all fields are required.
-var imageSchema = arrow.NewSchema([]arrow.Field{
-	{Name: colImage, Type: arrow.BinaryTypes.Binary},
-	{Name: colLabel, Type: arrow.PrimitiveTypes.Int32},
-	{Name: colCaption, Type: arrow.BinaryTypes.String},
-	{Name: colWidth, Type: arrow.PrimitiveTypes.Int32},
-	{Name: colHeight, Type: arrow.PrimitiveTypes.Int32},
-}, nil)
-
-// imageRow is one row of the Parquet image schema.
-type imageRow struct {
-	PNG           []byte
-	Label         int32
-	Caption       string
-	Width, Height int32
-}
-
-// writeImageParquet writes rows to outPath atomically (temp file in the same directory,
-// fsync, rename), creating parent directories. Row groups hold at most rowGroupRows rows;
-// the image column has no dictionary and no statistics; every column is zstd-compressed.
-// classNames (may be nil) go to the file metadata as a JSON array.
-func writeImageParquet(outPath string, rows []imageRow, classNames []string, rowGroupRows int) (err error) {
-	if rowGroupRows <= 0 {
-		return fmt.Errorf("data: write %s: row group size must be positive, got %d", outPath, rowGroupRows)
-	}
-	dir := filepath.Dir(outPath)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("data: write %s: %w", outPath, err)
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(outPath)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("data: write %s: %w", outPath, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := writeImageRows(tmp, rows, classNames, rowGroupRows); err != nil {
-		return fmt.Errorf("data: write %s: %w", outPath, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("data: write %s: sync: %w", outPath, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("data: write %s: close: %w", outPath, err)
-	}
-	if err := os.Rename(tmp.Name(), outPath); err != nil {
-		return fmt.Errorf("data: write %s: %w", outPath, err)
-	}
-	if d, err := os.Open(dir); err == nil { // make the rename durable; best effort
-		d.Sync()
-		d.Close()
-	}
-	return nil
-}
-
-// writerOnly hides Close so that pqarrow's FileWriter.Close does not close the file
-// before writeImageParquet has synced it.
-type writerOnly struct{ io.Writer }
-
-// writeImageRows writes rows as a Parquet stream to w.
-func writeImageRows(w io.Writer, rows []imageRow, classNames []string, rowGroupRows int) error {
-	props := parquet.NewWriterProperties(
-		parquet.WithCompression(compress.Codecs.Zstd),
-		parquet.WithDictionaryFor(colImage, false),
-		parquet.WithStatsFor(colImage, false),
-		parquet.WithMaxRowGroupLength(int64(rowGroupRows)),
-	)
-	fw, err := pqarrow.NewFileWriter(imageSchema, writerOnly{w}, props, pqarrow.DefaultWriterProps())
-	if err != nil {
-		return err
-	}
-	meta := map[string]string{metaSchemaVersion: schemaVersion}
-	if classNames != nil {
-		names, err := json.Marshal(classNames)
-		if err != nil {
-			return errors.Join(err, fw.Close())
-		}
-		meta[metaClassNames] = string(names)
-	}
-	for _, key := range []string{metaSchemaVersion, metaClassNames} {
-		if v, ok := meta[key]; ok {
-			if err := fw.AppendKeyValueMetadata(key, v); err != nil {
-				return errors.Join(fmt.Errorf("metadata %s: %w", key, err), fw.Close())
-			}
-		}
-	}
-	for start := 0; start < len(rows); start += writeChunkRows {
-		end := min(start+writeChunkRows, len(rows))
-		rec := buildImageRecord(rows[start:end])
-		err := fw.WriteBuffered(rec)
-		rec.Release()
-		if err != nil {
-			return errors.Join(fmt.Errorf("rows %d to %d: %w", start, end-1, err), fw.Close())
-		}
-	}
-	return fw.Close()
-}
-
-// buildImageRecord converts rows to one Arrow record batch of imageSchema.
-func buildImageRecord(rows []imageRow) arrow.RecordBatch {
-	b := array.NewRecordBuilder(memory.DefaultAllocator, imageSchema)
-	defer b.Release()
-	images := b.Field(0).(*array.BinaryBuilder)
-	labels := b.Field(1).(*array.Int32Builder)
-	captions := b.Field(2).(*array.StringBuilder)
-	widths := b.Field(3).(*array.Int32Builder)
-	heights := b.Field(4).(*array.Int32Builder)
-	for _, r := range rows {
-		images.Append(r.PNG)
-		labels.Append(r.Label)
-		captions.Append(r.Caption)
-		widths.Append(r.Width)
-		heights.Append(r.Height)
-	}
-	return b.NewRecordBatch()
-}
 
 // Dataset holds a whole split decoded in memory.
 type Dataset struct {
@@ -198,13 +55,13 @@ func Load(path string, cfg Config) (*Dataset, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data: load %s: %w", path, err)
 	}
-	cols, err := projectColumns(pf, path, colImage, colLabel)
+	cols, err := projectColumns(pf, path, ColImage, ColLabel)
 	if err != nil {
 		return nil, err
 	}
 	rr, err := fr.GetRecordReader(context.Background(), cols, nil)
 	if err != nil {
-		return nil, fmt.Errorf("data: load %s: columns %s, %s: %w", path, colImage, colLabel, err)
+		return nil, fmt.Errorf("data: load %s: columns %s, %s: %w", path, ColImage, ColLabel, err)
 	}
 	defer rr.Release()
 	ds.Pixels = make([]uint8, ds.N*ds.H*ds.W*ds.C)
@@ -230,16 +87,16 @@ func Load(path string, cfg Config) (*Dataset, error) {
 // readFileMetadata checks the schema version and returns the class names (nil if absent).
 func readFileMetadata(pf *file.Reader, path string) ([]string, error) {
 	kv := pf.MetaData().KeyValueMetadata()
-	if v := kv.FindValue(metaSchemaVersion); v != nil && *v != schemaVersion {
-		return nil, fmt.Errorf("data: load %s: metadata %s is %q, this reader knows %q", path, metaSchemaVersion, *v, schemaVersion)
+	if v := kv.FindValue(MetaSchemaVersion); v != nil && *v != schemaVersion {
+		return nil, fmt.Errorf("data: load %s: metadata %s is %q, this reader knows %q", path, MetaSchemaVersion, *v, schemaVersion)
 	}
-	v := kv.FindValue(metaClassNames)
+	v := kv.FindValue(MetaClassNames)
 	if v == nil {
 		return nil, nil
 	}
 	var names []string
 	if err := json.Unmarshal([]byte(*v), &names); err != nil {
-		return nil, fmt.Errorf("data: load %s: metadata %s: %w", path, metaClassNames, err)
+		return nil, fmt.Errorf("data: load %s: metadata %s: %w", path, MetaClassNames, err)
 	}
 	return names, nil
 }
@@ -270,22 +127,22 @@ func (d *Dataset) decodeBatch(rec arrow.RecordBatch, base int, cfg Config) error
 	if err := d.copyLabels(rec, base, cfg.NumClasses); err != nil {
 		return err
 	}
-	col, err := batchColumn(rec, colImage, d.Path, base)
+	col, err := batchColumn(rec, ColImage, d.Path, base)
 	if err != nil {
 		return err
 	}
 	images, ok := col.(byteValues)
 	if !ok {
-		return fmt.Errorf("data: load %s: column %s: type %s, want binary", d.Path, colImage, col.DataType())
+		return fmt.Errorf("data: load %s: column %s: type %s, want binary", d.Path, ColImage, col.DataType())
 	}
 	return parallelRange(n, func(lo, hi int) error {
 		for i := lo; i < hi; i++ {
 			row := base + i
 			if images.IsNull(i) {
-				return fmt.Errorf("data: load %s: column %s, row %d: null image", d.Path, colImage, row)
+				return fmt.Errorf("data: load %s: column %s, row %d: null image", d.Path, ColImage, row)
 			}
 			if err := decodeImage(d.Image(row), images.Value(i), d.H, d.C); err != nil {
-				return fmt.Errorf("data: load %s: column %s, row %d: %w", d.Path, colImage, row, err)
+				return fmt.Errorf("data: load %s: column %s, row %d: %w", d.Path, ColImage, row, err)
 			}
 		}
 		return nil
@@ -294,7 +151,7 @@ func (d *Dataset) decodeBatch(rec arrow.RecordBatch, base int, cfg Config) error
 
 // copyLabels copies the label column of rec into d.Labels[base:], checking [0, numClasses).
 func (d *Dataset) copyLabels(rec arrow.RecordBatch, base, numClasses int) error {
-	col, err := batchColumn(rec, colLabel, d.Path, base)
+	col, err := batchColumn(rec, ColLabel, d.Path, base)
 	if err != nil {
 		return err
 	}
@@ -305,16 +162,16 @@ func (d *Dataset) copyLabels(rec arrow.RecordBatch, base, numClasses int) error 
 	case *array.Int64:
 		value = func(i int) int64 { return a.Value(i) }
 	default:
-		return fmt.Errorf("data: load %s: column %s: type %s, want int32", d.Path, colLabel, col.DataType())
+		return fmt.Errorf("data: load %s: column %s: type %s, want int32", d.Path, ColLabel, col.DataType())
 	}
 	for i := range int(rec.NumRows()) {
 		row := base + i
 		if col.IsNull(i) {
-			return fmt.Errorf("data: load %s: column %s, row %d: null label", d.Path, colLabel, row)
+			return fmt.Errorf("data: load %s: column %s, row %d: null label", d.Path, ColLabel, row)
 		}
 		l := value(i)
 		if l < 0 || l >= int64(numClasses) {
-			return fmt.Errorf("data: load %s: column %s, row %d: label %d out of range [0, %d) (data.num_classes)", d.Path, colLabel, row, l, numClasses)
+			return fmt.Errorf("data: load %s: column %s, row %d: label %d out of range [0, %d) (data.num_classes)", d.Path, ColLabel, row, l, numClasses)
 		}
 		d.Labels[row] = int32(l)
 	}

@@ -132,7 +132,7 @@ func checkColumnChunks(t *testing.T, md *metadata.FileMetaData) []int64 {
 				t.Errorf("row group %d column %s: compression %v, want zstd", rg, cc.PathInSchema(), cc.Compression())
 			}
 			// Only the image column opts out of dictionary encoding (the default).
-			if name := cc.PathInSchema().String(); (name == colImage) == cc.HasDictionaryPage() {
+			if name := cc.PathInSchema().String(); (name == ColImage) == cc.HasDictionaryPage() {
 				t.Errorf("row group %d column %s: HasDictionaryPage = %v", rg, name, cc.HasDictionaryPage())
 			}
 		}
