@@ -8,7 +8,9 @@ BIN ?= bin/fewstep
 ORT_DIR := third_party/onnxruntime
 ORT_LIB := $(CURDIR)/$(ORT_DIR)/libonnxruntime.so.1
 
-.PHONY: build build-xla build-onnx onnxruntime test-onnx quickstart test test-short bench clean
+EMOJI_TGZ := third_party/emoji/emoji-datasource-twitter-16.0.0.tgz
+
+.PHONY: build build-xla build-onnx onnxruntime test-onnx quickstart test test-short fuzz bench clean datasets fashion-mnist emoji
 
 build:
 	$(GO) build -o $(BIN) ./cmd/fewstep
@@ -35,6 +37,23 @@ $(ORT_LIB):
 test-onnx: onnxruntime
 	FEWSTEP_ONNXRUNTIME=$(ORT_LIB) CGO_ENABLED=1 $(GO) test -tags onnx -count=1 -run "Backends|ONNX" ./trainer/ ./models/
 
+# Optional datasets beyond MNIST (which comes with the Go module cache).
+datasets: fashion-mnist emoji
+
+# Fashion-MNIST from Debian's dataset-fashion-mnist (installed where apt is available).
+fashion-mnist:
+	@if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then echo "fashion-mnist: present"; \
+	elif command -v apt-get >/dev/null; then apt-get install -y dataset-fashion-mnist; \
+	else echo "fashion-mnist: install the Debian package dataset-fashion-mnist (files in /usr/share/datasets/fashion-mnist)"; exit 1; fi
+
+# Emoji (CC-BY-4.0) from the npm package emoji-datasource-twitter@16.0.0.
+emoji: $(EMOJI_TGZ)
+
+$(EMOJI_TGZ):
+	mkdir -p third_party/emoji
+	cd third_party/emoji && npm pack --silent emoji-datasource-twitter@16.0.0 >/dev/null
+	@echo "emoji: $(EMOJI_TGZ)"
+
 # The README's first command: import MNIST, train the default teacher, write a class grid.
 quickstart:
 	scripts/quickstart.sh
@@ -43,6 +62,12 @@ quickstart:
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
+
+# A few seconds of coverage-guided fuzzing of the row decoder and the manifest parsers (CI).
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRow$$' -fuzztime 5s ./data/
+	$(GO) test -run '^$$' -fuzz '^FuzzManifestCSV$$' -fuzztime 5s ./data/
+	$(GO) test -run '^$$' -fuzz '^FuzzManifestJSONL$$' -fuzztime 5s ./data/
 
 test-short:
 	$(GO) test -short -count=1 ./...

@@ -1,32 +1,65 @@
 // Package data owns fewstep's on-disk dataset format and the host-side input pipeline:
-// the Parquet image schema, importers that write it (MNIST from the GoMNIST idx files),
-// Load, which streams a Parquet split into memory, and Loader, which yields shuffled,
-// resumable mini-batches for the train loop.
+// the Parquet image schema (schema.go), the importers and the writer that produce it, and
+// the reader: Open returns a Stream that yields shuffled, filtered, augmented, resumable
+// mini-batches from one or more Parquet files for the train loop. The older in-memory API
+// (Load, which reads one whole file into a Dataset, and Loader, which shuffles it) remains
+// for callers that have not moved to Stream.
 //
-// # Parquet schema (schema version 1)
+// # Parquet schema
 //
-// One row per image; columns (all required, i.e. non-null):
+// One row per example; see the Col* constants of schema.go. The reader uses:
 //
-//	image   binary  PNG bytes (grayscale, RGB or RGBA; any size up to Config.ImageSize)
-//	label   int32   class index in [0, num_classes)
-//	caption string  class name, e.g. "seven"
-//	width   int32   image width in pixels
-//	height  int32   image height in pixels
+//	image          binary         PNG or JPEG bytes (gray, RGB or RGBA; at most image_size a side)
+//	label          int32          class index (needed by condition "label", data.labels, per-class top-K)
+//	caption        string         caption text (condition "caption", data.caption_contains)
+//	score          float32        quality score (data.min_score, data.top_k)
+//	text_embedding list<float32>  precomputed text embedding (condition "text_embedding")
+//	width, height  int32          optional; checked against data.image_size at Open
 //
-// File key-value metadata: "fewstep.schema_version" = "1" and "fewstep.class_names" =
-// JSON array of class names indexed by label. The image column is written without
-// dictionary encoding; all columns are zstd-compressed.
+// File key-value metadata: "fewstep.schema_version" ("1" or "2"; absent means "1"),
+// "fewstep.class_names" (JSON array indexed by label) and "fewstep.vocab" (JSON array of
+// caption tokens, index = token id; 0 padding, 1 unknown). Files of one stream must agree
+// on class names and vocabulary.
 //
 // # Shapes
 //
-// Dataset.Pixels is uint8 [N, H, W, C] row-major (channels-last) after centering each
-// image on a black (0) canvas of side Config.ImageSize. Loader.Next fills a float32
-// batch x: [B, H, W, C] with pixel/127.5 - 1 in [-1, 1] and labels: [B].
+// Stream.Next fills a Batch: X float32 [B, H, W, C] (channels-last, H = W = image_size)
+// with pixel/127.5 - 1 in [-1, 1], images centered on a black canvas (MNIST 28 → 32);
+// Labels int32 [B]; Tokens int32 [B, max_tokens] under condition "caption"; TextEmbedding
+// float32 [B, D] under condition "text_embedding". The v1 Dataset.Pixels is uint8
+// [N, H, W, C] and Loader.Next fills x [B, H, W, C] and labels [B].
 //
-// # Reproducibility
+// # Order and reproducibility
 //
-// The example order of epoch e is a Fisher–Yates permutation driven by a PCG-DXSM stream
-// seeded with (seed, e), implemented here so that it does not depend on the Go release.
-// A Loader's Position (epoch, index) is therefore all a checkpoint needs to resume the
-// exact batch stream.
+// Open reads only footers and the small columns, applies the filters (label subset,
+// caption substring, score >= min_score, then top-K by score, overall or per class) and
+// numbers the kept rows 0…N-1 in layout order (file, row group, row). The order of epoch e
+// is a pure function of (seed, e, layout): the (file, row group) units are permuted by a
+// Fisher–Yates shuffle on a PCG-DXSM stream seeded (seed, key(e)), their kept rows
+// concatenated, and that stream run through a simulated shuffle buffer of shuffle_buffer
+// rows on a second PCG stream — on row ids only, without reading a row. Augmentation
+// (horizontal flip, random square crop of at least crop_scale of the area resized back) of
+// the row at order position (e, i) draws from PCG(seed, key(e, i)). The bounded integers
+// are Lemire's, implemented here, so orders do not depend on the Go release
+// (TestEpochOrderGolden pins them).
+//
+// Rows are decoded by data.workers goroutines and put into batches, strictly in order, by
+// one assembler, data.prefetch batches ahead. A row whose image does not decode (or whose
+// text_embedding is null or of the wrong length) is skipped — its order position is
+// consumed, the next row takes its place — counted in Stats.Skipped and reported with file
+// and row in Stats.BadRows; with bad_rows "fail" Next returns an error naming them. So the
+// batches are a pure function of (files, config, seed, position): workers and timing change
+// nothing.
+//
+// Position {"epoch":E,"index":I,"fingerprint":F} is the number of order positions consumed
+// (skips included) in epoch E, plus a hash of the file names, row-group sizes, kept rows,
+// filters, shuffle buffer and seed. A checkpoint stores it; SetPosition on a stream opened
+// with the same data and config resumes exactly where the run stopped, and refuses a
+// position whose fingerprint differs.
+//
+// Memory: each (file, row group) unit is read (image column, with projection) when its first
+// row comes up in the order and dropped after its last; in between its encoded bytes are
+// held. With a shuffle buffer of S rows that spans a few times S rows of units (with small
+// files or S near N, the whole dataset's encoded bytes); decoded images exist only for the
+// rows in flight and the prefetched batches.
 package data

@@ -155,7 +155,7 @@ func TestLoaderErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []Position{{0, 10}, {0, -1}, {-1, 0}} {
+	for _, p := range []Position{{Epoch: 0, Index: 10}, {Epoch: 0, Index: -1}, {Epoch: -1, Index: 0}} {
 		if err := l.SetPosition(p); err == nil {
 			t.Errorf("SetPosition(%+v) accepted", p)
 		}

@@ -33,8 +33,6 @@ const (
 	idxMagicLabels = 0x00000801 // 2049: unsigned bytes, 1 dimension
 	idxMagicImages = 0x00000803 // 2051: unsigned bytes, 3 dimensions
 	mnistSide      = 28
-	// mnistRowGroupRows is the Parquet row-group size ImportMNIST writes.
-	mnistRowGroupRows = 10000
 	// maxIDXImagePixels bounds rows*cols of an idx image so a corrupt header cannot
 	// request an absurd allocation.
 	maxIDXImagePixels = 1 << 24
@@ -50,9 +48,28 @@ var mnistFilePrefix = map[string]string{"train": "train", "test": "t10k"}
 //
 // Shapes: images [N][28*28] uint8 row-major (0 = background), labels [N].
 func ReadMNISTSplit(srcDir, split string) (images [][]uint8, labels []uint8, err error) {
+	return readIDXSplit(srcDir, split, mnistDataset)
+}
+
+// idxDataset describes a dataset in MNIST's idx format: 28×28 gray images, 10 classes.
+type idxDataset struct {
+	name       string // in messages: "MNIST"
+	idPrefix   string // row ids are idPrefix-split-index
+	classNames []string
+}
+
+var mnistDataset = idxDataset{name: "MNIST", idPrefix: "mnist", classNames: MNISTClassNames}
+
+// idxSchemaVersion is the schema version the idx importers (MNIST, Fashion-MNIST) write.
+const idxSchemaVersion = SchemaVersion
+
+// idxColumns are the columns the idx importers write.
+var idxColumns = []string{ColImage, ColLabel, ColCaption, ColWidth, ColHeight, ColID}
+
+func readIDXSplit(srcDir, split string, ds idxDataset) (images [][]uint8, labels []uint8, err error) {
 	prefix, ok := mnistFilePrefix[split]
 	if !ok {
-		return nil, nil, fmt.Errorf("data: MNIST split %q: want \"train\" or \"test\"", split)
+		return nil, nil, fmt.Errorf("data: %s split %q: want \"train\" or \"test\"", ds.name, split)
 	}
 	imagesPath := idxPath(srcDir, prefix+"-images-idx3-ubyte")
 	labelsPath := idxPath(srcDir, prefix+"-labels-idx1-ubyte")
@@ -61,7 +78,7 @@ func ReadMNISTSplit(srcDir, split string) (images [][]uint8, labels []uint8, err
 		return nil, nil, err
 	}
 	if rows != mnistSide || cols != mnistSide {
-		return nil, nil, fmt.Errorf("data: %s: images are %dx%d, MNIST wants %dx%d", imagesPath, rows, cols, mnistSide, mnistSide)
+		return nil, nil, fmt.Errorf("data: %s: images are %dx%d, %s wants %dx%d", imagesPath, rows, cols, ds.name, mnistSide, mnistSide)
 	}
 	if labels, err = readIDXLabels(labelsPath); err != nil {
 		return nil, nil, err
@@ -70,47 +87,98 @@ func ReadMNISTSplit(srcDir, split string) (images [][]uint8, labels []uint8, err
 		return nil, nil, fmt.Errorf("data: %s has %d labels but %s has %d images", labelsPath, len(labels), imagesPath, len(images))
 	}
 	for i, l := range labels {
-		if int(l) >= len(MNISTClassNames) {
-			return nil, nil, fmt.Errorf("data: %s: row %d: label %d out of range [0, %d)", labelsPath, i, l, len(MNISTClassNames))
+		if int(l) >= len(ds.classNames) {
+			return nil, nil, fmt.Errorf("data: %s: row %d: label %d out of range [0, %d)", labelsPath, i, l, len(ds.classNames))
 		}
 	}
 	return images, labels, nil
 }
 
 // ImportMNIST reads split ("train" or "test") from the idx files in srcDir (see
-// ReadMNISTSplit) and writes it atomically to outPath as Parquet in the package schema
-// (image: 28×28 grayscale PNG, label, caption from MNISTClassNames, width, height), in row
-// groups of at most 10,000 rows. It creates outPath's parent directories and returns the
-// number of rows written.
+// ReadMNISTSplit) and writes it atomically to outPath as Parquet (image: 28×28 grayscale
+// PNG, label, caption = class name from MNISTClassNames, width, height, id
+// "mnist-SPLIT-INDEX"; metadata: class names and their vocabulary), in row groups of
+// 10,000 rows. It creates outPath's parent directories and returns the number of rows.
 func ImportMNIST(srcDir, split, outPath string) (int, error) {
-	return importMNIST(srcDir, split, outPath, mnistRowGroupRows)
+	return importMNIST(srcDir, split, outPath, DefaultRowGroupRows)
 }
 
 func importMNIST(srcDir, split, outPath string, rowGroupRows int) (int, error) {
-	images, labels, err := ReadMNISTSplit(srcDir, split)
+	_, n, err := ImportMNISTWithOptions(srcDir, split, outPath, WriterOptions{RowGroupRows: rowGroupRows})
+	return n, err
+}
+
+// ImportMNISTWithOptions is ImportMNIST with writer options (row groups, compression,
+// shards, progress); it returns the written paths and the number of rows.
+func ImportMNISTWithOptions(srcDir, split, outPath string, opts WriterOptions) ([]string, int, error) {
+	return importIDX(srcDir, split, outPath, mnistDataset, opts)
+}
+
+// importIDX converts an idx split to Parquet; see ImportMNIST.
+func importIDX(srcDir, split, outPath string, ds idxDataset, opts WriterOptions) ([]string, int, error) {
+	images, labels, err := readIDXSplit(srcDir, split, ds)
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
-	rows := make([]imageRow, len(images))
-	err = parallelRange(len(images), func(lo, hi int) error {
-		enc := newPNGEncoder()
-		for i := lo; i < hi; i++ {
-			gray := &image.Gray{Pix: images[i], Stride: mnistSide, Rect: image.Rect(0, 0, mnistSide, mnistSide)}
-			b, err := enc.encode(gray)
-			if err != nil {
-				return fmt.Errorf("data: import MNIST %s split: row %d: encode png: %w", split, i, err)
-			}
-			rows[i] = imageRow{PNG: b, Label: int32(labels[i]), Caption: MNISTClassNames[labels[i]], Width: mnistSide, Height: mnistSide}
+	if opts.ClassNames == nil {
+		opts.ClassNames = ds.classNames
+	}
+	if opts.Vocab == nil {
+		opts.Vocab = BuildVocab(ds.classNames, opts.VocabSize)
+	}
+	if opts.Total == 0 {
+		opts.Total = len(images)
+	}
+	w, err := newWriter(outPath, idxColumns, opts, idxSchemaVersion)
+	if err != nil {
+		return nil, 0, err
+	}
+	err = writeRowsParallel(w, len(images), func(i int, enc *pngEncoder) (Row, error) {
+		gray := &image.Gray{Pix: images[i], Stride: mnistSide, Rect: image.Rect(0, 0, mnistSide, mnistSide)}
+		b, err := enc.encode(gray)
+		if err != nil {
+			return Row{}, fmt.Errorf("data: import %s %s split: row %d: encode png: %w", ds.name, split, i, err)
 		}
-		return nil
+		return Row{Image: b, Label: int32(labels[i]), HasLabel: true, Caption: ds.classNames[labels[i]],
+			Width: mnistSide, Height: mnistSide, ID: fmt.Sprintf("%s-%s-%d", ds.idPrefix, split, i)}, nil
 	})
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
-	if err := writeImageParquet(outPath, rows, MNISTClassNames, rowGroupRows); err != nil {
-		return 0, err
+	return w.Close()
+}
+
+// writeRowsParallel makes rows 0…n-1 with makeRow on runtime.GOMAXPROCS workers (each with
+// its own PNG encoder), block by block, and writes them to w in order. On error it aborts w
+// (no output file appears) and returns the error of the lowest failing row.
+func writeRowsParallel(w *Writer, n int, makeRow func(i int, enc *pngEncoder) (Row, error)) error {
+	const block = 1024
+	rows := make([]Row, block)
+	for start := 0; start < n; start += block {
+		end := min(start+block, n)
+		err := parallelRange(end-start, func(lo, hi int) error {
+			enc := newPNGEncoder()
+			for i := lo; i < hi; i++ {
+				r, err := makeRow(start+i, enc)
+				if err != nil {
+					return err
+				}
+				rows[i] = r
+			}
+			return nil
+		})
+		if err != nil {
+			w.Abort()
+			return err
+		}
+		for i := range end - start {
+			if err := w.Write(rows[i]); err != nil {
+				return err
+			}
+			rows[i] = Row{}
+		}
 	}
-	return len(rows), nil
+	return nil
 }
 
 // pngEncoder encodes PNGs reusing one encoder buffer; not safe for concurrent use.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -203,5 +204,34 @@ func TestLoadFullMNIST(t *testing.T) {
 	}
 	if !slices.Equal(ds.ClassNames, MNISTClassNames) {
 		t.Errorf("ClassNames = %v", ds.ClassNames)
+	}
+}
+
+// TestImportMNISTColumns: ids, captions, vocabulary and shards of ImportMNISTWithOptions.
+func TestImportMNISTColumns(t *testing.T) {
+	f := writeMNISTFixture(t, "test", 7, true)
+	out := filepath.Join(t.TempDir(), "m.parquet")
+	paths, n, err := ImportMNISTWithOptions(f.dir, "test", out, WriterOptions{ShardRows: 4, Compression: "snappy"})
+	if err != nil || n != 7 || len(paths) != 2 || paths[1] != ShardPath(out, 1, 2) {
+		t.Fatalf("ImportMNISTWithOptions = %v, %d, %v", paths, n, err)
+	}
+	var ids, captions []string
+	var labels []int32
+	for _, p := range paths {
+		r := wtRead(t, p)
+		if r.md[MetaSchemaVersion] != idxSchemaVersion || r.md[MetaVocab] == "" {
+			t.Errorf("%s: metadata %v", p, r.md)
+		}
+		ids = append(ids, r.strings(t, ColID)...)
+		captions = append(captions, r.strings(t, ColCaption)...)
+		labels = append(labels, r.int32s(t, ColLabel)...)
+	}
+	for i := range n {
+		if want := "mnist-test-" + strconv.Itoa(i); ids[i] != want {
+			t.Errorf("row %d: id %s, want %s", i, ids[i], want)
+		}
+		if labels[i] != int32(f.labels[i]) || captions[i] != MNISTClassNames[f.labels[i]] {
+			t.Errorf("row %d: label %d caption %s, want %d", i, labels[i], captions[i], f.labels[i])
+		}
 	}
 }

@@ -3,7 +3,12 @@ package data
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -12,177 +17,321 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 )
 
-// Dataset holds a whole split decoded in memory.
-type Dataset struct {
-	// N is the number of examples; H, W, C the padded image shape (H = W = Config.ImageSize).
-	N, H, W, C int
-	// Pixels holds the images, uint8 [N, H, W, C] row-major (channels-last); padding is 0.
-	Pixels []uint8
-	// Labels holds the class of each example, int32 [N], each in [0, Config.NumClasses).
-	Labels []int32
-	// ClassNames are the captions indexed by label, from the file metadata; nil if absent.
-	ClassNames []string
-	// Path is the Parquet file the split was loaded from.
-	Path string
+// readableVersions are the values of MetaSchemaVersion this reader accepts (absent = "1").
+var readableVersions = []string{"1", "2"}
+
+// source is one Parquet file of a Stream, open for the stream's lifetime. Its reads are not
+// safe for concurrent use; a Stream reads each file from one goroutine at a time.
+type source struct {
+	path       string
+	size       int64
+	pf         *file.Reader
+	fr         *pqarrow.FileReader
+	schema     *arrow.Schema
+	groupRows  []int64 // rows of each row group
+	groupStart []int64 // file row index of each row group's first row
+	classNames []string
+	vocab      []string
 }
 
-// Image returns example i's pixels, uint8 [H, W, C], sharing memory with d.Pixels.
-func (d *Dataset) Image(i int) []uint8 {
-	size := d.H * d.W * d.C
-	return d.Pixels[i*size : (i+1)*size]
+// expandGlobs returns the files named by list (comma-separated paths or globs): each glob's
+// matches sorted by name, globs in list order, duplicates dropped. A glob matching nothing
+// is an error naming it. A list that names an existing file as a whole is that file (so a
+// single path may contain commas).
+func expandGlobs(list string) ([]string, error) {
+	if st, err := os.Stat(list); err == nil && !st.IsDir() {
+		return []string{list}, nil
+	}
+	globs := splitGlobs(list)
+	if len(globs) == 0 {
+		return nil, errors.New("data.train: no file or glob given")
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, g := range globs {
+		matches, err := filepath.Glob(g)
+		if err != nil {
+			return nil, fmt.Errorf("data.train: glob %q: %w", g, err)
+		}
+		if len(matches) == 0 {
+			return nil, fmt.Errorf("data.train: %q matches no file", g)
+		}
+		sort.Strings(matches)
+		for _, m := range matches {
+			if !seen[m] {
+				seen[m] = true
+				out = append(out, m)
+			}
+		}
+	}
+	return out, nil
 }
 
-// Load reads the Parquet file path into memory. It streams record batches of
-// cfg.ReadBatchRows rows reading only the image and label columns, decodes each PNG
-// (grayscale, RGB or RGBA; alpha is composited over black) to cfg.Channels, centers it on a
-// black canvas [cfg.ImageSize, cfg.ImageSize, cfg.Channels], and checks that every label
-// lies in [0, cfg.NumClasses). PNG decoding runs on runtime.GOMAXPROCS workers; the result
-// keeps the file order. Errors name the file, the column and the row.
-func Load(path string, cfg Config) (*Dataset, error) {
-	if err := cfg.validateShape(); err != nil {
-		return nil, fmt.Errorf("data: load %s: %w", path, err)
+// openSource opens path and reads its footer: row groups, schema and key-value metadata
+// (schema version, class names, vocabulary). It checks that every column chunk lies inside
+// the file, so a truncated file fails here rather than mid-training.
+func openSource(path string, readBatchRows int) (_ *source, err error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("data: open %s: %w", path, err)
 	}
 	pf, err := file.OpenParquetFile(path, false)
 	if err != nil {
-		return nil, fmt.Errorf("data: load %s: open parquet: %w", path, err)
+		return nil, fmt.Errorf("data: open %s: not a readable Parquet file (truncated or corrupt?): %w", path, err)
 	}
-	defer pf.Close()
-	ds := &Dataset{N: int(pf.NumRows()), H: cfg.ImageSize, W: cfg.ImageSize, C: cfg.Channels, Path: path}
-	if ds.ClassNames, err = readFileMetadata(pf, path); err != nil {
-		return nil, err
-	}
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: int64(cfg.ReadBatchRows)}, memory.DefaultAllocator)
-	if err != nil {
-		return nil, fmt.Errorf("data: load %s: %w", path, err)
-	}
-	cols, err := projectColumns(pf, path, ColImage, ColLabel)
-	if err != nil {
-		return nil, err
-	}
-	rr, err := fr.GetRecordReader(context.Background(), cols, nil)
-	if err != nil {
-		return nil, fmt.Errorf("data: load %s: columns %s, %s: %w", path, ColImage, ColLabel, err)
-	}
-	defer rr.Release()
-	ds.Pixels = make([]uint8, ds.N*ds.H*ds.W*ds.C)
-	ds.Labels = make([]int32, ds.N)
-	row := 0
-	for rr.Next() {
-		// The batch is valid only until the next Next(): decodeBatch copies everything out.
-		rec := rr.RecordBatch()
-		if err := ds.decodeBatch(rec, row, cfg); err != nil {
-			return nil, err
+	defer func() {
+		if err != nil {
+			pf.Close()
 		}
-		row += int(rec.NumRows())
+	}()
+	s := &source{path: path, size: st.Size(), pf: pf}
+	if err := s.checkChunks(); err != nil {
+		return nil, err
 	}
-	if err := rr.Err(); err != nil {
-		return nil, fmt.Errorf("data: load %s: read record batch at row %d: %w", path, row, err)
+	props := pqarrow.ArrowReadProperties{BatchSize: int64(max(readBatchRows, 1))}
+	if s.fr, err = pqarrow.NewFileReader(pf, props, memory.DefaultAllocator); err != nil {
+		return nil, fmt.Errorf("data: open %s: arrow schema: %w", path, err)
 	}
-	if row != ds.N {
-		return nil, fmt.Errorf("data: load %s: read %d rows, file metadata says %d", path, row, ds.N)
+	if s.schema, err = s.fr.Schema(); err != nil {
+		return nil, fmt.Errorf("data: open %s: arrow schema: %w", path, err)
 	}
-	return ds, nil
+	if s.classNames, s.vocab, err = readMetadata(pf, path); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
-// readFileMetadata checks the schema version and returns the class names (nil if absent).
-func readFileMetadata(pf *file.Reader, path string) ([]string, error) {
+// checkChunks records the row-group sizes and checks every column chunk's byte range.
+func (s *source) checkChunks() error {
+	md := s.pf.MetaData()
+	var start int64
+	for g := range md.NumRowGroups() {
+		rg := md.RowGroup(g)
+		s.groupRows = append(s.groupRows, rg.NumRows())
+		s.groupStart = append(s.groupStart, start)
+		start += rg.NumRows()
+		for c := range md.NumColumns() {
+			cc, err := rg.ColumnChunk(c)
+			if err != nil {
+				return fmt.Errorf("data: open %s: row group %d, column %d: %w", s.path, g, c, err)
+			}
+			off := cc.DataPageOffset()
+			if cc.HasDictionaryPage() && cc.DictionaryPageOffset() > 0 {
+				off = min(off, cc.DictionaryPageOffset())
+			}
+			if end := off + cc.TotalCompressedSize(); off < 0 || end > s.size {
+				return fmt.Errorf("data: open %s: row group %d, column %s: bytes %d to %d lie beyond the file's %d bytes (truncated file?)",
+					s.path, g, cc.PathInSchema(), off, end, s.size)
+			}
+		}
+	}
+	if start != md.NumRows {
+		return fmt.Errorf("data: open %s: row groups hold %d rows, the footer says %d", s.path, start, md.NumRows)
+	}
+	return nil
+}
+
+// readMetadata checks the schema version and returns the class names and the caption
+// vocabulary (each nil if absent).
+func readMetadata(pf *file.Reader, path string) (classNames, vocab []string, err error) {
 	kv := pf.MetaData().KeyValueMetadata()
-	if v := kv.FindValue(MetaSchemaVersion); v != nil && *v != schemaVersion {
-		return nil, fmt.Errorf("data: load %s: metadata %s is %q, this reader knows %q", path, MetaSchemaVersion, *v, schemaVersion)
+	if v := kv.FindValue(MetaSchemaVersion); v != nil && !slices.Contains(readableVersions, *v) {
+		return nil, nil, fmt.Errorf("data: %s: metadata %s is %q, this reader knows %q", path, MetaSchemaVersion, *v, readableVersions)
 	}
-	v := kv.FindValue(MetaClassNames)
-	if v == nil {
-		return nil, nil
-	}
-	var names []string
-	if err := json.Unmarshal([]byte(*v), &names); err != nil {
-		return nil, fmt.Errorf("data: load %s: metadata %s: %w", path, MetaClassNames, err)
-	}
-	return names, nil
-}
-
-// projectColumns returns the Parquet leaf-column indices of the named columns.
-func projectColumns(pf *file.Reader, path string, names ...string) ([]int, error) {
-	idx := make([]int, len(names))
-	for i, name := range names {
-		if idx[i] = pf.MetaData().Schema.ColumnIndexByName(name); idx[i] < 0 {
-			return nil, fmt.Errorf("data: load %s: column %s: not in the file", path, name)
+	for _, m := range []struct {
+		key string
+		dst *[]string
+	}{{MetaClassNames, &classNames}, {MetaVocab, &vocab}} {
+		if v := kv.FindValue(m.key); v != nil {
+			if err := json.Unmarshal([]byte(*v), m.dst); err != nil {
+				return nil, nil, fmt.Errorf("data: %s: metadata %s: %w", path, m.key, err)
+			}
 		}
 	}
-	return idx, nil
+	return classNames, vocab, nil
+}
+
+func (s *source) close() error { return s.pf.Close() }
+
+// has reports whether the file has a top-level column name.
+func (s *source) has(name string) bool { return len(s.schema.FieldIndices(name)) > 0 }
+
+// columnKind is the logical type a reader needs of a column.
+type columnKind int
+
+const (
+	kindBinary columnKind = iota
+	kindInt
+	kindFloat
+	kindString
+	kindFloatList
+)
+
+var kindNames = [...]string{"binary", "int32", "float32", "string", "list<float32>"}
+
+// accepts reports whether an Arrow type can be read as kind.
+func (k columnKind) accepts(t arrow.DataType) bool {
+	switch k {
+	case kindBinary:
+		return t.ID() == arrow.BINARY || t.ID() == arrow.LARGE_BINARY
+	case kindInt:
+		return t.ID() == arrow.INT32 || t.ID() == arrow.INT64
+	case kindFloat:
+		return t.ID() == arrow.FLOAT32 || t.ID() == arrow.FLOAT64
+	case kindString:
+		return t.ID() == arrow.STRING || t.ID() == arrow.LARGE_STRING
+	case kindFloatList:
+		if l, ok := t.(arrow.ListLikeType); ok {
+			return l.Elem().ID() == arrow.FLOAT32
+		}
+	}
+	return false
+}
+
+// check fails, naming file and column, if the column is missing or not readable as kind.
+func (s *source) check(name string, kind columnKind) error {
+	idx := s.schema.FieldIndices(name)
+	if len(idx) == 0 {
+		return fmt.Errorf("data: %s: column %s: not in the file (columns: %s)", s.path, name, s.columnNames())
+	}
+	if t := s.schema.Field(idx[0]).Type; !kind.accepts(t) {
+		return fmt.Errorf("data: %s: column %s: type %s, want %s", s.path, name, t, kindNames[kind])
+	}
+	return nil
+}
+
+func (s *source) columnNames() string {
+	var names []string
+	for _, f := range s.schema.Fields() {
+		names = append(names, f.Name)
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return fmt.Sprint(names)
+}
+
+// leaves returns the Parquet leaf-column indices of the top-level columns names.
+func (s *source) leaves(names ...string) []int {
+	sc := s.pf.MetaData().Schema
+	var idx []int
+	for i := range sc.NumColumns() {
+		if path := sc.Column(i).ColumnPath(); len(path) > 0 && slices.Contains(names, path[0]) {
+			idx = append(idx, i)
+		}
+	}
+	return idx
+}
+
+// readGroup reads the named columns of row group g; the caller releases the table.
+func (s *source) readGroup(g int, names ...string) (arrow.Table, error) {
+	tbl, err := s.fr.ReadRowGroups(context.Background(), s.leaves(names...), []int{g})
+	if err != nil {
+		return nil, fmt.Errorf("data: %s: row group %d, columns %v: %w", s.path, g, names, err)
+	}
+	if tbl.NumRows() != s.groupRows[g] {
+		tbl.Release()
+		return nil, fmt.Errorf("data: %s: row group %d: read %d rows, the footer says %d", s.path, g, tbl.NumRows(), s.groupRows[g])
+	}
+	return tbl, nil
+}
+
+// column gives row-indexed access to one column of a table read by readGroup.
+type column struct {
+	chunks []arrow.Array
+	ends   []int // ends[i] is one past chunk i's last row
+}
+
+// tableColumn returns the named column of tbl (which readGroup read with that name).
+func tableColumn(tbl arrow.Table, name string) column {
+	var c column
+	idx := tbl.Schema().FieldIndices(name)
+	if len(idx) == 0 {
+		return c
+	}
+	n := 0
+	for _, a := range tbl.Column(idx[0]).Data().Chunks() {
+		n += a.Len()
+		c.chunks = append(c.chunks, a)
+		c.ends = append(c.ends, n)
+	}
+	return c
+}
+
+// at returns the chunk holding row i and i's index in it.
+func (c column) at(i int) (arrow.Array, int) {
+	k := sort.SearchInts(c.ends, i+1)
+	if k == 0 {
+		return c.chunks[0], i
+	}
+	return c.chunks[k], i - c.ends[k-1]
+}
+
+// isNull reports whether row i is null.
+func (c column) isNull(i int) bool {
+	a, j := c.at(i)
+	return a.IsNull(j)
+}
+
+// int64At returns row i of an int32/int64 column.
+func (c column) int64At(i int) int64 {
+	switch a, j := c.at(i); a := a.(type) {
+	case *array.Int32:
+		return int64(a.Value(j))
+	case *array.Int64:
+		return a.Value(j)
+	}
+	return 0
+}
+
+// float64At returns row i of a float32/float64 column.
+func (c column) float64At(i int) float64 {
+	switch a, j := c.at(i); a := a.(type) {
+	case *array.Float32:
+		return float64(a.Value(j))
+	case *array.Float64:
+		return a.Value(j)
+	}
+	return 0
+}
+
+// stringAt returns row i of a string column ("" for null).
+func (c column) stringAt(i int) string {
+	switch a, j := c.at(i); a := a.(type) {
+	case *array.String:
+		return a.Value(j)
+	case *array.LargeString:
+		return a.Value(j)
+	}
+	return ""
+}
+
+// bytesAt returns row i of a binary column; the bytes are valid until the table is released.
+func (c column) bytesAt(i int) []byte {
+	a, j := c.at(i)
+	if b, ok := a.(byteValues); ok {
+		return b.Value(j)
+	}
+	return nil
+}
+
+// floatsAt returns row i of a list<float32> column; valid until the table is released.
+func (c column) floatsAt(i int) []float32 {
+	a, j := c.at(i)
+	l, ok := a.(array.ListLike)
+	if !ok {
+		return nil
+	}
+	values, ok := l.ListValues().(*array.Float32)
+	if !ok {
+		return nil
+	}
+	start, end := l.ValueOffsets(j)
+	return values.Float32Values()[start:end]
 }
 
 // byteValues is the part of *array.Binary and *array.LargeBinary that decoding needs.
 type byteValues interface {
 	arrow.Array
 	Value(i int) []byte
-}
-
-// decodeBatch checks the labels and decodes the images of rec (file rows base…) into d.
-func (d *Dataset) decodeBatch(rec arrow.RecordBatch, base int, cfg Config) error {
-	n := int(rec.NumRows())
-	if base+n > d.N {
-		return fmt.Errorf("data: load %s: rows %d to %d: more rows than the metadata's %d", d.Path, base, base+n-1, d.N)
-	}
-	if err := d.copyLabels(rec, base, cfg.NumClasses); err != nil {
-		return err
-	}
-	col, err := batchColumn(rec, ColImage, d.Path, base)
-	if err != nil {
-		return err
-	}
-	images, ok := col.(byteValues)
-	if !ok {
-		return fmt.Errorf("data: load %s: column %s: type %s, want binary", d.Path, ColImage, col.DataType())
-	}
-	return parallelRange(n, func(lo, hi int) error {
-		for i := lo; i < hi; i++ {
-			row := base + i
-			if images.IsNull(i) {
-				return fmt.Errorf("data: load %s: column %s, row %d: null image", d.Path, ColImage, row)
-			}
-			if err := decodeImage(d.Image(row), images.Value(i), d.H, d.C); err != nil {
-				return fmt.Errorf("data: load %s: column %s, row %d: %w", d.Path, ColImage, row, err)
-			}
-		}
-		return nil
-	})
-}
-
-// copyLabels copies the label column of rec into d.Labels[base:], checking [0, numClasses).
-func (d *Dataset) copyLabels(rec arrow.RecordBatch, base, numClasses int) error {
-	col, err := batchColumn(rec, ColLabel, d.Path, base)
-	if err != nil {
-		return err
-	}
-	var value func(i int) int64
-	switch a := col.(type) {
-	case *array.Int32:
-		value = func(i int) int64 { return int64(a.Value(i)) }
-	case *array.Int64:
-		value = func(i int) int64 { return a.Value(i) }
-	default:
-		return fmt.Errorf("data: load %s: column %s: type %s, want int32", d.Path, ColLabel, col.DataType())
-	}
-	for i := range int(rec.NumRows()) {
-		row := base + i
-		if col.IsNull(i) {
-			return fmt.Errorf("data: load %s: column %s, row %d: null label", d.Path, ColLabel, row)
-		}
-		l := value(i)
-		if l < 0 || l >= int64(numClasses) {
-			return fmt.Errorf("data: load %s: column %s, row %d: label %d out of range [0, %d) (data.num_classes)", d.Path, ColLabel, row, l, numClasses)
-		}
-		d.Labels[row] = int32(l)
-	}
-	return nil
-}
-
-// batchColumn returns the named column of rec.
-func batchColumn(rec arrow.RecordBatch, name, path string, base int) (arrow.Array, error) {
-	idx := rec.Schema().FieldIndices(name)
-	if len(idx) != 1 {
-		return nil, fmt.Errorf("data: load %s: column %s: missing from record batch at row %d", path, name, base)
-	}
-	return rec.Column(idx[0]), nil
 }

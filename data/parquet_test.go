@@ -2,6 +2,7 @@ package data
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"image"
 	"image/color"
@@ -87,7 +88,7 @@ func TestImportMNISTFileLayout(t *testing.T) {
 		t.Errorf("row group sizes %v, want %v", sizes, want)
 	}
 	kv := md.KeyValueMetadata()
-	if v := kv.FindValue("fewstep.schema_version"); v == nil || *v != "1" {
+	if v := kv.FindValue("fewstep.schema_version"); v == nil || *v != SchemaVersion {
 		t.Errorf("fewstep.schema_version = %v", v)
 	}
 	var names []string
@@ -175,7 +176,7 @@ func TestLoadErrorsNameFileColumnRow(t *testing.T) {
 	for _, bad := range []int32{10, -1} {
 		rows = grayRows(t, 20)
 		rows[7].Label = bad
-		rows[13].PNG = nil // a later corrupt image must not mask the label error
+		rows[13].PNG = []byte("not an image") // a later corrupt image must not mask the label error
 		path = writeRows(t, rows, MNISTClassNames)
 		msg := loadErr(t, path)
 		t.Logf("label %d: %s", bad, msg)
@@ -266,5 +267,105 @@ func TestLoadEmptyFile(t *testing.T) {
 	}
 	if _, err := NewLoader(ds, 4, 0); err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("NewLoader(empty dataset): err = %v, want it to name %s", err, path)
+	}
+}
+
+// TestOpenBadInput: every dataset problem that needs no image decoding fails in Open with
+// an error naming the file (or glob) and the column.
+func TestOpenBadInput(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name string, f fixture) string {
+		p := filepath.Join(dir, name)
+		writeFixture(t, p, f)
+		return p
+	}
+	good := file("good.parquet", fixture{n: 30, groupRows: 10})
+	raw, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	truncated := filepath.Join(dir, "truncated.parquet")
+	os.WriteFile(truncated, raw[:len(raw)/2], 0o644)
+	cutFooter := filepath.Join(dir, "cut-footer.parquet")
+	os.WriteFile(cutFooter, raw[:len(raw)-3], 0o644)
+	hole := filepath.Join(dir, "hole.parquet") // footer intact, some data missing
+	os.WriteFile(hole, slices.Concat(raw[:len(raw)/3], raw[len(raw)/2:]), 0o644)
+	footerLen := int(binary.LittleEndian.Uint32(raw[len(raw)-8:])) + 8
+	dataOnly := filepath.Join(dir, "footer-only.parquet") // footer intact, all data missing
+	os.WriteFile(dataOnly, slices.Concat(raw[:4], raw[len(raw)-footerLen:]), 0o644)
+	garbage := filepath.Join(dir, "garbage.parquet")
+	os.WriteFile(garbage, []byte("PAR1 this is not a parquet file at all PAR1"), 0o644)
+	nullLabel := file("null-label.parquet", fixture{n: 9, groupRows: 4, label: func(id int) (int32, bool) { return 0, id != 6 }})
+	cases := []struct {
+		name  string
+		train string
+		edit  func(*Config)
+		want  []string
+	}{
+		{"glob matches nothing", filepath.Join(dir, "nothing-*.parquet"), nil, []string{"data.train", "nothing-*.parquet", "matches no file"}},
+		{"one glob of two matches nothing", good + "," + filepath.Join(dir, "typo.parquet"), nil, []string{"typo.parquet", "matches no file"}},
+		{"missing column", file("no-label.parquet", fixture{n: 5, groupRows: 5, noLabel: true}), nil, []string{"no-label.parquet", "column label", "not in the file"}},
+		{"mistyped column", file("string-label.parquet", fixture{n: 5, groupRows: 5, labelAsString: true}), nil, []string{"string-label.parquet", "column label", "type utf8", "want int32"}},
+		{"missing caption", good, func(c *Config) { c.CaptionContains = "fox" }, []string{"good.parquet", "column caption", "not in the file"}},
+		{"missing score", good, func(c *Config) { c.TopK = 3 }, []string{"good.parquet", "column score"}},
+		{"missing embedding", good, func(c *Config) { c.Condition = ConditionTextEmbedding }, []string{"good.parquet", "column text_embedding"}},
+		{"missing vocabulary", file("captions.parquet", fixture{n: 5, groupRows: 5, caption: func(int) string { return "x" }}),
+			func(c *Config) { c.Condition = ConditionCaption }, []string{"captions.parquet", MetaVocab, "missing"}},
+		{"empty file", file("empty.parquet", fixture{}), nil, []string{"empty.parquet", "empty dataset", "0 rows"}},
+		{"filters leave nothing", file("zeros.parquet", fixture{n: 8, groupRows: 3, label: func(int) (int32, bool) { return 0, true }}),
+			func(c *Config) { c.Labels = []int{1, 2} }, []string{"zeros.parquet", "empty dataset", "8 rows", "data.labels [1 2]"}},
+		{"truncated file", truncated, nil, []string{truncated, "truncated or corrupt"}},
+		{"file without its last bytes", cutFooter, nil, []string{cutFooter, "truncated or corrupt"}},
+		{"file with a hole", hole, nil, []string{hole, "row group"}},
+		{"file without its data", dataOnly, nil, []string{dataOnly, "beyond the file", "truncated file"}},
+		{"not parquet", garbage, nil, []string{garbage}},
+		{"truncated among good files", good + "," + truncated, nil, []string{truncated}},
+		{"null label", nullLabel, nil, []string{"null-label.parquet", "column label, row 6", "null label"}},
+		{"label out of range", file("label-10.parquet", fixture{n: 7, groupRows: 3, label: func(id int) (int32, bool) { return int32(id * 2), true }}),
+			nil, []string{"label-10.parquet", "column label, row 2", "data.num_classes"}},
+		{"image wider than image_size", file("wide.parquet", fixture{n: 4, groupRows: 4, width: func(id int) int32 { return int32(3 + id) }}),
+			nil, []string{"wide.parquet", "column width, row 2", "data.image_size 4"}},
+		{"class names disagree", file("names-a.parquet", fixture{n: 3, groupRows: 3, classNames: []string{"a", "b", "c"}}) + "," +
+			file("names-b.parquet", fixture{n: 3, groupRows: 3, classNames: []string{"a", "b", "d"}}), nil, []string{"names-b.parquet", MetaClassNames, "names-a.parquet"}},
+		{"future schema version", file("v3.parquet", fixture{n: 3, groupRows: 3, meta: map[string]string{MetaSchemaVersion: "3"}}), nil, []string{"v3.parquet", MetaSchemaVersion, `"3"`}},
+		{"bad config", good, func(c *Config) { c.Workers = 0 }, []string{"data.workers"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := idConfig(tc.train)
+			if tc.edit != nil {
+				tc.edit(&cfg)
+			}
+			s, err := Open(cfg, 4, 0)
+			if err == nil {
+				s.Close()
+				t.Fatalf("Open(%s) succeeded", tc.train)
+			}
+			t.Logf("%v", err)
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+	if _, err := Open(idConfig(good), 0, 0); err == nil || !strings.Contains(err.Error(), "batch size") {
+		t.Errorf("batch size 0: err = %v", err)
+	}
+}
+
+// TestLoadReadsV2Files: the v1 Load reads the image and label columns of a schema-v2 file.
+func TestLoadReadsV2Files(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v2.parquet")
+	writeFixture(t, path, fixture{n: 6, groupRows: 4, score: func(int) float32 { return 1 }, caption: func(int) string { return "c" }})
+	cfg := idConfig(path)
+	ds, err := Load(path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ds.N {
+		if img := ds.Image(i); int(img[0])|int(img[1])<<8 != i || ds.Labels[i] != int32(i%3) {
+			t.Errorf("row %d: pixels %v label %d", i, img[:2], ds.Labels[i])
+		}
 	}
 }

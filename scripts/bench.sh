@@ -15,5 +15,14 @@ if [ -f "$ORT" ] && [ -x bin/fewstep-onnx ]; then   # optional backend: make onn
 fi
 "$BIN" bench -config bench-refunet-s -name refunet-s -batch 64 -warmup 3 -steps 20 | tee /tmp/fewstep-bench-refunet.txt
 "$BIN" bench -config mnist-teacher -name mnist-teacher -batch 64 -warmup 3 -steps 20 | tee /tmp/fewstep-bench-teacher.txt
+# Data loader throughput (decoded, batched, 2 workers) next to what training consumes.
+: > /tmp/fewstep-bench-data.txt
+[ -f data/mnist-train.parquet ] || "$BIN" data import mnist -split train -out data/mnist-train.parquet
+"$BIN" data bench data/mnist-train.parquet -name mnist -batch 64 | tee -a /tmp/fewstep-bench-data.txt
+if [ -f third_party/emoji/emoji-datasource-twitter-16.0.0.tgz ]; then   # make emoji
+  [ -f data/emoji.parquet ] || "$BIN" data import emoji -out data/emoji.parquet
+  "$BIN" data bench data/emoji.parquet -name emoji -size 64 -channels 3 -hflip -batch 64 | tee -a /tmp/fewstep-bench-data.txt
+fi
 echo
+grep -h '^bench loader=' /tmp/fewstep-bench-data.txt
 grep -h '^bench model=' /tmp/fewstep-bench-onnx.txt /tmp/fewstep-bench-teacher.txt /tmp/fewstep-bench-refunet.txt

@@ -59,7 +59,7 @@ func Train(ctx context.Context, backend compute.Backend, job Job, opt Options) (
 	if err != nil {
 		return nil, err
 	}
-	defer r.metrics.Close()
+	defer r.close()
 	return r.loop(ctx)
 }
 
@@ -70,8 +70,9 @@ type run struct {
 	backend compute.Backend
 	store   *model.Store
 	den     *models.Denoiser
-	ds      *data.Dataset
-	loader  *data.Loader
+	stream  *data.Stream
+	info    data.Info
+	dbatch  *data.Batch
 	step    *Step
 	hs      hostState
 	metrics *metricsLog
@@ -79,14 +80,18 @@ type run struct {
 	sampler *sampling.Sampler
 }
 
-func newRun(backend compute.Backend, job Job, opt Options) (*run, error) {
+func newRun(backend compute.Backend, job Job, opt Options) (_ *run, err error) {
 	r := &run{job: job, opt: opt, backend: backend, store: model.NewStore()}
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
 	if err := r.prepareDir(); err != nil {
 		return nil, err
 	}
-	var err error
-	if r.ds, err = data.Load(job.Data.Train, job.Data); err != nil {
-		return nil, err
+	if c := job.Data.Condition; c != data.ConditionLabel && c != data.ConditionNone {
+		return nil, fmt.Errorf("data.condition: %q is not supported by the U-Net teacher yet (it is conditioned on class labels); use label or none", c)
 	}
 	if r.den, _, err = models.NewDenoiser(job.Model, job.Diffusion, job.Seed); err != nil {
 		return nil, err
@@ -98,11 +103,15 @@ func newRun(backend compute.Backend, job Job, opt Options) (*run, error) {
 	} else {
 		r.hs = hostState{PCG: rand.NewPCG(job.Seed, 0x5eed)}
 	}
-	if r.loader, err = data.NewLoader(r.ds, job.Trainer.BatchSize, job.Seed); err != nil {
+	if r.stream, err = data.Open(job.Data, job.Trainer.BatchSize, job.Seed); err != nil {
 		return nil, err
 	}
-	if err = r.loader.SetPosition(r.hs.Data); err != nil {
-		return nil, err
+	r.info = r.stream.Info()
+	r.dbatch = data.NewBatch(r.info, job.Data, job.Trainer.BatchSize)
+	if opt.Resume {
+		if err = r.stream.SetPosition(r.hs.Data); err != nil {
+			return nil, err
+		}
 	}
 	if r.step, err = NewStep(backend, r.store, r.den, job.Trainer); err != nil {
 		return nil, err
@@ -152,7 +161,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 			return res, r.nonFinite(out)
 		}
 		r.hs.Step++
-		r.hs.Data = r.loader.Position()
+		r.hs.Data = r.stream.Position()
 		res.Steps, res.LastLoss = r.hs.Step, out.Loss
 		var rec *Record
 		if r.hs.Step%cfg.LogEvery == 0 || r.hs.Step == cfg.Steps {
@@ -199,19 +208,39 @@ func (r *run) interrupted() error {
 	return fmt.Errorf("%w at step %d", ErrInterrupted, r.hs.Step)
 }
 
-// newBatch allocates the host buffers of one step.
+// newBatch allocates the host buffers of one step (x0 is the data stream's batch buffer).
 func (r *run) newBatch() *Batch {
-	ds, b := r.ds, r.job.Trainer.BatchSize
-	n := b * ds.H * ds.W * ds.C
-	return &Batch{X0: make([]float32, n), Eps: make([]float32, n), T: make([]float32, b), Cond: make([]int32, b),
-		B: b, H: ds.H, W: ds.W, C: ds.C}
+	info, b := r.info, r.job.Trainer.BatchSize
+	n := b * info.H * info.W * info.C
+	return &Batch{X0: r.dbatch.X, Eps: make([]float32, n), T: make([]float32, b), Cond: make([]int32, b),
+		B: b, H: info.H, W: info.W, C: info.C}
+}
+
+// close releases the data stream and the metrics file.
+func (r *run) close() {
+	if r.stream != nil {
+		if st := r.stream.Stats(); st.Skipped > 0 && r.opt.Out != nil {
+			fmt.Fprintln(r.opt.Out, st.String())
+		}
+		r.stream.Close()
+	}
+	if r.metrics != nil {
+		r.metrics.Close()
+	}
 }
 
 // fillBatch draws the next data batch, then t ~ U(0, t_max), condition dropout and eps, in that
 // order, from the run's PCG (so a resumed run draws the same numbers).
 func (r *run) fillBatch(b *Batch) error {
-	if err := r.loader.Next(b.X0, b.Cond); err != nil {
+	if err := r.stream.Next(r.dbatch); err != nil {
 		return err
+	}
+	if r.job.Data.Condition == data.ConditionNone {
+		for i := range b.Cond {
+			b.Cond[i] = int32(r.job.Model.NumClasses) // unconditional: always the null class
+		}
+	} else {
+		copy(b.Cond, r.dbatch.Labels)
 	}
 	rng := rand.New(r.hs.PCG)
 	tMax := r.job.Diffusion.TMax
@@ -258,7 +287,7 @@ func (r *run) grid() (string, error) {
 	}
 	t0 := time.Now()
 	path := r.job.RunDir.SamplePath(int64(r.hs.Step))
-	if err := ClassGrid(r.sampler, r.job.Model.NumClasses, r.job.Sample, r.ds.H, r.ds.W, r.ds.C, path); err != nil {
+	if err := ClassGrid(r.sampler, r.job.Model.NumClasses, r.job.Sample, r.info.H, r.info.W, r.info.C, path); err != nil {
 		return "", err
 	}
 	r.prog.message("step %d: sample grid %s (%.1fs)", r.hs.Step, path, time.Since(t0).Seconds())

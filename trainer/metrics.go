@@ -25,6 +25,8 @@ type Record struct {
 	ImgPerS  float64 `json:"img_per_s"`
 	Epoch    int64   `json:"epoch"`
 	Elapsed  float64 `json:"elapsed_s"`
+	// DataSkipped counts the rows skipped since this process started (undecodable images).
+	DataSkipped int64 `json:"data_skipped"`
 }
 
 // metricsLog appends Records to the run's metrics file.

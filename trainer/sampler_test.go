@@ -17,7 +17,7 @@ func TestSamplerSeesTrainedWeights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.metrics.Close()
+	defer r.close()
 	if _, err := r.loop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +26,7 @@ func TestSamplerSeesTrainedWeights(t *testing.T) {
 		t.Fatal(err)
 	}
 	seeds, classes := []uint64{1, 2, 3}, []int32{0, 1, 2}
-	side, ch := r.ds.H, r.ds.C
+	side, ch := r.info.H, r.info.C
 	before, err := early.Sample(seeds, classes, side, side, ch)
 	if err != nil {
 		t.Fatal(err)

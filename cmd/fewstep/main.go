@@ -28,7 +28,7 @@ var commands = []struct {
 }{
 	{"train", "train a diffusion model from a run config (or -resume RUN_DIR)", cmdTrain},
 	{"sample", "generate a sample grid from a run's checkpoint", cmdSample},
-	{"data", "import datasets into Parquet (data import mnist …)", cmdData},
+	{"data", "import, inspect, draw and time datasets (data import|inspect|grid|bench …)", cmdData},
 	{"bench", "time the training step and forward pass of a model config", cmdBench},
 	{"configs", "list the embedded configs, or print one (configs NAME)", cmdConfigs},
 	{"distill", "distill a teacher into a few-step student (not yet available)", notYet("distill", 6)},
