@@ -55,3 +55,30 @@ func WriteGrid(path string, imgs []float32, n, h, w, c, cols int) error {
 	}
 	return checkpoints.WriteFileAtomic(path, data, 0o644)
 }
+
+// ImagePNG encodes one image [H, W, C] (values in [-1, 1], C = 1 or 3) as PNG (gray or RGB).
+func ImagePNG(img []float32, h, w, c int) ([]byte, error) {
+	if len(img) != h*w*c || (c != 1 && c != 3) {
+		return nil, fmt.Errorf("image: %d values for %dx%dx%d", len(img), h, w, c)
+	}
+	toByte := func(v float32) uint8 { return uint8(min(max((v+1)*127.5+0.5, 0), 255)) }
+	var m image.Image
+	if c == 1 {
+		g := image.NewGray(image.Rect(0, 0, w, h))
+		for i, v := range img {
+			g.Pix[i] = toByte(v)
+		}
+		m = g
+	} else {
+		rgba := image.NewRGBA(image.Rect(0, 0, w, h))
+		for p := range h * w {
+			rgba.Pix[4*p], rgba.Pix[4*p+1], rgba.Pix[4*p+2], rgba.Pix[4*p+3] = toByte(img[3*p]), toByte(img[3*p+1]), toByte(img[3*p+2]), 255
+		}
+		m = rgba
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, m); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

@@ -28,21 +28,28 @@ type StepResult struct {
 	Applied bool
 }
 
-// Step is the compiled training step of a denoiser: diffusion loss, clipped AdamW, EMA.
+// LossFn builds the scalar training loss from the step's data inputs; the trained weights live
+// under root.In(ModelScope).
+type LossFn func(root *model.Scope, inputs []*Node) *Node
+
+// Step is a compiled optimizer step: loss, clipped AdamW, EMA (all state changes skipped when
+// anything is not finite).
 type Step struct {
 	cfg  Config
 	exec *model.Exec
 }
 
-// NewStep compiles (lazily, at the first call) the training step of d whose weights live under /model.
-func NewStep(backend compute.Backend, store *model.Store, d *models.Denoiser, cfg Config) (*Step, error) {
+// NewLossStep compiles (lazily, at the first call) an optimizer step of loss over the /model
+// weights of store. Its data inputs are those passed to RunInputs, in order.
+func NewLossStep(backend compute.Backend, store *model.Store, cfg Config, loss LossFn) (*Step, error) {
 	exec, err := model.NewExec(backend, store, func(root *model.Scope, in []*Node) []*Node {
-		x0, eps, t, cond, lr, step, ema := in[0], in[1], in[2], in[3], in[4], in[5], in[6]
-		root.SetTraining(x0.Graph(), true)
-		loss := ReduceAllMean(losses.Diffusion(d, root.In(ModelScope), x0, eps, t, cond))
-		gnorm, applied := applyAdamW(cfg, store, loss, stepInputs{lr: lr, step: step, emaDecay: ema},
-			func(gnorm *Node) *Node { return LogicalAnd(Finite(loss), Finite(gnorm)) })
-		return []*Node{loss, gnorm, applied}
+		n := len(in) - 3
+		lr, step, ema := in[n], in[n+1], in[n+2]
+		root.SetTraining(lr.Graph(), true)
+		l := loss(root, in[:n])
+		gnorm, applied := applyAdamW(cfg, store, l, stepInputs{lr: lr, step: step, emaDecay: ema},
+			func(gnorm *Node) *Node { return LogicalAnd(Finite(l), Finite(gnorm)) })
+		return []*Node{l, gnorm, applied}
 	})
 	if err != nil {
 		return nil, err
@@ -50,18 +57,34 @@ func NewStep(backend compute.Backend, store *model.Store, d *models.Denoiser, cf
 	return &Step{cfg: cfg, exec: exec}, nil
 }
 
-// Run executes optimizer step `step` (0-based) on b. The weights are left unchanged when the loss
+// NewStep compiles the training step of denoiser d (diffusion loss) whose weights live under /model.
+func NewStep(backend compute.Backend, store *model.Store, d *models.Denoiser, cfg Config) (*Step, error) {
+	return NewLossStep(backend, store, cfg, func(root *model.Scope, in []*Node) *Node {
+		x0, eps, t, cond := in[0], in[1], in[2], in[3]
+		return ReduceAllMean(losses.Diffusion(d, root.In(ModelScope), x0, eps, t, cond))
+	})
+}
+
+// Run executes diffusion step `step` (0-based) on b. The weights are left unchanged when the loss
 // or the gradient norm is not finite (the caller stops the run).
 func (s *Step) Run(b *Batch, step int) (StepResult, error) {
-	outs, err := s.exec.Call(
+	return s.RunInputs(step,
 		tensors.FromFlatDataAndDimensions(b.X0, b.B, b.H, b.W, b.C),
 		tensors.FromFlatDataAndDimensions(b.Eps, b.B, b.H, b.W, b.C),
 		tensors.FromFlatDataAndDimensions(b.T, b.B),
-		tensors.FromFlatDataAndDimensions(b.Cond, b.B),
-		tensors.FromScalar(float32(LR(s.cfg, step))),
-		tensors.FromScalar(float32(step+1)),
-		tensors.FromScalar(float32(EMADecay(s.cfg, step))),
-	)
+		tensors.FromFlatDataAndDimensions(b.Cond, b.B))
+}
+
+// RunInputs executes optimizer step `step` (0-based) with the given data inputs; the learning
+// rate and EMA decay come from the schedules of the step's Config.
+func (s *Step) RunInputs(step int, inputs ...*tensors.Tensor) (StepResult, error) {
+	args := make([]any, 0, len(inputs)+3)
+	for _, t := range inputs {
+		args = append(args, t)
+	}
+	args = append(args, tensors.FromScalar(float32(LR(s.cfg, step))), tensors.FromScalar(float32(step+1)),
+		tensors.FromScalar(float32(EMADecay(s.cfg, step))))
+	outs, err := s.exec.Call(args...)
 	if err != nil {
 		return StepResult{}, fmt.Errorf("train step %d: %w", step, err)
 	}

@@ -33,7 +33,7 @@ var commands = []struct {
 	{"configs", "list the embedded configs, or print one (configs NAME)", cmdConfigs},
 	{"distill", "distill a teacher into a few-step student (not yet available)", notYet("distill", 6)},
 	{"finetune", "quality-tune a trained model (not yet available)", notYet("finetune", 9)},
-	{"eval", "FID / accuracy / speed tables (not yet available)", notYet("eval", 4)},
+	{"eval", "FID, class accuracy, precision/recall and speed per step count (eval -run …; eval train-classifier)", cmdEval},
 	{"export", "export safetensors / ONNX (not yet available)", notYet("export", 10)},
 }
 

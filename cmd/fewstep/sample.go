@@ -3,7 +3,10 @@ package main
 import (
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/gomlx/gomlx/ml/model"
 
@@ -75,6 +78,14 @@ func cmdSample(args []string) error {
 		return err
 	}
 	side, ch := cfg.Data.ImageSize, cfg.Data.Channels
+	if isDirTarget(*out) {
+		if err := writeSampleDir(*out, s, seeds, classes, side, ch, sc.BatchSize); err != nil {
+			return err
+		}
+		fmt.Printf("wrote %d PNGs and labels.csv to %s (checkpoint step %d, %s weights, %d %s steps, cfg %.2g)\n",
+			len(seeds), *out, step, map[bool]string{true: "EMA", false: "raw"}[sc.UseEMA], sc.Steps, sc.Sampler, sc.CFG)
+		return nil
+	}
 	imgs, err := s.Sample(seeds, classes, side, side, ch)
 	if err != nil {
 		return err
@@ -89,6 +100,45 @@ func cmdSample(args []string) error {
 	fmt.Printf("wrote %s: %d images from checkpoint step %d (%s weights, %d %s steps, cfg %.2g)\n",
 		path, len(seeds), step, map[bool]string{true: "EMA", false: "raw"}[sc.UseEMA], sc.Steps, sc.Sampler, sc.CFG)
 	return nil
+}
+
+// isDirTarget reports whether -out names a directory (ends with a slash or exists as one).
+func isDirTarget(out string) bool {
+	if strings.HasSuffix(out, "/") {
+		return true
+	}
+	st, err := os.Stat(out)
+	return err == nil && st.IsDir()
+}
+
+// writeSampleDir generates the images batch by batch and writes one PNG per image plus
+// labels.csv (file, label, seed) for external scorers.
+func writeSampleDir(dir string, s *sampling.Sampler, seeds []uint64, classes []int32, side, ch, batch int) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var csv strings.Builder
+	csv.WriteString("file,label,seed\n")
+	per := side * side * ch
+	for start := 0; start < len(seeds); start += batch {
+		end := min(start+batch, len(seeds))
+		imgs, err := s.Sample(seeds[start:end], classes[start:end], side, side, ch)
+		if err != nil {
+			return err
+		}
+		for i := start; i < end; i++ {
+			png, err := sampling.ImagePNG(imgs[(i-start)*per:(i-start+1)*per], side, side, ch)
+			if err != nil {
+				return err
+			}
+			name := fmt.Sprintf("%06d.png", i)
+			if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(&csv, "%s,%d,%d\n", name, classes[i], seeds[i])
+		}
+	}
+	return checkpoints.WriteFileAtomic(filepath.Join(dir, "labels.csv"), []byte(csv.String()), 0o644)
 }
 
 // sampleLayout returns per-image seeds and classes and the grid columns for -class/-n.

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/fewstep/fewstep/checkpoints"
+	"github.com/fewstep/fewstep/configs"
+	"github.com/fewstep/fewstep/eval"
+	"github.com/fewstep/fewstep/internal/engine"
+)
+
+func cmdEval(args []string) error {
+	if len(args) > 0 && args[0] == "train-classifier" {
+		return evalTrainClassifier(args[1:])
+	}
+	return evalRuns(args)
+}
+
+// evalTrainClassifier trains (or retrains) the feature classifier of a dataset.
+func evalTrainClassifier(args []string) error {
+	fs := newFlagSet("eval train-classifier", "eval train-classifier [-config NAME|FILE] [-data TRAIN.parquet] [-test TEST.parquet] [-epochs 3]")
+	config := fs.String("config", "mnist-teacher", "run config whose data section describes the dataset")
+	train := fs.String("data", "", "training split (default: the config's data.train)")
+	test := fs.String("test", "", "test split (default: the config's data.test)")
+	epochs := fs.Int("epochs", 3, "passes over the training split")
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
+	cfg, _, err := configs.Load(*config, nil, os.Environ())
+	if err != nil {
+		return err
+	}
+	dc := cfg.Data
+	if *train != "" {
+		dc.Train = *train
+	}
+	if *test != "" {
+		dc.Test = *test
+	}
+	backend, err := engine.New()
+	if err != nil {
+		return err
+	}
+	tc, err := eval.TrainClassifier(backend, eval.ClassifierOptions{Data: dc, Epochs: *epochs, Out: os.Stdout})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("classifier: %s\ntest accuracy: %.2f%%\n", tc.Path, 100*tc.TestAccuracy)
+	return nil
+}
+
+// evalRuns evaluates one or more runs at several step counts and prints one table.
+func evalRuns(args []string) error {
+	fs := newFlagSet("eval", "eval -run RUN_DIR [-run RUN_DIR2 …] [-steps 1,2,4,8,50] [-sampler ddim] [-cfg 2.0] [-n 10000] [-batch 250]")
+	var runs multiFlag
+	fs.Var(&runs, "run", "run directory to evaluate (repeatable; also comma-separated)")
+	stepsFlag := fs.String("steps", "1,2,4,8,50", "comma-separated step counts")
+	sampler := fs.String("sampler", "", "sampler (default: each run's sample.sampler)")
+	cfgScale := fs.Float64("cfg", -1, "guidance scale (default: each run's sample.cfg)")
+	n := fs.Int("n", 10000, "images per setting, balanced over classes")
+	batch := fs.Int("batch", 0, "images per sampler call (default: each run's sample.batch_size)")
+	seed := fs.Int("seed", 0, "seed of image 0 (image i uses seed+i)")
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
+	steps, err := parseInts(*stepsFlag)
+	if err != nil {
+		return usagef("eval: -steps: %v", err)
+	}
+	specs, err := runSpecs(runs)
+	if err != nil {
+		return err
+	}
+	backend, err := engine.New()
+	if err != nil {
+		return err
+	}
+	dc := specs[0].Job.Data
+	tc, err := eval.ClassifierFor(backend, dc, os.Stdout)
+	if err != nil {
+		return err
+	}
+	test, err := tc.LoadTestSet(backend, dc)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("feature classifier %s: test accuracy %.2f%%\n", tc.Path, 100*tc.TestAccuracy)
+	res, err := eval.Evaluate(backend, specs, tc, test, eval.Options{Steps: steps, Sampler: *sampler, CFG: *cfgScale,
+		N: *n, Batch: *batch, Seed: *seed, Out: os.Stdout})
+	if err != nil {
+		return err
+	}
+	fmt.Print("\n" + eval.Markdown(res))
+	dir := filepath.Join(string(specs[0].Job.RunDir), "eval")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, w := range []struct {
+		name string
+		fn   func(string, *eval.Result) error
+	}{{"eval.csv", eval.WriteCSV}, {"eval.json", eval.WriteJSON}, {"compare.png", eval.WriteComparison}} {
+		if err := w.fn(filepath.Join(dir, w.name), res); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("wrote %s/{eval.csv,eval.json,compare.png} (compare.png: one row per run and step count, same seeds per column)\n", dir)
+	return nil
+}
+
+// runSpecs loads the resolved configs of the run directories.
+func runSpecs(runs []string) ([]eval.RunSpec, error) {
+	var specs []eval.RunSpec
+	for _, arg := range runs {
+		for _, dir := range strings.Split(arg, ",") {
+			if dir = strings.TrimSpace(dir); dir == "" {
+				continue
+			}
+			rd := checkpoints.RunDir(dir)
+			if err := eval.CheckRun(rd); err != nil {
+				return nil, err
+			}
+			cfg, resolved, err := configs.Load(rd.ConfigPath(), nil, nil)
+			if err != nil {
+				return nil, err
+			}
+			job := cfg.Job(resolved)
+			job.RunDir = rd
+			specs = append(specs, eval.RunSpec{Name: filepath.Base(filepath.Clean(dir)), Job: job})
+		}
+	}
+	if len(specs) == 0 {
+		return nil, usagef("eval: -run RUN_DIR is required")
+	}
+	return specs, nil
+}
+
+// parseInts parses "1,2,4" into positive ints.
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v <= 0 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

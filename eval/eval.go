@@ -1,0 +1,180 @@
+package eval
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/fewstep/fewstep/checkpoints"
+	"github.com/fewstep/fewstep/sampling"
+	"github.com/fewstep/fewstep/trainer"
+)
+
+// RunSpec is one model to evaluate: a run directory and its resolved config (as a trainer Job).
+type RunSpec struct {
+	Name string
+	Job  trainer.Job
+}
+
+// Options of Evaluate.
+type Options struct {
+	Steps   []int   // step counts to evaluate (e.g. 1, 2, 4, 8, 16, 50)
+	Sampler string  // "" keeps each run's sample.sampler
+	CFG     float64 // guidance scale; < 0 keeps each run's sample.cfg
+	N       int     // images per setting (balanced over classes; image i has seed Seed+i)
+	Batch   int     // images per sampler call (0 keeps each run's sample.batch_size)
+	Seed    int
+	K       int // neighbours of precision/recall (default 3)
+	Compare int // images per row of the comparison grid (default 10)
+	Out     io.Writer
+}
+
+// Row is one line of the evaluation table.
+type Row struct {
+	Run        string  `json:"run"`
+	Steps      int     `json:"steps"`
+	Sampler    string  `json:"sampler"`
+	CFG        float64 `json:"cfg"`
+	NFE        int     `json:"nfe"` // network evaluations per image, guidance counted
+	N          int     `json:"n"`
+	FID        float64 `json:"fid"`
+	ClassAcc   float64 `json:"class_accuracy"`
+	Precision  float64 `json:"precision"`
+	Recall     float64 `json:"recall"`
+	MsPerImage float64 `json:"ms_per_image"`
+	ImgPerS    float64 `json:"img_per_s"`
+	Batch      int     `json:"batch"`
+	Backend    string  `json:"backend"`
+}
+
+// Result is the table plus the comparison images: Compare[r] holds Options.Compare images
+// [Compare, H, W, C] of row r, the same seeds in every row.
+type Result struct {
+	Rows          []Row
+	Compare       [][]float32
+	H, W, C       int
+	ClassifierAcc float64
+}
+
+// Evaluate generates opts.N images for every (run, step count) with fixed per-image seeds and
+// measures FID, class accuracy, precision/recall (k-NN, against the test split) and generation
+// speed (compiled and warmed up first). tc is the dataset's feature classifier; test its test split.
+func Evaluate(backend compute.Backend, runs []RunSpec, tc *TrainedClassifier, test *TestSet, opts Options) (*Result, error) {
+	if opts.K <= 0 {
+		opts.K = 3
+	}
+	if opts.Compare <= 0 {
+		opts.Compare = 10
+	}
+	if opts.N < opts.Compare || opts.N < 2 {
+		return nil, fmt.Errorf("eval: -n %d must be at least %d", opts.N, max(opts.Compare, 2))
+	}
+	testStats, err := FitGaussian(test.Features, test.N, FeatureDim)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{ClassifierAcc: tc.TestAccuracy}
+	for _, run := range runs {
+		store := model.NewStore()
+		if _, err := trainer.LoadWeights(run.Job.RunDir, -1, store); err != nil {
+			return nil, err
+		}
+		for _, steps := range opts.Steps {
+			row, imgs, err := evaluateSetting(backend, store, run, steps, tc, test, testStats, opts)
+			if err != nil {
+				return nil, fmt.Errorf("eval %s, %d steps: %w", run.Name, steps, err)
+			}
+			res.Rows = append(res.Rows, row)
+			res.H, res.W, res.C = run.Job.Data.ImageSize, run.Job.Data.ImageSize, run.Job.Data.Channels
+			res.Compare = append(res.Compare, imgs[:opts.Compare*res.H*res.W*res.C])
+			if opts.Out != nil {
+				fmt.Fprintf(opts.Out, "%s  %2d steps: FID %.3f  acc %.4f  P %.3f  R %.3f  %.2f ms/img\n",
+					run.Name, steps, row.FID, row.ClassAcc, row.Precision, row.Recall, row.MsPerImage)
+			}
+		}
+	}
+	return res, nil
+}
+
+// evaluateSetting generates and scores one (run, steps) setting; it returns the row and the images.
+func evaluateSetting(backend compute.Backend, store *model.Store, run RunSpec, steps int, tc *TrainedClassifier,
+	test *TestSet, testStats Stats, opts Options) (Row, []float32, error) {
+	job := run.Job
+	sc := job.Sample
+	sc.Steps = steps
+	if opts.Sampler != "" {
+		sc.Sampler = opts.Sampler
+	}
+	if opts.CFG >= 0 {
+		sc.CFG = opts.CFG
+	}
+	if opts.Batch > 0 {
+		sc.BatchSize = opts.Batch
+	}
+	job.Sample = sc
+	smp, err := trainer.GridSampler(backend, store, job)
+	if err != nil {
+		return Row{}, nil, err
+	}
+	h, c, k := job.Data.ImageSize, job.Data.Channels, job.Model.NumClasses
+	seeds, classes := balanced(opts.N, k, opts.Seed)
+	if _, err := smp.Sample(seeds[:min(sc.BatchSize, opts.N)], classes[:min(sc.BatchSize, opts.N)], h, h, c); err != nil {
+		return Row{}, nil, err // warm-up: compiles the executor for the batch shape
+	}
+	t0 := time.Now()
+	imgs, err := smp.Sample(seeds, classes, h, h, c)
+	elapsed := time.Since(t0)
+	if err != nil {
+		return Row{}, nil, err
+	}
+	feats, preds, err := tc.Features(backend, imgs, opts.N, h, h, c)
+	if err != nil {
+		return Row{}, nil, err
+	}
+	row := Row{Run: run.Name, Steps: steps, Sampler: sc.Sampler, CFG: sc.CFG, NFE: steps * nfePerStep(sc), N: opts.N,
+		Batch: sc.BatchSize, Backend: backend.Name(), ClassAcc: ClassAccuracy(preds, classes),
+		MsPerImage: elapsed.Seconds() * 1000 / float64(opts.N), ImgPerS: float64(opts.N) / elapsed.Seconds()}
+	gen, err := FitGaussian(feats, opts.N, FeatureDim)
+	if err == nil {
+		row.FID, err = FID(gen, testStats)
+	}
+	if err == nil {
+		row.Precision, row.Recall, err = PrecisionRecall(test.Features, feats, test.N, opts.N, FeatureDim, opts.K)
+	}
+	return row, imgs, err
+}
+
+// nfePerStep is the number of network evaluations per image per solver step (2 with guidance).
+func nfePerStep(sc sampling.Config) int {
+	if sc.CFG != 1 {
+		return 2
+	}
+	return 1
+}
+
+// balanced returns n seeds (seed+i) and classes cycling through 0…k−1, so every class gets
+// n/k images (±1) and image i is the same in every setting.
+func balanced(n, k, seed int) ([]uint64, []int32) {
+	seeds := make([]uint64, n)
+	classes := make([]int32, n)
+	for i := range n {
+		seeds[i] = uint64(seed + i)
+		classes[i] = int32(i % k)
+	}
+	return seeds, classes
+}
+
+// CheckRun verifies that a run directory has a checkpoint.
+func CheckRun(dir checkpoints.RunDir) error {
+	steps, err := checkpoints.List(dir)
+	if err != nil {
+		return err
+	}
+	if len(steps) == 0 {
+		return fmt.Errorf("%s: no checkpoint to evaluate", dir)
+	}
+	return nil
+}
