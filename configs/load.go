@@ -35,6 +35,10 @@ func (e *Error) Error() string {
 // EnvPrefix starts the environment overrides FEWSTEP_<SECTION>_<KEY>.
 const EnvPrefix = "FEWSTEP_"
 
+// ReservedEnv lists FEWSTEP_ variables that are not config overrides: FEWSTEP_CACHE_DIR (where
+// eval classifiers are cached) and FEWSTEP_ONNXRUNTIME (the ONNX Runtime library for tests).
+var ReservedEnv = map[string]bool{"FEWSTEP_CACHE_DIR": true, "FEWSTEP_ONNXRUNTIME": true}
+
 // Presets lists the names of the embedded configs (usable as `-config NAME`).
 func Presets() []string {
 	entries, _ := presets.ReadDir(".")
@@ -119,7 +123,7 @@ func collectOverrides(sets []string, environ []string) ([]override, error) {
 	sort.Strings(environ)
 	for _, kv := range environ {
 		name, val, ok := strings.Cut(kv, "=")
-		if !ok || !strings.HasPrefix(name, EnvPrefix) {
+		if !ok || !strings.HasPrefix(name, EnvPrefix) || ReservedEnv[name] {
 			continue
 		}
 		rest := strings.ToLower(strings.TrimPrefix(name, EnvPrefix))

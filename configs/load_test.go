@@ -2,6 +2,7 @@ package configs
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,7 +65,7 @@ func TestBadConfigs(t *testing.T) {
 func TestOverrides(t *testing.T) {
 	path := writeYAML(t, "trainer:\n  steps: 10\n  lr: 1e-4\nmodel:\n  channel_mult: [1, 2]\n")
 	cfg, resolved, err := Load(path, []string{"trainer.steps=30", "model.channel_mult=[1,1,2]"},
-		[]string{"FEWSTEP_TRAINER_STEPS=20", "FEWSTEP_TRAINER_BATCH_SIZE=8", "HOME=/root"})
+		[]string{"FEWSTEP_TRAINER_STEPS=20", "FEWSTEP_TRAINER_BATCH_SIZE=8", "HOME=/root", "FEWSTEP_CACHE_DIR=/tmp/c", "FEWSTEP_ONNXRUNTIME=/x.so"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatalf("resolved config does not load: %v\n%s", err, resolved)
 	}
-	if again.Trainer != cfg.Trainer || again.Sample != cfg.Sample || again.Diffusion != cfg.Diffusion {
+	if again.Trainer != cfg.Trainer || fmt.Sprint(again.Sample) != fmt.Sprint(cfg.Sample) || again.Diffusion != cfg.Diffusion {
 		t.Fatal("resolved config does not round-trip")
 	}
 }

@@ -3,13 +3,14 @@ package eval
 import (
 	"fmt"
 	"io"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/fewstep/fewstep/checkpoints"
-	"github.com/fewstep/fewstep/sampling"
 	"github.com/fewstep/fewstep/trainer"
 )
 
@@ -21,15 +22,18 @@ type RunSpec struct {
 
 // Options of Evaluate.
 type Options struct {
-	Steps   []int   // step counts to evaluate (e.g. 1, 2, 4, 8, 16, 50)
-	Sampler string  // "" keeps each run's sample.sampler
-	CFG     float64 // guidance scale; < 0 keeps each run's sample.cfg
-	N       int     // images per setting (balanced over classes; image i has seed Seed+i)
-	Batch   int     // images per sampler call (0 keeps each run's sample.batch_size)
-	Seed    int
-	K       int // neighbours of precision/recall (default 3)
-	Compare int // images per row of the comparison grid (default 10)
-	Out     io.Writer
+	Steps    []int    // step counts to evaluate (e.g. 1, 2, 4, 8, 16, 50)
+	Samplers []string // samplers to compare (empty keeps each run's sample.sampler)
+	// Schedules are spacing names (trailing, karras, …) or schedule files (*.json, from `fewstep
+	// schedule optimize`; their own step count replaces Steps). Empty keeps each run's spacing.
+	Schedules []string
+	CFG       float64 // guidance scale; < 0 keeps each run's sample.cfg
+	N         int     // images per setting (balanced over classes; image i has seed Seed+i)
+	Batch     int     // images per sampler call (0 keeps each run's sample.batch_size)
+	Seed      int
+	K         int // neighbours of precision/recall (default 3)
+	Compare   int // images per row of the comparison grid (default 10)
+	Out       io.Writer
 }
 
 // Row is one line of the evaluation table.
@@ -37,6 +41,7 @@ type Row struct {
 	Run        string  `json:"run"`
 	Steps      int     `json:"steps"`
 	Sampler    string  `json:"sampler"`
+	Schedule   string  `json:"schedule"` // spacing name or schedule file name
 	CFG        float64 `json:"cfg"`
 	NFE        int     `json:"nfe"` // network evaluations per image, guidance counted
 	N          int     `json:"n"`
@@ -82,31 +87,78 @@ func Evaluate(backend compute.Backend, runs []RunSpec, tc *TrainedClassifier, te
 		if _, err := trainer.LoadWeights(run.Job.RunDir, -1, store); err != nil {
 			return nil, err
 		}
-		for _, steps := range opts.Steps {
-			row, imgs, err := evaluateSetting(backend, store, run, steps, tc, test, testStats, opts)
+		for _, set := range settings(opts) {
+			row, imgs, err := evaluateSetting(backend, store, run, set, tc, test, testStats, opts)
 			if err != nil {
-				return nil, fmt.Errorf("eval %s, %d steps: %w", run.Name, steps, err)
+				return nil, fmt.Errorf("eval %s, %s: %w", run.Name, set, err)
 			}
 			res.Rows = append(res.Rows, row)
 			res.H, res.W, res.C = run.Job.Data.ImageSize, run.Job.Data.ImageSize, run.Job.Data.Channels
 			res.Compare = append(res.Compare, imgs[:opts.Compare*res.H*res.W*res.C])
 			if opts.Out != nil {
-				fmt.Fprintf(opts.Out, "%s  %2d steps: FID %.3f  acc %.4f  P %.3f  R %.3f  %.2f ms/img\n",
-					run.Name, steps, row.FID, row.ClassAcc, row.Precision, row.Recall, row.MsPerImage)
+				fmt.Fprintf(opts.Out, "%s  %s %s %2d steps (NFE %d): FID %.3f  acc %.4f  P %.3f  R %.3f  %.2f ms/img\n",
+					run.Name, row.Sampler, row.Schedule, row.Steps, row.NFE, row.FID, row.ClassAcc, row.Precision, row.Recall, row.MsPerImage)
 			}
 		}
 	}
 	return res, nil
 }
 
-// evaluateSetting generates and scores one (run, steps) setting; it returns the row and the images.
-func evaluateSetting(backend compute.Backend, store *model.Store, run RunSpec, steps int, tc *TrainedClassifier,
+// setting is one sampler configuration of the table.
+type setting struct {
+	sampler, schedule string // "" keeps the run's
+	steps             int    // 0 with a schedule file
+}
+
+func (s setting) String() string {
+	out := strings.TrimSpace(s.sampler + " " + s.schedule)
+	if s.steps > 0 {
+		out = strings.TrimSpace(fmt.Sprintf("%s %d steps", out, s.steps))
+	}
+	return out
+}
+
+// settings expands samplers × schedules × step counts (schedule files carry their own steps).
+func settings(opts Options) []setting {
+	samplers, schedules := opts.Samplers, opts.Schedules
+	if len(samplers) == 0 {
+		samplers = []string{""}
+	}
+	if len(schedules) == 0 {
+		schedules = []string{""}
+	}
+	var out []setting
+	for _, smp := range samplers {
+		for _, sch := range schedules {
+			if strings.HasSuffix(sch, ".json") {
+				out = append(out, setting{sampler: smp, schedule: sch})
+				continue
+			}
+			for _, n := range opts.Steps {
+				out = append(out, setting{sampler: smp, schedule: sch, steps: n})
+			}
+		}
+	}
+	return out
+}
+
+// evaluateSetting generates and scores one setting of one run; it returns the row and the images.
+func evaluateSetting(backend compute.Backend, store *model.Store, run RunSpec, set setting, tc *TrainedClassifier,
 	test *TestSet, testStats Stats, opts Options) (Row, []float32, error) {
 	job := run.Job
 	sc := job.Sample
-	sc.Steps = steps
-	if opts.Sampler != "" {
-		sc.Sampler = opts.Sampler
+	if set.steps > 0 {
+		sc.Steps = set.steps
+	}
+	if set.sampler != "" {
+		sc.Sampler = set.sampler
+	}
+	label := sc.Spacing
+	switch {
+	case strings.HasSuffix(set.schedule, ".json"):
+		sc.ScheduleFile, label = set.schedule, filepath.Base(set.schedule)
+	case set.schedule != "":
+		sc.Spacing, label = set.schedule, set.schedule
 	}
 	if opts.CFG >= 0 {
 		sc.CFG = opts.CFG
@@ -134,7 +186,7 @@ func evaluateSetting(backend compute.Backend, store *model.Store, run RunSpec, s
 	if err != nil {
 		return Row{}, nil, err
 	}
-	row := Row{Run: run.Name, Steps: steps, Sampler: sc.Sampler, CFG: sc.CFG, NFE: steps * nfePerStep(sc), N: opts.N,
+	row := Row{Run: run.Name, Steps: len(smp.Times()) - 1, Sampler: sc.Sampler, Schedule: label, CFG: sc.CFG, NFE: smp.NFE(), N: opts.N,
 		Batch: sc.BatchSize, Backend: backend.Name(), ClassAcc: ClassAccuracy(preds, classes),
 		MsPerImage: elapsed.Seconds() * 1000 / float64(opts.N), ImgPerS: float64(opts.N) / elapsed.Seconds()}
 	gen, err := FitGaussian(feats, opts.N, FeatureDim)
@@ -145,14 +197,6 @@ func evaluateSetting(backend compute.Backend, store *model.Store, run RunSpec, s
 		row.Precision, row.Recall, err = PrecisionRecall(test.Features, feats, test.N, opts.N, FeatureDim, opts.K)
 	}
 	return row, imgs, err
-}
-
-// nfePerStep is the number of network evaluations per image per solver step (2 with guidance).
-func nfePerStep(sc sampling.Config) int {
-	if sc.CFG != 1 {
-		return 2
-	}
-	return 1
 }
 
 // balanced returns n seeds (seed+i) and classes cycling through 0…k−1, so every class gets

@@ -3,6 +3,7 @@ package eval
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -220,5 +221,21 @@ func TestBalancedClasses(t *testing.T) {
 		if counts[c] < 2 || counts[c] > 3 {
 			t.Fatalf("class %d has %d of 25 images", c, counts[c])
 		}
+	}
+}
+
+// TestSettings: samplers × schedules × steps, schedule files once each with their own steps.
+func TestSettings(t *testing.T) {
+	got := settings(Options{Steps: []int{4, 8}, Samplers: []string{"ddim", "heun"}, Schedules: []string{"karras", "runs/x/ays-10.json"}})
+	var names []string
+	for _, s := range got {
+		names = append(names, s.String())
+	}
+	want := "[ddim karras 4 steps ddim karras 8 steps ddim runs/x/ays-10.json heun karras 4 steps heun karras 8 steps heun runs/x/ays-10.json]"
+	if fmt.Sprint(names) != want {
+		t.Errorf("settings %v\nwant %s", names, want)
+	}
+	if got := settings(Options{Steps: []int{1, 2}}); len(got) != 2 || got[0].sampler != "" || got[1].steps != 2 {
+		t.Errorf("default settings %+v", got)
 	}
 }

@@ -137,3 +137,53 @@ func (p Prediction) X0Eps(xt, pred, alpha, sigma *Node) (x0, eps *Node) {
 	}
 	panic(fmt.Sprintf("unknown prediction %q", p))
 }
+
+// Derivatives returns dα/dt and dσ/dt at host time t in (0, 1]: the probability-flow ODE of any of
+// these schedules is dx/dt = α'(t)·x̂0 + σ'(t)·ε̂ (the conditional path x_t = α·x0 + σ·ε
+// differentiated in t, averaged over the posterior). For linear, σ' diverges at t → 0.
+func (s Schedule) Derivatives(t float64) (dAlpha, dSigma float64) {
+	switch s.Kind {
+	case "cosine":
+		return -math.Pi / 2 * math.Sin(math.Pi/2*t), math.Pi / 2 * math.Cos(math.Pi/2*t)
+	case "linear":
+		alpha, sigma := s.AlphaSigma(t)
+		dAlpha = alpha * (-0.5*t*(s.BetaMax-s.BetaMin) - 0.5*s.BetaMin)
+		return dAlpha, -alpha * dAlpha / sigma
+	case "flow":
+		return -1, 1
+	}
+	panic(fmt.Sprintf("unknown schedule %q", s.Kind))
+}
+
+// LogSNR is λ(t) = log(α²/σ²): +Inf at t = 0, −Inf where α = 0. It decreases in t.
+func (s Schedule) LogSNR(t float64) float64 {
+	alpha, sigma := s.AlphaSigma(t)
+	return 2 * (math.Log(alpha) - math.Log(sigma))
+}
+
+// SigmaBar is σ/α, the noise level of EDM (Karras et al., arXiv 2206.00364) in the coordinates
+// x/α = x0 + (σ/α)·ε; +Inf where α = 0.
+func (s Schedule) SigmaBar(t float64) float64 {
+	return math.Exp(-s.LogSNR(t) / 2)
+}
+
+// TimeOfLogSNR inverts LogSNR on [0, tMax] by bisection (λ is monotone); λ beyond the range of the
+// schedule clamps to the ends.
+func (s Schedule) TimeOfLogSNR(lambda, tMax float64) float64 {
+	lo, hi := 0.0, tMax
+	if lambda <= s.LogSNR(hi) {
+		return hi
+	}
+	for range 200 {
+		mid := (lo + hi) / 2
+		if s.LogSNR(mid) > lambda {
+			lo = mid
+		} else {
+			hi = mid
+		}
+		if hi-lo < 1e-15 {
+			break
+		}
+	}
+	return (lo + hi) / 2
+}

@@ -97,3 +97,27 @@ func TestDiffusionConfigValidate(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestScheduleDerivativesAndInverse: Derivatives match central differences of AlphaSigma, and
+// TimeOfLogSNR inverts LogSNR, for every schedule.
+func TestScheduleDerivativesAndInverse(t *testing.T) {
+	for _, kind := range Schedules {
+		s := Schedule{Kind: kind, BetaMin: 0.1, BetaMax: 20}
+		for _, tt := range []float64{0.05, 0.3, 0.5, 0.9, 0.99} {
+			const h = 1e-6
+			a1, s1 := s.AlphaSigma(tt + h)
+			a0, s0 := s.AlphaSigma(tt - h)
+			da, ds := s.Derivatives(tt)
+			if math.Abs(da-(a1-a0)/(2*h)) > 1e-5 || math.Abs(ds-(s1-s0)/(2*h)) > 1e-5 {
+				t.Errorf("%s t=%g: derivatives (%g, %g), finite differences (%g, %g)", kind, tt, da, ds, (a1-a0)/(2*h), (s1-s0)/(2*h))
+			}
+			if back := s.TimeOfLogSNR(s.LogSNR(tt), 1); math.Abs(back-tt) > 1e-9 {
+				t.Errorf("%s: TimeOfLogSNR(LogSNR(%g)) = %g", kind, tt, back)
+			}
+			alpha, sigma := s.AlphaSigma(tt)
+			if math.Abs(s.SigmaBar(tt)-sigma/alpha) > 1e-9*sigma/alpha {
+				t.Errorf("%s: SigmaBar(%g) = %g, want %g", kind, tt, s.SigmaBar(tt), sigma/alpha)
+			}
+		}
+	}
+}

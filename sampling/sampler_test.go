@@ -40,12 +40,12 @@ func TestDDIMOnGaussianData(t *testing.T) {
 		for _, steps := range []int{5, 1000} {
 			cfg := DefaultConfig()
 			cfg.Steps, cfg.CFG, cfg.ClipX0 = steps, 1, false
-			smp, err := NewSampler(backend, model.NewStore(), analyticDenoiser(sched, s), "net", 10, dc.TMax, cfg)
+			smp, err := NewSampler(backend, model.NewStore(), Model{Den: analyticDenoiser(sched, s), Scope: "net", NullClass: 10, TMax: dc.TMax}, cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
 			seeds := []uint64{11, 12}
-			imgs, err := smp.Sample(seeds, []int32{0, 1}, 4, 4, 1)
+			imgs, err := smp.SampleRaw(seeds, []int32{0, 1}, 4, 4, 1)
 			if err != nil {
 				t.Fatal(err)
 			}

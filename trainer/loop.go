@@ -305,7 +305,7 @@ func GridSampler(backend compute.Backend, store *model.Store, job Job) (*samplin
 	if !job.Sample.UseEMA {
 		scope = ModelScope
 	}
-	return sampling.NewSampler(backend, store, den, scope, job.Model.NumClasses, job.Diffusion.TMax, job.Sample)
+	return sampling.NewSampler(backend, store, sampling.Model{Den: den, Scope: scope, NullClass: job.Model.NumClasses, TMax: job.Diffusion.TMax}, job.Sample)
 }
 
 // ClassGrid samples cfg.PerClass images for each class (row = class) and writes the grid PNG.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/fewstep/fewstep/configs"
 	"github.com/fewstep/fewstep/eval"
 	"github.com/fewstep/fewstep/internal/engine"
+	"github.com/fewstep/fewstep/sampling"
 )
 
 func cmdEval(args []string) error {
@@ -55,11 +57,12 @@ func evalTrainClassifier(args []string) error {
 
 // evalRuns evaluates one or more runs at several step counts and prints one table.
 func evalRuns(args []string) error {
-	fs := newFlagSet("eval", "eval -run RUN_DIR [-run RUN_DIR2 …] [-steps 1,2,4,8,50] [-sampler ddim] [-cfg 2.0] [-n 10000] [-batch 250]")
+	fs := newFlagSet("eval", "eval -run RUN_DIR [-run RUN_DIR2 …] [-steps 1,2,4,8,50] [-sampler ddim,heun,…] [-schedule trailing,karras,ays.json] [-cfg 2.0] [-n 10000] [-batch 250]")
 	var runs multiFlag
 	fs.Var(&runs, "run", "run directory to evaluate (repeatable; also comma-separated)")
 	stepsFlag := fs.String("steps", "1,2,4,8,50", "comma-separated step counts")
-	sampler := fs.String("sampler", "", "sampler (default: each run's sample.sampler)")
+	sampler := fs.String("sampler", "", "comma-separated samplers: "+strings.Join(sampling.Samplers, ", ")+" (default: each run's sample.sampler)")
+	schedule := fs.String("schedule", "", "comma-separated spacings ("+strings.Join(sampling.Spacings[:len(sampling.Spacings)-1], ", ")+") or schedule files (*.json; their step count replaces -steps); default: each run's sample.spacing")
 	cfgScale := fs.Float64("cfg", -1, "guidance scale (default: each run's sample.cfg)")
 	n := fs.Int("n", 10000, "images per setting, balanced over classes")
 	batch := fs.Int("batch", 0, "images per sampler call (default: each run's sample.batch_size)")
@@ -70,6 +73,20 @@ func evalRuns(args []string) error {
 	steps, err := parseInts(*stepsFlag)
 	if err != nil {
 		return usagef("eval: -steps: %v", err)
+	}
+	for _, smp := range splitList(*sampler) {
+		if !slices.Contains(sampling.Samplers, smp) {
+			return usagef("eval: -sampler: unknown sampler %q (known: %s)", smp, strings.Join(sampling.Samplers, ", "))
+		}
+	}
+	for _, sch := range splitList(*schedule) {
+		if strings.HasSuffix(sch, ".json") {
+			if _, err := sampling.ReadScheduleFile(sch); err != nil {
+				return usagef("eval: -schedule: %v", err)
+			}
+		} else if !slices.Contains(sampling.Spacings, sch) || sch == "list" {
+			return usagef("eval: -schedule: %q is neither a spacing (%s) nor a .json schedule file", sch, strings.Join(sampling.Spacings[:len(sampling.Spacings)-1], ", "))
+		}
 	}
 	specs, err := runSpecs(runs)
 	if err != nil {
@@ -89,7 +106,7 @@ func evalRuns(args []string) error {
 		return err
 	}
 	fmt.Printf("feature classifier %s: test accuracy %.2f%%\n", tc.Path, 100*tc.TestAccuracy)
-	res, err := eval.Evaluate(backend, specs, tc, test, eval.Options{Steps: steps, Sampler: *sampler, CFG: *cfgScale,
+	res, err := eval.Evaluate(backend, specs, tc, test, eval.Options{Steps: steps, Samplers: splitList(*sampler), Schedules: splitList(*schedule), CFG: *cfgScale,
 		N: *n, Batch: *batch, Seed: *seed, Out: os.Stdout})
 	if err != nil {
 		return err
@@ -136,6 +153,17 @@ func runSpecs(runs []string) ([]eval.RunSpec, error) {
 		return nil, usagef("eval: -run RUN_DIR is required")
 	}
 	return specs, nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // parseInts parses "1,2,4" into positive ints.

@@ -34,6 +34,7 @@ var commands = []struct {
 	{"distill", "distill a teacher into a few-step student (not yet available)", notYet("distill", 6)},
 	{"finetune", "quality-tune a trained model (not yet available)", notYet("finetune", 9)},
 	{"eval", "FID, class accuracy, precision/recall and speed per step count (eval -run …; eval train-classifier)", cmdEval},
+	{"schedule", "optimize a sampling schedule (Align Your Steps) or show a spacing's times (schedule optimize|show …)", cmdSchedule},
 	{"export", "export safetensors / ONNX (not yet available)", notYet("export", 10)},
 }
 

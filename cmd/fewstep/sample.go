@@ -19,9 +19,13 @@ import (
 )
 
 func cmdSample(args []string) error {
-	fs := newFlagSet("sample", "sample -run RUN_DIR [-steps 50] [-cfg 2.0] [-class 3|all] [-n 64] [-seed 0] [-out grid.png]")
+	fs := newFlagSet("sample", "sample -run RUN_DIR [-sampler ddim] [-steps 50] [-spacing trailing | -schedule FILE] [-cfg 2.0] [-class 3|all] [-n 64] [-seed 0] [-out grid.png|DIR/]")
 	runDir := fs.String("run", "", "run directory (required)")
 	steps := fs.Int("steps", 0, "sampler steps (default: the run's sample.steps)")
+	sampler := fs.String("sampler", "", "solver: "+strings.Join(sampling.Samplers, ", ")+" (default: the run's sample.sampler)")
+	spacing := fs.String("spacing", "", "timestep spacing: "+strings.Join(sampling.Spacings, ", ")+" (default: the run's sample.spacing)")
+	schedule := fs.String("schedule", "", "schedule file from `fewstep schedule optimize` (replaces the spacing and -steps)")
+	eta := fs.Float64("eta", math.NaN(), "DDIM stochasticity in [0, 1] (default: the run's sample.eta)")
 	cfgScale := fs.Float64("cfg", math.NaN(), "classifier-free guidance scale (default: the run's sample.cfg)")
 	class := fs.String("class", "all", "class index, or all for one row per class")
 	n := fs.Int("n", 0, "images (per class with -class all; default: the run's sample.per_class, or 64 for one class)")
@@ -45,6 +49,18 @@ func cmdSample(args []string) error {
 	sc.UseEMA = *ema
 	if *steps > 0 {
 		sc.Steps = *steps
+	}
+	if *sampler != "" {
+		sc.Sampler = *sampler
+	}
+	if *spacing != "" {
+		sc.Spacing = *spacing
+	}
+	if *schedule != "" {
+		sc.ScheduleFile = *schedule
+	}
+	if !math.IsNaN(*eta) {
+		sc.Eta = *eta
 	}
 	if !math.IsNaN(*cfgScale) {
 		sc.CFG = *cfgScale
@@ -97,8 +113,8 @@ func cmdSample(args []string) error {
 	if err := sampling.WriteGrid(path, imgs, len(seeds), side, side, ch, cols); err != nil {
 		return err
 	}
-	fmt.Printf("wrote %s: %d images from checkpoint step %d (%s weights, %d %s steps, cfg %.2g)\n",
-		path, len(seeds), step, map[bool]string{true: "EMA", false: "raw"}[sc.UseEMA], sc.Steps, sc.Sampler, sc.CFG)
+	fmt.Printf("wrote %s: %d images from checkpoint step %d (%s weights, %d %s steps, NFE %d, cfg %.2g)\n",
+		path, len(seeds), step, map[bool]string{true: "EMA", false: "raw"}[sc.UseEMA], len(s.Times())-1, sc.Sampler, s.NFE(), sc.CFG)
 	return nil
 }
 
