@@ -10,6 +10,7 @@ import (
 
 	"github.com/fewstep/fewstep/checkpoints"
 	"github.com/fewstep/fewstep/data"
+	"github.com/fewstep/fewstep/distill"
 	"github.com/fewstep/fewstep/models"
 	"github.com/fewstep/fewstep/sampling"
 	"github.com/fewstep/fewstep/trainer"
@@ -33,6 +34,8 @@ type Run struct {
 	Diffusion models.DiffusionConfig `mapstructure:"diffusion"`
 	Trainer   trainer.Config         `mapstructure:"trainer"`
 	Sample    sampling.Config        `mapstructure:"sample"`
+	Distill   distill.Config         `mapstructure:"distill"`
+	LADD      distill.LADDConfig     `mapstructure:"ladd"`
 }
 
 // Default returns the defaults: each section's DefaultConfig, the only place defaults live.
@@ -44,6 +47,8 @@ func Default() Run {
 		Diffusion: models.DefaultDiffusionConfig(),
 		Trainer:   trainer.DefaultConfig(),
 		Sample:    sampling.DefaultConfig(),
+		Distill:   distill.DefaultConfig(),
+		LADD:      distill.DefaultLADDConfig(),
 	}
 }
 
@@ -58,10 +63,13 @@ func (r Run) Validate() error {
 	if r.Run.Seed < 0 {
 		return fmt.Errorf("run.seed: must be >= 0, got %d", r.Run.Seed)
 	}
-	for _, v := range []interface{ Validate() error }{r.Data, r.Model, r.Diffusion, r.Trainer, r.Sample} {
+	for _, v := range []interface{ Validate() error }{r.Data, r.Model, r.Diffusion, r.Trainer, r.Sample, r.Distill} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
+	}
+	if err := r.LADD.Validate(nil); err != nil { // taps are checked against the teacher by distill
+		return err
 	}
 	if r.Model.NumClasses != r.Data.NumClasses {
 		return fmt.Errorf("model.num_classes: %d disagrees with data.num_classes %d", r.Model.NumClasses, r.Data.NumClasses)
@@ -87,7 +95,7 @@ func (r Run) YAML() ([]byte, error) {
 	sections := []struct {
 		name string
 		v    any
-	}{{"run", r.Run}, {"data", r.Data}, {"model", r.Model}, {"diffusion", r.Diffusion}, {"trainer", r.Trainer}, {"sample", r.Sample}}
+	}{{"run", r.Run}, {"data", r.Data}, {"model", r.Model}, {"diffusion", r.Diffusion}, {"trainer", r.Trainer}, {"sample", r.Sample}, {"distill", r.Distill}, {"ladd", r.LADD}}
 	for _, s := range sections {
 		m := map[string]any{}
 		if err := mapstructure.Decode(s.v, &m); err != nil {

@@ -16,8 +16,9 @@ import (
 
 // RunSpec is one model to evaluate: a run directory and its resolved config (as a trainer Job).
 type RunSpec struct {
-	Name string
-	Job  trainer.Job
+	Name  string
+	Job   trainer.Job
+	Steps []int // this run's step counts (nil: Options.Steps)
 }
 
 // Options of Evaluate.
@@ -87,7 +88,14 @@ func Evaluate(backend compute.Backend, runs []RunSpec, tc *TrainedClassifier, te
 		if _, err := trainer.LoadWeights(run.Job.RunDir, -1, store); err != nil {
 			return nil, err
 		}
-		for _, set := range settings(opts) {
+		if hasScope(store, "teacher") { // a distilled student's checkpoint carries its teacher
+			run.Job.Distilled = true
+		}
+		o := opts
+		if run.Steps != nil {
+			o.Steps = run.Steps
+		}
+		for _, set := range settings(o) {
 			row, imgs, err := evaluateSetting(backend, store, run, set, tc, test, testStats, opts)
 			if err != nil {
 				return nil, fmt.Errorf("eval %s, %s: %w", run.Name, set, err)
@@ -197,6 +205,15 @@ func evaluateSetting(backend compute.Backend, store *model.Store, run RunSpec, s
 		row.Precision, row.Recall, err = PrecisionRecall(test.Features, feats, test.N, opts.N, FeatureDim, opts.K)
 	}
 	return row, imgs, err
+}
+
+func hasScope(store *model.Store, scope string) bool {
+	for v := range store.IterVariables() {
+		if strings.HasPrefix(v.Path(), "/"+scope+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // balanced returns n seeds (seed+i) and classes cycling through 0…k−1, so every class gets

@@ -49,3 +49,24 @@ func TestDiffusionLossPerExample(t *testing.T) {
 		}
 	}
 }
+
+// TestAdversarialLosses: the hinge and non-saturating losses at known logits.
+func TestAdversarialLosses(t *testing.T) {
+	backend, err := compute.NewWithConfig("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := []float32{2, 0.5, -1}
+	fake := []float32{-2, 0.25, 3}
+	outs := MustExecOnceN(backend, func(r, f *Node) []*Node {
+		return []*Node{HingeDiscriminator(r, f), HingeGenerator(f), NonSaturatingGenerator(f)}
+	}, real, fake)
+	d, g, ns := outs[0].Value().([]float32), outs[1].Value().([]float32), outs[2].Value().([]float32)
+	for i := range real {
+		wantD := math.Max(0, 1-float64(real[i])) + math.Max(0, 1+float64(fake[i]))
+		wantNS := math.Log1p(math.Exp(-float64(fake[i])))
+		if math.Abs(float64(d[i])-wantD) > 1e-6 || g[i] != -fake[i] || math.Abs(float64(ns[i])-wantNS) > 1e-6 {
+			t.Errorf("logits (%g, %g): hinge D %g (want %g), hinge G %g, non-saturating %g (want %g)", real[i], fake[i], d[i], wantD, g[i], ns[i], wantNS)
+		}
+	}
+}

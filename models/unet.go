@@ -1,6 +1,7 @@
 package models
 
 import (
+	"fmt"
 	"math"
 	"slices"
 
@@ -19,6 +20,47 @@ import (
 type UNet struct {
 	Cfg Config
 	*Builder
+	// Tap, when set, receives the named intermediate feature maps of Net (see TapNames), each
+	// channels-first [C, B, h, w]: the feature network of adversarial distillation (LADD §3.2).
+	Tap func(name string, h *Node)
+}
+
+// TapNames lists the feature taps of a config, from input to output: "down<l>" (end of encoder
+// level l, before downsampling), "mid" (after the middle block), "up<l>" (end of decoder level l,
+// before upsampling).
+func (cfg Config) TapNames() []string {
+	var names []string
+	for l := range cfg.ChannelMult {
+		names = append(names, fmt.Sprintf("down%d", l))
+	}
+	names = append(names, "mid")
+	for l := len(cfg.ChannelMult) - 1; l >= 0; l-- {
+		names = append(names, fmt.Sprintf("up%d", l))
+	}
+	return names
+}
+
+// Features runs Net and returns the feature maps of the named taps in the order asked, each
+// [C, B, h, w]. It panics on an unknown tap name (configs validate them against TapNames).
+func (u *UNet) Features(scope *model.Scope, x, t, cond *Node, names []string) []*Node {
+	got := map[string]*Node{}
+	prev := u.Tap
+	u.Tap = func(name string, h *Node) { got[name] = h }
+	u.Net(scope, x, t, cond)
+	u.Tap = prev
+	out := make([]*Node, len(names))
+	for i, n := range names {
+		if out[i] = got[n]; out[i] == nil {
+			panic(fmt.Sprintf("unknown feature tap %q (known: %v)", n, u.Cfg.TapNames()))
+		}
+	}
+	return out
+}
+
+func (u *UNet) tap(name string, h *Node) {
+	if u.Tap != nil {
+		u.Tap(name, h)
+	}
 }
 
 // NewUNet validates cfg and returns a U-Net whose missing variables are initialized from seed.
@@ -53,6 +95,7 @@ func (u *UNet) Net(scope *model.Scope, x, t, cond *Node) *Node {
 			}
 		}
 		skips = append(skips, h)
+		u.tap(fmt.Sprintf("down%d", lvl), h)
 		if lvl < last {
 			h = u.Conv2D(s.In("downsample"), h, m*cfg.BaseChannels, 3, 2, conv, InitFanIn)
 		}
@@ -64,6 +107,7 @@ func (u *UNet) Net(scope *model.Scope, x, t, cond *Node) *Node {
 		h = u.SelfAttention(mid.In("attn"), h, cfg.AttentionHeads, cfg.Groups)
 	}
 	h = u.ResBlock(mid.In("res1"), h, embAct, chMid)
+	u.tap("mid", h)
 	for lvl := last; lvl >= 0; lvl-- {
 		s := scope.In("up%d", lvl)
 		ch := cfg.ChannelMult[lvl] * cfg.BaseChannels
@@ -71,6 +115,7 @@ func (u *UNet) Net(scope *model.Scope, x, t, cond *Node) *Node {
 		for i := range cfg.NumResBlocks {
 			h = u.ResBlock(s.In("res%d", i), h, embAct, ch)
 		}
+		u.tap(fmt.Sprintf("up%d", lvl), h)
 		if lvl > 0 {
 			h = u.Conv2D(s.In("upsample"), Upsample2x(h), ch, 3, 1, conv, InitFanIn)
 		}

@@ -31,6 +31,25 @@ type Job struct {
 	Trainer    Config
 	Sample     sampling.Config
 	ConfigYAML []byte // the resolved config, written to RUN/config.yaml and into every checkpoint
+	Distilled  bool   // a few-step student (sampling's noise_correction "auto")
+}
+
+// Method is one optimization step of a run: the diffusion loss for teachers (the default), a
+// distillation method's generator and discriminator updates for students.
+type Method interface {
+	// Step runs optimizer step `step` (0-based) on b (x0, eps, t ~ U(0, t_max) and cond drawn by
+	// the loop); further random numbers come from rng, the run's checkpointed PCG.
+	Step(step int, b *Batch, rng *rand.Rand) (StepResult, error)
+}
+
+// MethodFactory builds a run's method once store holds the restored variables (resumed) or none.
+type MethodFactory func(backend compute.Backend, store *model.Store, job Job, resumed bool) (Method, error)
+
+// diffusionMethod is the teacher's objective: the diffusion loss of one batch.
+type diffusionMethod struct{ step *Step }
+
+func (m diffusionMethod) Step(step int, b *Batch, _ *rand.Rand) (StepResult, error) {
+	return m.step.Run(b, step)
 }
 
 // Options control one invocation of Train.
@@ -39,6 +58,8 @@ type Options struct {
 	Out    io.Writer // progress and messages
 	TTY    bool      // Out is a terminal: draw a progress bar
 	StopAt int       // if > 0, stop (with a checkpoint) once this many steps are done
+	Method MethodFactory // nil: the diffusion loss of the job's denoiser
+	Label  string        // progress bar label ("train" if empty)
 }
 
 // Result summarizes a finished (or stopped) run.
@@ -73,7 +94,8 @@ type run struct {
 	stream  *data.Stream
 	info    data.Info
 	dbatch  *data.Batch
-	step    *Step
+	method  Method
+	rng     *rand.Rand
 	hs      hostState
 	metrics *metricsLog
 	prog    *progress
@@ -113,7 +135,14 @@ func newRun(backend compute.Backend, job Job, opt Options) (_ *run, err error) {
 			return nil, err
 		}
 	}
-	if r.step, err = NewStep(backend, r.store, r.den, job.Trainer); err != nil {
+	r.rng = rand.New(r.hs.PCG)
+	if opt.Method == nil {
+		var st *Step
+		if st, err = NewStep(backend, r.store, r.den, job.Trainer); err != nil {
+			return nil, err
+		}
+		r.method = diffusionMethod{st}
+	} else if r.method, err = opt.Method(backend, r.store, job, opt.Resume); err != nil {
 		return nil, err
 	}
 	if r.metrics, err = openMetrics(job.RunDir.MetricsPath(), r.hs.Step); err != nil {
@@ -141,7 +170,7 @@ func (r *run) prepareDir() error {
 
 func (r *run) loop(ctx context.Context) (*Result, error) {
 	cfg := r.job.Trainer
-	r.prog = newProgress(r.opt.Out, r.opt.TTY, r.hs.Step, cfg.Steps)
+	r.prog = newProgress(r.opt.Out, r.opt.TTY, r.hs.Step, cfg.Steps, r.opt.Label)
 	res := &Result{}
 	batch := r.newBatch()
 	lastLog, lastLogStep := time.Now(), r.hs.Step
@@ -153,7 +182,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		if err := r.fillBatch(batch); err != nil {
 			return res, err
 		}
-		out, err := r.step.Run(batch, r.hs.Step)
+		out, err := r.method.Step(r.hs.Step, batch, r.rng)
 		if err != nil {
 			return res, err
 		}
@@ -165,7 +194,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		res.Steps, res.LastLoss = r.hs.Step, out.Loss
 		var rec *Record
 		if r.hs.Step%cfg.LogEvery == 0 || r.hs.Step == cfg.Steps {
-			rec = &Record{Step: r.hs.Step, Loss: out.Loss, GradNorm: out.GradNorm, LR: LR(cfg, r.hs.Step-1),
+			rec = &Record{Step: r.hs.Step, Loss: out.Loss, GradNorm: out.GradNorm, LR: LR(cfg, r.hs.Step-1), Terms: out.Terms,
 				ImgPerS: float64((r.hs.Step-lastLogStep)*cfg.BatchSize) / time.Since(lastLog).Seconds(),
 				Epoch:   r.hs.Data.Epoch, Elapsed: time.Since(start).Seconds()}
 			lastLog, lastLogStep = time.Now(), r.hs.Step
@@ -242,7 +271,7 @@ func (r *run) fillBatch(b *Batch) error {
 	} else {
 		copy(b.Cond, r.dbatch.Labels)
 	}
-	rng := rand.New(r.hs.PCG)
+	rng := r.rng
 	tMax := r.job.Diffusion.TMax
 	for i := range b.T {
 		b.T[i] = float32(rng.Float64() * tMax)
@@ -305,7 +334,8 @@ func GridSampler(backend compute.Backend, store *model.Store, job Job) (*samplin
 	if !job.Sample.UseEMA {
 		scope = ModelScope
 	}
-	return sampling.NewSampler(backend, store, sampling.Model{Den: den, Scope: scope, NullClass: job.Model.NumClasses, TMax: job.Diffusion.TMax}, job.Sample)
+	return sampling.NewSampler(backend, store, sampling.Model{Den: den, Scope: scope, NullClass: job.Model.NumClasses,
+		TMax: job.Diffusion.TMax, Distilled: job.Distilled}, job.Sample)
 }
 
 // ClassGrid samples cfg.PerClass images for each class (row = class) and writes the grid PNG.

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,6 +29,8 @@ type Record struct {
 	Elapsed  float64 `json:"elapsed_s"`
 	// DataSkipped counts the rows skipped since this process started (undecodable images).
 	DataSkipped int64 `json:"data_skipped"`
+	// Terms are the named loss terms of distillation methods (e.g. "g_adv", "d_hinge", "t_k2").
+	Terms map[string]float64 `json:"terms,omitempty"`
 }
 
 // metricsLog appends Records to the run's metrics file.
@@ -102,13 +106,17 @@ type progress struct {
 	total int
 	start time.Time
 	first int
+	label string
 }
 
-func newProgress(out io.Writer, tty bool, first, total int) *progress {
-	p := &progress{out: out, total: total, start: time.Now(), first: first}
+func newProgress(out io.Writer, tty bool, first, total int, label string) *progress {
+	if label == "" {
+		label = "train"
+	}
+	p := &progress{out: out, total: total, start: time.Now(), first: first, label: label}
 	if tty {
 		p.bar = progressbar.NewOptions(total,
-			progressbar.OptionSetWriter(out), progressbar.OptionSetDescription("train"),
+			progressbar.OptionSetWriter(out), progressbar.OptionSetDescription(label),
 			progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true),
 			progressbar.OptionSetWidth(30), progressbar.OptionThrottle(200*time.Millisecond),
 			progressbar.OptionClearOnFinish())
@@ -121,7 +129,7 @@ func newProgress(out io.Writer, tty bool, first, total int) *progress {
 func (p *progress) update(step int, r *Record) {
 	if p.bar != nil {
 		if r != nil {
-			p.bar.Describe(fmt.Sprintf("train loss %.4f", r.Loss))
+			p.bar.Describe(fmt.Sprintf("%s loss %.4f", p.label, r.Loss))
 		}
 		_ = p.bar.Set(step)
 		return
@@ -134,8 +142,12 @@ func (p *progress) update(step int, r *Record) {
 	if done > 0 {
 		eta = time.Duration(float64(time.Since(p.start)) / float64(done) * float64(p.total-step))
 	}
-	fmt.Fprintf(p.out, "step %d/%d  loss %.4f  grad_norm %.3f  lr %.2e  %.1f img/s  eta %s\n",
-		step, p.total, r.Loss, r.GradNorm, r.LR, r.ImgPerS, eta.Round(time.Second))
+	terms := ""
+	for _, k := range slices.Sorted(maps.Keys(r.Terms)) {
+		terms += fmt.Sprintf("  %s %.4f", k, r.Terms[k])
+	}
+	fmt.Fprintf(p.out, "step %d/%d  loss %.4f  grad_norm %.3f  lr %.2e%s  %.1f img/s  eta %s\n",
+		step, p.total, r.Loss, r.GradNorm, r.LR, terms, r.ImgPerS, eta.Round(time.Second))
 }
 
 // message prints a line without breaking the bar.

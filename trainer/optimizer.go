@@ -19,29 +19,42 @@ const (
 	EMAScope = "ema"
 	// OptScope holds AdamW's moments: /opt/m/model/..., /opt/v/model/... (non-trainable).
 	OptScope = "opt"
+	// DiscScope holds the trainable discriminator heads of adversarial distillation: /disc/...
+	DiscScope = "disc"
 )
+
+// TrainableScopes are the scopes whose variables an optimizer may update.
+var TrainableScopes = []string{ModelScope, DiscScope}
 
 // EMAPath maps a /model/... variable path to its /ema/... twin.
 func EMAPath(p string) string { return "/" + EMAScope + strings.TrimPrefix(p, "/"+ModelScope) }
 
-// MarkTrainable sets Trainable exactly for the variables under /model and clears it elsewhere
-// (GoMLX restores every variable as trainable; gomlx-notes trap 3).
+// MarkTrainable sets Trainable exactly for the variables under TrainableScopes (/model, /disc) and
+// clears it elsewhere (/ema, /opt, /teacher; GoMLX restores every variable as trainable;
+// gomlx-notes trap 3).
 func MarkTrainable(store *model.Store) {
 	for v := range store.IterVariables() {
-		v.Trainable = strings.HasPrefix(v.Path(), "/"+ModelScope+"/")
+		v.Trainable = false
+		for _, sc := range TrainableScopes {
+			if strings.HasPrefix(v.Path(), "/"+sc+"/") {
+				v.Trainable = true
+			}
+		}
 	}
 }
 
-// stepInputs are the host-computed scalars of one optimizer step.
+// stepInputs are the host-computed scalars of one optimizer step and what it optimizes.
 type stepInputs struct {
 	lr, step, emaDecay *Node // scalars: learning rate, 1-based step for bias correction, EMA decay
+	scope              string // the variables updated: /<scope>/... (ModelScope if "")
+	noEMA              bool   // skip the EMA update (discriminator heads)
 }
 
-// trainableVars returns the trainable /model variables used by graph g, sorted by path.
-func trainableVars(store *model.Store, g *Graph) []*model.Variable {
+// trainableVars returns the trainable variables under /scope used by graph g, sorted by path.
+func trainableVars(store *model.Store, g *Graph, scope string) []*model.Variable {
 	var vars []*model.Variable
 	for v := range store.IterVariables() {
-		if v.Trainable && strings.HasPrefix(v.Path(), "/"+ModelScope+"/") && v.InUseByGraph(g) {
+		if v.Trainable && strings.HasPrefix(v.Path(), "/"+scope+"/") && v.InUseByGraph(g) {
 			vars = append(vars, v)
 		}
 	}
@@ -87,9 +100,13 @@ func GlobalNorm(grads []*Node) *Node {
 // gradient norm and the scalar bool "step applied".
 func applyAdamW(cfg Config, store *model.Store, loss *Node, in stepInputs, ok func(gnorm *Node) *Node) (gnorm, applied *Node) {
 	g := loss.Graph()
-	vars := trainableVars(store, g)
+	scope := in.scope
+	if scope == "" {
+		scope = ModelScope
+	}
+	vars := trainableVars(store, g, scope)
 	if len(vars) == 0 {
-		exceptions.Panicf("trainer: no trainable variables under /%s in the loss graph", ModelScope)
+		exceptions.Panicf("trainer: no trainable variables under /%s in the loss graph", scope)
 	}
 	nodes := make([]*Node, len(vars))
 	for i, v := range vars {
@@ -105,7 +122,7 @@ func applyAdamW(cfg Config, store *model.Store, loss *Node, in stepInputs, ok fu
 	bc1 := OneMinus(Pow(Scalar(g, dtypes.Float32, b1), in.step)) // 1 − β1^n
 	bc2 := OneMinus(Pow(Scalar(g, dtypes.Float32, b2), in.step))
 	type update struct {
-		v, m, sq, ema             *model.Variable
+		v, m, sq, ema             *model.Variable // ema is nil without EMA
 		newP, newM, newSq, newEMA *Node
 	}
 	updates := make([]update, len(vars))
@@ -113,9 +130,11 @@ func applyAdamW(cfg Config, store *model.Store, loss *Node, in stepInputs, ok fu
 	for i, v := range vars {
 		zeros := func() *tensors.Tensor { return tensors.FromShape(v.Shape()) }
 		u := update{v: v,
-			m:   stateVar(store, "/"+OptScope+"/m"+v.Path(), zeros),
-			sq:  stateVar(store, "/"+OptScope+"/v"+v.Path(), zeros),
-			ema: stateVar(store, EMAPath(v.Path()), func() *tensors.Tensor { return mustClone(v.MustValue()) })}
+			m:  stateVar(store, "/"+OptScope+"/m"+v.Path(), zeros),
+			sq: stateVar(store, "/"+OptScope+"/v"+v.Path(), zeros)}
+		if !in.noEMA {
+			u.ema = stateVar(store, EMAPath(v.Path()), func() *tensors.Tensor { return mustClone(v.MustValue()) })
+		}
 		p, gr := nodes[i], Mul(grads[i], scale)
 		u.newM = Add(MulScalar(u.m.NodeValue(g), b1), MulScalar(gr, 1-b1))
 		u.newSq = Add(MulScalar(u.sq.NodeValue(g), b2), MulScalar(Square(gr), 1-b2))
@@ -125,7 +144,9 @@ func applyAdamW(cfg Config, store *model.Store, loss *Node, in stepInputs, ok fu
 			u.newP = Sub(u.newP, Mul(MulScalar(in.lr, cfg.WeightDecay), p))
 		}
 		u.newP = Sub(u.newP, Mul(in.lr, step))
-		u.newEMA = Add(Mul(in.emaDecay, u.ema.NodeValue(g)), Mul(OneMinus(in.emaDecay), u.newP))
+		if u.ema != nil {
+			u.newEMA = Add(Mul(in.emaDecay, u.ema.NodeValue(g)), Mul(OneMinus(in.emaDecay), u.newP))
+		}
 		applied = LogicalAnd(applied, Finite(ReduceAllSum(u.newP)))
 		updates[i] = u
 	}
@@ -133,7 +154,9 @@ func applyAdamW(cfg Config, store *model.Store, loss *Node, in stepInputs, ok fu
 		u.v.SetNodeValue(Where(applied, u.newP, u.v.NodeValue(g)))
 		u.m.SetNodeValue(Where(applied, u.newM, u.m.NodeValue(g)))
 		u.sq.SetNodeValue(Where(applied, u.newSq, u.sq.NodeValue(g)))
-		u.ema.SetNodeValue(Where(applied, u.newEMA, u.ema.NodeValue(g)))
+		if u.ema != nil {
+			u.ema.SetNodeValue(Where(applied, u.newEMA, u.ema.NodeValue(g)))
+		}
 	}
 	return gnorm, applied
 }

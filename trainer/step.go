@@ -2,6 +2,8 @@ package trainer
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph"
@@ -26,6 +28,8 @@ type StepResult struct {
 	// Applied is false when the step was skipped because the loss, the gradient norm or an
 	// updated weight was not finite.
 	Applied bool
+	// Terms are named parts of the loss (per-term logging of distillation methods).
+	Terms map[string]float64
 }
 
 // LossFn builds the scalar training loss from the step's data inputs; the trained weights live
@@ -35,26 +39,51 @@ type LossFn func(root *model.Scope, inputs []*Node) *Node
 // Step is a compiled optimizer step: loss, clipped AdamW, EMA (all state changes skipped when
 // anything is not finite).
 type Step struct {
-	cfg  Config
-	exec *model.Exec
+	cfg   Config
+	exec  *model.Exec
+	terms []string // names of the extra outputs, sorted
 }
 
 // NewLossStep compiles (lazily, at the first call) an optimizer step of loss over the /model
-// weights of store. Its data inputs are those passed to RunInputs, in order.
+// weights of store, with EMA. Its data inputs are those passed to RunInputs, in order.
 func NewLossStep(backend compute.Backend, store *model.Store, cfg Config, loss LossFn) (*Step, error) {
+	return NewScopedLossStep(backend, store, cfg, ModelScope, true, loss)
+}
+
+// NewScopedLossStep is NewLossStep over the trainable variables under /scope, with or without
+// EMA (a discriminator's heads train under /disc without EMA, on their own AdamW moments).
+func NewScopedLossStep(backend compute.Backend, store *model.Store, cfg Config, scope string, ema bool, loss LossFn) (*Step, error) {
+	return NewTermsStep(backend, store, cfg, scope, ema, func(root *model.Scope, in []*Node) (*Node, map[string]*Node) {
+		return loss(root, in), nil
+	})
+}
+
+// TermsFn builds the scalar loss and named scalar terms reported with it (StepResult.Terms).
+type TermsFn func(root *model.Scope, inputs []*Node) (loss *Node, terms map[string]*Node)
+
+// NewTermsStep is NewScopedLossStep for a loss that also reports named terms. The term names must
+// be the same at every call.
+func NewTermsStep(backend compute.Backend, store *model.Store, cfg Config, scope string, ema bool, loss TermsFn) (*Step, error) {
+	st := &Step{cfg: cfg}
 	exec, err := model.NewExec(backend, store, func(root *model.Scope, in []*Node) []*Node {
 		n := len(in) - 3
-		lr, step, ema := in[n], in[n+1], in[n+2]
+		lr, step, emaDecay := in[n], in[n+1], in[n+2]
 		root.SetTraining(lr.Graph(), true)
-		l := loss(root, in[:n])
-		gnorm, applied := applyAdamW(cfg, store, l, stepInputs{lr: lr, step: step, emaDecay: ema},
+		l, terms := loss(root, in[:n])
+		gnorm, applied := applyAdamW(cfg, store, l, stepInputs{lr: lr, step: step, emaDecay: emaDecay, scope: scope, noEMA: !ema},
 			func(gnorm *Node) *Node { return LogicalAnd(Finite(l), Finite(gnorm)) })
-		return []*Node{l, gnorm, applied}
+		out := []*Node{l, gnorm, applied}
+		st.terms = slices.Sorted(maps.Keys(terms))
+		for _, k := range st.terms {
+			out = append(out, terms[k])
+		}
+		return out
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Step{cfg: cfg, exec: exec}, nil
+	st.exec = exec
+	return st, nil
 }
 
 // NewStep compiles the training step of denoiser d (diffusion loss) whose weights live under /model.
@@ -91,5 +120,12 @@ func (s *Step) RunInputs(step int, inputs ...*tensors.Tensor) (StepResult, error
 	loss := tensors.ToScalar[float32](outs[0])
 	gnorm := tensors.ToScalar[float32](outs[1])
 	applied := tensors.ToScalar[bool](outs[2])
-	return StepResult{Loss: float64(loss), GradNorm: float64(gnorm), Applied: applied}, nil
+	res := StepResult{Loss: float64(loss), GradNorm: float64(gnorm), Applied: applied}
+	if len(s.terms) > 0 {
+		res.Terms = map[string]float64{}
+		for i, k := range s.terms {
+			res.Terms[k] = float64(tensors.ToScalar[float32](outs[3+i]))
+		}
+	}
+	return res, nil
 }

@@ -59,7 +59,7 @@ func evalTrainClassifier(args []string) error {
 func evalRuns(args []string) error {
 	fs := newFlagSet("eval", "eval -run RUN_DIR [-run RUN_DIR2 …] [-steps 1,2,4,8,50] [-sampler ddim,heun,…] [-schedule trailing,karras,ays.json] [-cfg 2.0] [-n 10000] [-batch 250]")
 	var runs multiFlag
-	fs.Var(&runs, "run", "run directory to evaluate (repeatable; also comma-separated)")
+	fs.Var(&runs, "run", "run directory to evaluate (repeatable; DIR@1,2,4 gives that run its own step counts)")
 	stepsFlag := fs.String("steps", "1,2,4,8,50", "comma-separated step counts")
 	sampler := fs.String("sampler", "", "comma-separated samplers: "+strings.Join(sampling.Samplers, ", ")+" (default: each run's sample.sampler)")
 	schedule := fs.String("schedule", "", "comma-separated spacings ("+strings.Join(sampling.Spacings[:len(sampling.Spacings)-1], ", ")+") or schedule files (*.json; their step count replaces -steps); default: each run's sample.spacing")
@@ -128,11 +128,21 @@ func evalRuns(args []string) error {
 	return nil
 }
 
-// runSpecs loads the resolved configs of the run directories.
+// runSpecs loads the resolved configs of the run directories. A -run value is DIR, DIR@STEPS
+// (that run's own comma-separated step counts, e.g. runs/mnist-ladd@1,2,4) or DIR,DIR2,….
 func runSpecs(runs []string) ([]eval.RunSpec, error) {
 	var specs []eval.RunSpec
 	for _, arg := range runs {
-		for _, dir := range strings.Split(arg, ",") {
+		dirs := strings.Split(arg, ",")
+		var steps []int
+		if dir, list, ok := strings.Cut(arg, "@"); ok {
+			var err error
+			if steps, err = parseInts(list); err != nil {
+				return nil, usagef("eval: -run %s: steps after @: %v", arg, err)
+			}
+			dirs = []string{dir}
+		}
+		for _, dir := range dirs {
 			if dir = strings.TrimSpace(dir); dir == "" {
 				continue
 			}
@@ -146,7 +156,7 @@ func runSpecs(runs []string) ([]eval.RunSpec, error) {
 			}
 			job := cfg.Job(resolved)
 			job.RunDir = rd
-			specs = append(specs, eval.RunSpec{Name: filepath.Base(filepath.Clean(dir)), Job: job})
+			specs = append(specs, eval.RunSpec{Name: filepath.Base(filepath.Clean(dir)), Job: job, Steps: steps})
 		}
 	}
 	if len(specs) == 0 {

@@ -31,7 +31,7 @@ var commands = []struct {
 	{"data", "import, inspect, draw and time datasets (data import|inspect|grid|bench …)", cmdData},
 	{"bench", "time the training step and forward pass of a model config", cmdBench},
 	{"configs", "list the embedded configs, or print one (configs NAME)", cmdConfigs},
-	{"distill", "distill a teacher into a few-step student (not yet available)", notYet("distill", 6)},
+	{"distill", "distill a teacher into a few-step student (distill -config mnist-ladd; distill generate …)", cmdDistill},
 	{"finetune", "quality-tune a trained model (not yet available)", notYet("finetune", 9)},
 	{"eval", "FID, class accuracy, precision/recall and speed per step count (eval -run …; eval train-classifier)", cmdEval},
 	{"schedule", "optimize a sampling schedule (Align Your Steps) or show a spacing's times (schedule optimize|show …)", cmdSchedule},

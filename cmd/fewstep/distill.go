@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/fewstep/fewstep/checkpoints"
+	"github.com/fewstep/fewstep/configs"
+	"github.com/fewstep/fewstep/data"
+	"github.com/fewstep/fewstep/distill"
+	"github.com/fewstep/fewstep/internal/engine"
+	"github.com/fewstep/fewstep/sampling"
+	"github.com/fewstep/fewstep/trainer"
+)
+
+func cmdDistill(args []string) error {
+	if len(args) > 0 && args[0] == "generate" {
+		return distillGenerate(args[1:])
+	}
+	fs := newFlagSet("distill", "distill -config NAME|FILE [-set section.key=value]... [--dry-run] [-stop-at N] | distill -resume RUN_DIR | distill generate …")
+	config := fs.String("config", "mnist-ladd", "embedded config name or YAML file")
+	resume := fs.String("resume", "", "resume the distillation run in this directory from its newest checkpoint")
+	dryRun := fs.Bool("dry-run", false, "print the resolved config and exit")
+	stopAt := fs.Int("stop-at", 0, "stop (with a checkpoint) after this many total steps")
+	var sets multiFlag
+	fs.Var(&sets, "set", "override a config key: section.key=value (repeatable)")
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
+	source := *config
+	if *resume != "" {
+		source = checkpoints.RunDir(*resume).ConfigPath()
+	}
+	cfg, resolved, err := configs.Load(source, sets, os.Environ())
+	if err != nil {
+		return err
+	}
+	if *dryRun {
+		_, err := os.Stdout.Write(resolved)
+		return err
+	}
+	teacher, err := loadTeacher(cfg.Distill.Teacher)
+	if err != nil {
+		return err
+	}
+	job := cfg.Job(resolved)
+	job.Distilled = true
+	if *resume != "" {
+		job.RunDir = checkpoints.RunDir(*resume)
+	}
+	backend, err := engine.New()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Printf("fewstep distill: %s of %s into a %d-step student at t=%v; run %s, backend %s, %d steps at batch %d\n",
+		cfg.Distill.Method, teacher.Dir, cfg.Distill.StudentSteps, cfg.Distill.Times(cfg.Diffusion.TMax), job.RunDir, backend.Name(),
+		job.Trainer.Steps, job.Trainer.BatchSize)
+	t0 := time.Now()
+	res, err := trainer.Train(ctx, backend, job, trainer.Options{Resume: *resume != "", Out: os.Stdout, TTY: isTerminal(os.Stdout),
+		StopAt: *stopAt, Method: distill.NewLADD(cfg.Distill, cfg.LADD, teacher), Label: "distill"})
+	if err != nil {
+		return err
+	}
+	abs, _ := filepath.Abs(string(job.RunDir))
+	fmt.Printf("done: %d steps in %s, last loss %.4f\n  run dir:    %s\n  checkpoint: %s\n  metrics:    %s\n",
+		res.Steps, time.Since(t0).Round(time.Second), res.LastLoss, abs, res.Checkpoint, job.RunDir.MetricsPath())
+	if res.Grid != "" {
+		fmt.Printf("  samples:    %s (%d steps)\n", res.Grid, cfg.Sample.Steps)
+	}
+	return nil
+}
+
+// loadTeacher reads a teacher run's resolved config.
+func loadTeacher(dir string) (distill.Teacher, error) {
+	rd := checkpoints.RunDir(dir)
+	if steps, err := checkpoints.List(rd); err != nil || len(steps) == 0 {
+		return distill.Teacher{}, fmt.Errorf("distill.teacher: %s has no checkpoint (train it first: fewstep train -config mnist-teacher)", dir)
+	}
+	tc, _, err := configs.Load(rd.ConfigPath(), nil, nil)
+	if err != nil {
+		return distill.Teacher{}, fmt.Errorf("distill.teacher: %w", err)
+	}
+	return distill.Teacher{Dir: rd, Model: tc.Model, Diffusion: tc.Diffusion}, nil
+}
+
+// distillGenerate writes teacher samples (synthetic data, LADD §3.3) as a Parquet dataset.
+func distillGenerate(args []string) error {
+	fs := newFlagSet("distill generate", "distill generate -teacher RUN_DIR -n N [-cfg 2] [-steps 16] [-sampler ddim] [-seed 1000000] [-batch 250] -out synth.parquet")
+	teacherDir := fs.String("teacher", "", "teacher run directory (required)")
+	n := fs.Int("n", 10000, "images, balanced over classes")
+	cfgScale := fs.Float64("cfg", math.NaN(), "guidance scale (default: the teacher's sample.cfg)")
+	steps := fs.Int("steps", 16, "sampler steps")
+	sampler := fs.String("sampler", "", "sampler (default: the teacher's sample.sampler)")
+	seed := fs.Int("seed", 1000000, "seed of image 0 (image i uses seed+i; keep clear of eval's seeds 0…n)")
+	batch := fs.Int("batch", 250, "images per sampler call")
+	out := fs.String("out", "", "output Parquet file (required)")
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
+	if *teacherDir == "" || *out == "" || *n < 1 {
+		return usagef("distill generate: -teacher RUN_DIR, -out FILE and -n >= 1 are required")
+	}
+	rd := checkpoints.RunDir(*teacherDir)
+	cfg, resolved, err := configs.Load(rd.ConfigPath(), nil, nil)
+	if err != nil {
+		return err
+	}
+	sc := cfg.Sample
+	sc.Steps, sc.BatchSize, sc.Seed = *steps, *batch, *seed
+	if !math.IsNaN(*cfgScale) {
+		sc.CFG = *cfgScale
+	}
+	if *sampler != "" {
+		sc.Sampler = *sampler
+	}
+	if err := sc.Validate(); err != nil {
+		return usagef("distill generate: %v", err)
+	}
+	backend, err := engine.New()
+	if err != nil {
+		return err
+	}
+	store := model.NewStore()
+	if _, err := trainer.LoadWeights(rd, -1, store); err != nil {
+		return err
+	}
+	job := cfg.Job(resolved)
+	job.Sample = sc
+	smp, err := trainer.GridSampler(backend, store, job)
+	if err != nil {
+		return err
+	}
+	var classNames []string
+	if st, err := data.Open(cfg.Data, 1, 0); err == nil {
+		classNames = st.Info().ClassNames
+		st.Close()
+	}
+	w, err := data.NewWriter(*out, []string{data.ColImage, data.ColLabel, data.ColCaption, data.ColID, data.ColWidth, data.ColHeight},
+		data.WriterOptions{ClassNames: classNames, Progress: os.Stdout, Total: *n})
+	if err != nil {
+		return err
+	}
+	side, ch, k := cfg.Data.ImageSize, cfg.Data.Channels, cfg.Model.NumClasses
+	t0 := time.Now()
+	for start := 0; start < *n; start += *batch {
+		end := min(start+*batch, *n)
+		seeds := make([]uint64, end-start)
+		classes := make([]int32, end-start)
+		for i := range seeds {
+			seeds[i] = uint64(*seed + start + i)
+			classes[i] = int32((start + i) % k)
+		}
+		imgs, err := smp.Sample(seeds, classes, side, side, ch)
+		if err != nil {
+			w.Abort()
+			return err
+		}
+		per := side * side * ch
+		for i := range seeds {
+			pngBytes, err := sampling.ImagePNG(imgs[i*per:(i+1)*per], side, side, ch)
+			if err != nil {
+				w.Abort()
+				return err
+			}
+			row := data.Row{Image: pngBytes, Label: classes[i], HasLabel: true, Width: int32(side), Height: int32(side),
+				ID: fmt.Sprintf("synth-%s-%d", filepath.Base(string(rd)), seeds[i])}
+			if int(classes[i]) < len(classNames) {
+				row.Caption = classNames[classes[i]]
+			}
+			if err := w.Write(row); err != nil {
+				w.Abort()
+				return err
+			}
+		}
+	}
+	paths, rows, err := w.Close()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("wrote %d teacher samples (%d %s steps, cfg %g) to %s in %s\n", rows, sc.Steps, sc.Sampler, sc.CFG,
+		strings.Join(paths, ", "), time.Since(t0).Round(time.Second))
+	return nil
+}

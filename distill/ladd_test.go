@@ -1,0 +1,318 @@
+package distill
+
+import (
+	"context"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/compute"
+	_ "github.com/gomlx/compute/gobackend"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/fewstep/fewstep/checkpoints"
+	"github.com/fewstep/fewstep/data"
+	"github.com/fewstep/fewstep/models"
+	"github.com/fewstep/fewstep/sampling"
+	"github.com/fewstep/fewstep/trainer"
+)
+
+var fixture struct {
+	dir     string
+	mnist   string
+	teacher Teacher
+}
+
+// TestMain imports the MNIST test split and trains a tiny teacher for 10 steps, once.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fewstep-distill-test-")
+	if err != nil {
+		panic(err)
+	}
+	fixture.dir = dir
+	code := func() int {
+		src, err := data.FindGoMNIST()
+		if err != nil {
+			panic(err)
+		}
+		fixture.mnist = filepath.Join(dir, "mnist-test.parquet")
+		if _, err := data.ImportMNIST(src, "test", fixture.mnist); err != nil {
+			panic(err)
+		}
+		job := tinyJob(filepath.Join(dir, "teacher"), 10)
+		backend, err := compute.NewWithConfig("go")
+		if err != nil {
+			panic(err)
+		}
+		if _, err := trainer.Train(context.Background(), backend, job, trainer.Options{Out: io.Discard}); err != nil {
+			panic(err)
+		}
+		fixture.teacher = Teacher{Dir: job.RunDir, Model: job.Model, Diffusion: job.Diffusion}
+		return m.Run()
+	}()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// tinyJob is a small class-conditional U-Net on the MNIST test split.
+func tinyJob(dir string, steps int) trainer.Job {
+	dc := data.DefaultConfig()
+	dc.Train = fixture.mnist
+	mc := models.DefaultConfig()
+	mc.PatchSize, mc.BaseChannels, mc.ChannelMult, mc.AttentionResolutions = 2, 8, []int{1, 2}, []int{8}
+	mc.AttentionHeads, mc.Groups, mc.TimeFeatures, mc.EmbedDim = 2, 4, 16, 32
+	tc := trainer.DefaultConfig()
+	tc.Steps, tc.BatchSize, tc.LR, tc.WarmupSteps, tc.LogEvery, tc.CheckpointEvery, tc.SampleEvery = steps, 8, 1e-3, 2, 1, 1000, 0
+	sc := sampling.DefaultConfig()
+	sc.Steps, sc.PerClass = 2, 1
+	return trainer.Job{RunDir: checkpoints.RunDir(dir), Seed: 3, Data: dc, Model: mc, Diffusion: models.DefaultDiffusionConfig(),
+		Trainer: tc, Sample: sc, ConfigYAML: []byte("# test\n")}
+}
+
+func testLADD() (Config, LADDConfig) {
+	cfg := DefaultConfig()
+	cfg.Teacher = string(fixture.teacher.Dir)
+	cfg.StudentSteps = 2
+	lc := DefaultLADDConfig()
+	lc.Taps = []string{"down1", "mid", "up0"}
+	lc.HeadChannels = 8
+	lc.DistillWeight = 0.5
+	lc.DistillSteps = 2
+	return cfg, lc
+}
+
+func backendT(t *testing.T) compute.Backend {
+	t.Helper()
+	b, err := compute.NewWithConfig("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// snapshot copies every variable under /scope.
+func snapshot(t *testing.T, store *model.Store, scope string) map[string][]float32 {
+	t.Helper()
+	out := map[string][]float32{}
+	for v := range store.IterVariables() {
+		if strings.HasPrefix(v.Path(), "/"+scope+"/") {
+			out[v.Path()] = tensors.MustCopyFlatData[float32](v.MustValue())
+		}
+	}
+	return out
+}
+
+func changed(a, b map[string][]float32) (n int) {
+	for k, va := range a {
+		if !slices.Equal(va, b[k]) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestLADDStepsTouchOnlyTheirNetworks: a heads update changes only /disc, a student update only
+// /model (and its EMA and moments); the frozen teacher is bit-identical throughout.
+func TestLADDStepsTouchOnlyTheirNetworks(t *testing.T) {
+	cfg, lc := testLADD()
+	job := tinyJob(t.TempDir(), 5)
+	store := model.NewStore()
+	m, err := NewLADD(cfg, lc, fixture.teacher)(backendT(t), store, job, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := m.(*LADD)
+	teacher0, student0 := snapshot(t, store, TeacherScope), snapshot(t, store, trainer.ModelScope)
+	if len(teacher0) == 0 || len(teacher0) != len(student0) {
+		t.Fatalf("teacher %d tensors, student %d", len(teacher0), len(student0))
+	}
+	for k, v := range teacher0 { // the student starts as the teacher
+		if !slices.Equal(v, student0["/model"+strings.TrimPrefix(k, "/teacher")]) {
+			t.Fatalf("student %s does not start from the teacher", k)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	b := fakeBatch(rng, 8)
+	in := l.inputs(b, rng)
+	d, err := l.dStep.RunInputs(0, in...)
+	if err != nil || !d.Applied {
+		t.Fatalf("heads step: %v %+v", err, d)
+	}
+	heads1 := snapshot(t, store, trainer.DiscScope)
+	if len(heads1) == 0 {
+		t.Fatal("no heads were created")
+	}
+	if n := changed(student0, snapshot(t, store, trainer.ModelScope)); n != 0 {
+		t.Errorf("the heads' step changed %d student tensors", n)
+	}
+	g, err := l.gStep.RunInputs(0, in...)
+	if err != nil || !g.Applied {
+		t.Fatalf("student step: %v %+v", err, g)
+	}
+	if n := changed(heads1, snapshot(t, store, trainer.DiscScope)); n != 0 {
+		t.Errorf("the student's step changed %d head tensors", n)
+	}
+	if n := changed(student0, snapshot(t, store, trainer.ModelScope)); n == 0 {
+		t.Error("the student's step changed no student tensor")
+	}
+	if n := changed(teacher0, snapshot(t, store, TeacherScope)); n != 0 {
+		t.Errorf("the teacher changed: %d tensors", n)
+	}
+	for _, k := range []string{"g_adv", "g_distill"} {
+		if _, ok := g.Terms[k]; !ok {
+			t.Errorf("student terms %v lack %s", g.Terms, k)
+		}
+	}
+	for _, k := range []string{"d_loss", "d_real", "d_fake"} {
+		if _, ok := d.Terms[k]; !ok {
+			t.Errorf("heads terms %v lack %s", d.Terms, k)
+		}
+	}
+}
+
+// fakeBatch is a trainer.Batch of random images in [-1, 1] with labels.
+func fakeBatch(rng *rand.Rand, bsz int) *trainer.Batch {
+	n := bsz * 32 * 32
+	b := &trainer.Batch{X0: make([]float32, n), Eps: make([]float32, n), T: make([]float32, bsz), Cond: make([]int32, bsz), B: bsz, H: 32, W: 32, C: 1}
+	for i := range b.X0 {
+		b.X0[i] = float32(rng.Float64()*2 - 1)
+		b.Eps[i] = float32(rng.NormFloat64())
+	}
+	for i := range b.Cond {
+		b.Cond[i] = int32(i % 10)
+	}
+	return b
+}
+
+// TestGeneratorGradientReachesStudentOutput: the student's adversarial loss has a non-zero
+// gradient with respect to x̂0, through the frozen teacher's features and the heads.
+func TestGeneratorGradientReachesStudentOutput(t *testing.T) {
+	cfg, lc := testLADD()
+	job := tinyJob(t.TempDir(), 5)
+	store := model.NewStore()
+	m, err := NewLADD(cfg, lc, fixture.teacher)(backendT(t), store, job, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := m.(*LADD)
+	rng := rand.New(rand.NewPCG(3, 4))
+	b := fakeBatch(rng, 4)
+	exec, err := model.NewExec(backendT(t), store, func(root *model.Scope, x0hat, tHat, eps2, cond *Node) *Node {
+		root.SetTraining(x0hat.Graph(), true)
+		var adv *Node
+		for _, lg := range l.logits(newScopes(root), x0hat, tHat, eps2, cond) {
+			adv = addOrSet(adv, ReduceAllMean(lg))
+		}
+		return ReduceAllSum(Square(Gradient(adv, x0hat)[0]))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tHat := tensors.FromFlatDataAndDimensions([]float32{0.3, 0.5, 0.7, 0.9}, 4)
+	out, err := exec.Call1(tensors.FromFlatDataAndDimensions(b.X0, 4, 32, 32, 1), tHat,
+		tensors.FromFlatDataAndDimensions(b.Eps, 4, 32, 32, 1), tensors.FromFlatDataAndDimensions(b.Cond, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := tensors.ToScalar[float32](out); !(g > 0) || math.IsInf(float64(g), 0) {
+		t.Fatalf("‖∂L_adv/∂x̂0‖² = %g, want finite and > 0", g)
+	}
+}
+
+// TestLogitNormalQuantiles: the empirical quantiles of 200,000 draws match sigmoid(m + s·Φ⁻¹(q)).
+func TestLogitNormalQuantiles(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, ms := range [][2]float64{{0, 1}, {1, 1}, {-0.5, 0.6}} {
+		xs := make([]float64, 200000)
+		for i := range xs {
+			xs[i] = SampleLogitNormal(rng, ms[0], ms[1], 1)
+		}
+		sort.Float64s(xs)
+		for _, q := range []float64{0.1, 0.25, 0.5, 0.75, 0.9} {
+			want := 1 / (1 + math.Exp(-(ms[0] + ms[1]*math.Sqrt2*math.Erfinv(2*q-1))))
+			if got := xs[int(q*float64(len(xs)))]; math.Abs(got-want) > 0.004 {
+				t.Errorf("m=%g s=%g: quantile %g = %.4f, want %.4f", ms[0], ms[1], q, got, want)
+			}
+		}
+	}
+}
+
+// TestLADDResumeIsExact: 6 LADD steps straight vs 3, stop, resume 3: identical losses and terms,
+// and bit-identical teacher, student, EMA, heads and all AdamW moments.
+func TestLADDResumeIsExact(t *testing.T) {
+	cfg, lc := testLADD()
+	run := func(dir string, stops ...int) checkpoints.RunDir {
+		job := tinyJob(dir, 6)
+		job.Distilled = true
+		for i, stop := range stops {
+			opt := trainer.Options{Out: io.Discard, Resume: i > 0, StopAt: stop, Method: NewLADD(cfg, lc, fixture.teacher)}
+			if _, err := trainer.Train(context.Background(), backendT(t), job, opt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return job.RunDir
+	}
+	a, b := run(t.TempDir(), 0), run(t.TempDir(), 3, 0)
+	ra, err := trainer.ReadMetrics(a.MetricsPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := trainer.ReadMetrics(b.MetricsPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ra) != 6 || len(rb) != 6 {
+		t.Fatalf("%d and %d metric records, want 6", len(ra), len(rb))
+	}
+	for i := range ra {
+		if ra[i].Loss != rb[i].Loss || len(ra[i].Terms) != 5 {
+			t.Fatalf("step %d: loss %g vs %g, terms %v", i+1, ra[i].Loss, rb[i].Loss, ra[i].Terms)
+		}
+		for k, v := range ra[i].Terms {
+			if rb[i].Terms[k] != v {
+				t.Fatalf("step %d: term %s %g vs %g", i+1, k, v, rb[i].Terms[k])
+			}
+		}
+	}
+	_, ta, _, err := checkpoints.LoadLatest(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tb, _, err := checkpoints.LoadLatest(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scopes := map[string]int{}
+	for name, x := range ta {
+		y, ok := tb[name]
+		if !ok || !slices.Equal(tensors.MustCopyFlatData[float32](x), tensors.MustCopyFlatData[float32](y)) {
+			t.Errorf("tensor %s differs after resume", name)
+		}
+		scopes[strings.SplitN(name, "/", 2)[0]]++
+	}
+	for _, s := range []string{"teacher", "model", "ema", "disc", "opt"} {
+		if scopes[s] == 0 {
+			t.Errorf("checkpoint lacks /%s tensors: %v", s, scopes)
+		}
+	}
+	// The teacher in the final checkpoint is still the teacher's EMA weights.
+	_, teach, _, err := checkpoints.LoadLatest(fixture.teacher.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, x := range ta {
+		if rest, ok := strings.CutPrefix(name, "teacher/"); ok {
+			if !slices.Equal(tensors.MustCopyFlatData[float32](x), tensors.MustCopyFlatData[float32](teach["ema/"+rest])) {
+				t.Errorf("teacher tensor %s changed during distillation", rest)
+			}
+		}
+	}
+}

@@ -1,0 +1,77 @@
+package distill
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/fewstep/fewstep/checkpoints"
+	"github.com/fewstep/fewstep/models"
+	"github.com/fewstep/fewstep/trainer"
+)
+
+// TeacherScope holds the frozen teacher's weights: /teacher/... (never trainable).
+const TeacherScope = "teacher"
+
+// Teacher is a trained fewstep run used as a frozen teacher: its architecture and schedule (from
+// its resolved config) and its checkpoint directory.
+type Teacher struct {
+	Dir       checkpoints.RunDir
+	Model     models.Config
+	Diffusion models.DiffusionConfig
+}
+
+// LoadTeacher copies the EMA (useEMA) or raw weights of the teacher's newest checkpoint into
+// /teacher/... of store, non-trainable; with initStudent also into /model/... (the student starts as
+// the teacher). It returns the teacher's checkpoint step.
+func LoadTeacher(store *model.Store, t Teacher, useEMA, initStudent bool) (int64, error) {
+	step, ts, _, err := checkpoints.LoadLatest(t.Dir)
+	if err != nil {
+		return 0, fmt.Errorf("distill.teacher: %w", err)
+	}
+	src := trainer.ModelScope + "/"
+	if useEMA {
+		src = trainer.EMAScope + "/"
+	}
+	n := 0
+	for name, tensor := range ts {
+		rest, ok := strings.CutPrefix(name, src)
+		if !ok {
+			continue
+		}
+		v, err := store.CreateVariable("/"+TeacherScope+"/"+rest, tensor)
+		if err != nil {
+			return 0, fmt.Errorf("distill.teacher %s step %d: tensor %s: %w", t.Dir, step, name, err)
+		}
+		v.Trainable = false
+		if initStudent {
+			clone, err := tensor.LocalClone()
+			if err != nil {
+				return 0, err
+			}
+			if _, err := store.CreateVariable("/"+trainer.ModelScope+"/"+rest, clone); err != nil {
+				return 0, fmt.Errorf("distill: student init from %s: %w", name, err)
+			}
+		}
+		n++
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("distill.teacher %s step %d: no %s* weights in the checkpoint", t.Dir, step, src)
+	}
+	trainer.MarkTrainable(store)
+	return step, nil
+}
+
+// SameArchitecture reports the first key where the student's model config differs from the
+// teacher's ("" when equal): a student initialized from the teacher's weights needs the same one.
+func SameArchitecture(student, teacher models.Config) string {
+	sv, tv := reflect.ValueOf(student), reflect.ValueOf(teacher)
+	for i := range sv.NumField() {
+		if !reflect.DeepEqual(sv.Field(i).Interface(), tv.Field(i).Interface()) {
+			return "model." + sv.Type().Field(i).Tag.Get("mapstructure")
+		}
+	}
+	return ""
+}

@@ -1,0 +1,22 @@
+package losses
+
+import (
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/ml/layers/activation"
+)
+
+// HingeDiscriminator is the hinge loss of a discriminator (Lim & Ye, arXiv 1705.02894; used by LADD,
+// arXiv 2403.12015 §3.2): max(0, 1 − D(real)) + max(0, 1 + D(fake)). real, fake: [B] logits → [B].
+func HingeDiscriminator(real, fake *Node) *Node {
+	return Add(activation.Relu(OneMinus(real)), activation.Relu(AddScalar(fake, 1)))
+}
+
+// HingeGenerator is the generator side of the hinge loss: −D(fake). fake: [B] → [B].
+func HingeGenerator(fake *Node) *Node { return Neg(fake) }
+
+// NonSaturatingGenerator is −log σ(D(fake)) = softplus(−D(fake)) (Goodfellow et al. 2014, §3),
+// written stably as max(−z, 0) + log(1 + e^{−|z|}). fake: [B] → [B].
+func NonSaturatingGenerator(fake *Node) *Node {
+	z := Neg(fake)
+	return Add(activation.Relu(z), Log1P(Exp(Neg(Abs(z)))))
+}
