@@ -216,7 +216,7 @@ func (l *LADD) head(scope *model.Scope, f, tHat, cond *Node) *Node {
 	scale, shift := Slice(film, AxisRange(0, ch)), Slice(film, AxisRange(ch, 2*ch))
 	z = models.SiLU(Add(Mul(z, OnePlus(scale)), shift))
 	local := ReduceMean(l.heads.Conv2D(scope.In("out"), z, 1, 1, 1, l.conv, models.InitFanIn), 0, 2, 3) // [B]
-	pooled := Transpose(ReduceMean(z, 2, 3), 0, 1)                                                         // [B, Ch]
+	pooled := Transpose(ReduceMean(z, 2, 3), 0, 1)                                                      // [B, Ch]
 	table := l.heads.Param(scope.In("class"), f.Graph(), "table", models.InitNormal, 1, l.classes+1, ch)
 	emb := Dot(OneHot(cond, l.classes+1, dtypes.Float32), table).Product() // [B, Ch]
 	proj := MulScalar(ReduceSum(Mul(pooled, emb), 1), 1/math.Sqrt(float64(ch)))

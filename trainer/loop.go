@@ -54,10 +54,10 @@ func (m diffusionMethod) Step(step int, b *Batch, _ *rand.Rand) (StepResult, err
 
 // Options control one invocation of Train.
 type Options struct {
-	Resume bool      // continue from the newest checkpoint of Job.RunDir
-	Out    io.Writer // progress and messages
-	TTY    bool      // Out is a terminal: draw a progress bar
-	StopAt int       // if > 0, stop (with a checkpoint) once this many steps are done
+	Resume bool          // continue from the newest checkpoint of Job.RunDir
+	Out    io.Writer     // progress and messages
+	TTY    bool          // Out is a terminal: draw a progress bar
+	StopAt int           // if > 0, stop (with a checkpoint) once this many steps are done
 	Method MethodFactory // nil: the diffusion loss of the job's denoiser
 	Label  string        // progress bar label ("train" if empty)
 }

@@ -45,7 +45,7 @@ func MarkTrainable(store *model.Store) {
 
 // stepInputs are the host-computed scalars of one optimizer step and what it optimizes.
 type stepInputs struct {
-	lr, step, emaDecay *Node // scalars: learning rate, 1-based step for bias correction, EMA decay
+	lr, step, emaDecay *Node  // scalars: learning rate, 1-based step for bias correction, EMA decay
 	scope              string // the variables updated: /<scope>/... (ModelScope if "")
 	noEMA              bool   // skip the EMA update (discriminator heads)
 }
