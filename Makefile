@@ -10,7 +10,7 @@ ORT_LIB := $(CURDIR)/$(ORT_DIR)/libonnxruntime.so.1
 
 EMOJI_TGZ := third_party/emoji/emoji-datasource-twitter-16.0.0.tgz
 
-.PHONY: build build-xla build-onnx onnxruntime test-onnx quickstart test test-short fuzz bench clean datasets fashion-mnist emoji
+.PHONY: build build-xla build-onnx onnxruntime test-onnx quickstart ladd test test-short fuzz bench clean datasets fashion-mnist emoji
 
 build:
 	$(GO) build -o $(BIN) ./cmd/fewstep
@@ -57,6 +57,10 @@ $(EMOJI_TGZ):
 # The README's first command: import MNIST, train the default teacher, write a class grid.
 quickstart:
 	scripts/quickstart.sh
+
+# LADD distillation of the quickstart teacher, then teacher vs student in one eval table.
+ladd:
+	scripts/ladd.sh
 
 # The README's second command (also what CI runs).
 test:

@@ -12,7 +12,9 @@ type Config struct {
 	// Sampler is the solver: ddim (Song et al., arXiv 2010.02502; stochastic with eta > 0), euler and
 	// heun (first/second order on the probability-flow ODE in t; Karras et al., arXiv 2206.00364,
 	// Alg. 1), dpmpp-2m (Lu et al., arXiv 2211.01095, Alg. 2) or sde (ancestral sampling of the
-	// reverse process, Ho et al. arXiv 2006.11239: DDIM with eta = 1).
+	// reverse process, Ho et al. arXiv 2006.11239: DDIM with eta = 1) or renoise (x_s = α_s·x̂0 +
+	// σ_s·z with fresh z: the multistep sampling of consistency models, Song et al. arXiv
+	// 2303.01469 Alg. 1, and of ADD/LADD students, whose inputs in training are forward-noised data).
 	Sampler string `mapstructure:"sampler"`
 	// Steps is the number of solver steps.
 	Steps int `mapstructure:"steps"`
@@ -62,7 +64,7 @@ func DefaultConfig() Config {
 
 // Samplers, Spacings and NoiseCorrections list the accepted values.
 var (
-	Samplers         = []string{"ddim", "euler", "heun", "dpmpp-2m", "sde"}
+	Samplers         = []string{"ddim", "euler", "heun", "dpmpp-2m", "sde", "renoise"}
 	Spacings         = []string{"trailing", "leading", "uniform", "karras", "logsnr", "list"}
 	NoiseCorrections = []string{"auto", "on", "off"}
 )

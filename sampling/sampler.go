@@ -218,6 +218,14 @@ func (s *Sampler) sampleBatch(seeds []uint64, classes []int32, h, w, c int) ([]f
 				z = b.stepNoise(i)
 			}
 			x, _, err = b.call(x, t, nil, z, cf, nc)
+		case "renoise":
+			cf := coefs{0, 0, 0, 0, 0}
+			cf[1], cf[4] = sched.AlphaSigma(tn)
+			var z *tensors.Tensor
+			if tn > 0 {
+				z = b.stepNoise(i)
+			}
+			x, _, err = b.call(x, t, nil, z, cf, nc)
 		case "euler":
 			x, _, err = b.call(x, t, nil, nil, eulerCoefs(sched, t, tn), nc)
 		case "heun":

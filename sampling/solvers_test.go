@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/gomlx/compute"
+	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/fewstep/fewstep/models"
@@ -221,6 +222,74 @@ func TestCFGScaleOneIsConditional(t *testing.T) {
 		want := u[j] + 2*(c[j]-u[j])
 		if math.Abs(float64(got[j])-want) > 1e-5 {
 			t.Errorf("cfg 2: coordinate %d = %g, want %g", j, got[j], want)
+		}
+	}
+}
+
+// TestRenoise: the renoise sampler's step is x_s = α_s·x̂0 + σ_s·z with the image's step noise z,
+// so with the exact denoiser one step from t_max to s is known in closed form.
+func TestRenoise(t *testing.T) {
+	sched := models.Schedule{Kind: "cosine"}
+	cfg := DefaultConfig()
+	cfg.Sampler, cfg.CFG, cfg.ClipX0, cfg.Spacing, cfg.Timesteps, cfg.Steps = "renoise", 1, false, "list", []float64{1, 0.4}, 2
+	smp, err := NewSampler(testBackend(t), model.NewStore(), Model{Den: analyticDenoiser(sched, 0.5), Scope: "g", TMax: 1}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	smp.times = []float64{1, 0.4} // stop after the first step
+	got, err := smp.SampleRaw([]uint64{4}, []int32{0}, 1, 1, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, s := sched.AlphaSigma(0.4)
+	z := noiseStream(4, 1, 3)
+	for j := range 3 { // at t = 1, α = 0: x̂0 = 0
+		if want := s * float64(z[j]); math.Abs(float64(got[j])-want) > 1e-5 {
+			t.Errorf("pixel %d: %g, want %g (α_s = %g)", j, got[j], want, a)
+		}
+	}
+}
+
+// TestParameterizationsAgree: the exact denoiser written as an eps-, v- or x0-prediction network
+// gives the same samples with every sampler (on cosine and rectified-flow schedules; t_max < 1 so
+// that eps-prediction is defined).
+func TestParameterizationsAgree(t *testing.T) {
+	backend := testBackend(t)
+	for _, kind := range []string{"cosine", "flow"} {
+		sched := models.Schedule{Kind: kind}
+		base := testGauss.denoiser(sched)
+		as := func(p models.Prediction) *models.Denoiser {
+			net := func(scope *model.Scope, xt, tt, cond *Node) *Node {
+				x0 := base.Net(scope, xt, tt, cond)
+				alpha, sigma := sched.AlphaSigmaNode(ExpandAxes(tt, 1, 2, 3))
+				eps := Div(Sub(xt, Mul(alpha, x0)), sigma)
+				return p.Target(x0, eps, alpha, sigma)
+			}
+			return &models.Denoiser{Net: net, Prediction: p, Schedule: sched}
+		}
+		for _, smp := range Samplers {
+			cfg := DefaultConfig()
+			cfg.Sampler, cfg.Steps, cfg.CFG, cfg.ClipX0 = smp, 6, 2, false
+			var ref []float32
+			for _, p := range []models.Prediction{models.PredX0, models.PredEps, models.PredV} {
+				s, err := NewSampler(backend, model.NewStore(), Model{Den: as(p), Scope: "g", NullClass: 0, TMax: 0.98}, cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := s.SampleRaw([]uint64{1, 2}, []int32{1, 2}, 1, 2, 2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ref == nil {
+					ref = got
+					continue
+				}
+				for i := range got {
+					if math.Abs(float64(got[i]-ref[i])) > 2e-4*(1+math.Abs(float64(ref[i]))) {
+						t.Fatalf("%s %s: %s-prediction gives %v, x0-prediction %v", kind, smp, p, got, ref)
+					}
+				}
+			}
 		}
 	}
 }
