@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/gomlx/gomlx/ml/model"
@@ -57,28 +54,10 @@ func cmdDistill(args []string) error {
 	if *resume != "" {
 		job.RunDir = checkpoints.RunDir(*resume)
 	}
-	backend, err := engine.New()
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	fmt.Printf("fewstep distill: %s of %s into a %d-step student at t=%v; run %s, backend %s, %d steps at batch %d\n",
-		cfg.Distill.Method, teacher.Dir, cfg.Distill.StudentSteps, cfg.Distill.Times(cfg.Diffusion.TMax), job.RunDir, backend.Name(),
-		job.Trainer.Steps, job.Trainer.BatchSize)
-	t0 := time.Now()
-	res, err := trainer.Train(ctx, backend, job, trainer.Options{Resume: *resume != "", Out: os.Stdout, TTY: isTerminal(os.Stdout),
-		StopAt: *stopAt, Method: distill.NewLADD(cfg.Distill, cfg.LADD, teacher), Label: "distill"})
-	if err != nil {
-		return err
-	}
-	abs, _ := filepath.Abs(string(job.RunDir))
-	fmt.Printf("done: %d steps in %s, last loss %.4f\n  run dir:    %s\n  checkpoint: %s\n  metrics:    %s\n",
-		res.Steps, time.Since(t0).Round(time.Second), res.LastLoss, abs, res.Checkpoint, job.RunDir.MetricsPath())
-	if res.Grid != "" {
-		fmt.Printf("  samples:    %s (%d steps)\n", res.Grid, cfg.Sample.Steps)
-	}
-	return nil
+	header := fmt.Sprintf("fewstep distill: %s of %s into a %d-step student at t=%v", cfg.Distill.Method, teacher.Dir,
+		cfg.Distill.StudentSteps, cfg.Distill.Times(cfg.Diffusion.TMax))
+	return runTraining(job, trainer.Options{Resume: *resume != "", StopAt: *stopAt,
+		Method: distill.NewLADD(cfg.Distill, cfg.LADD, teacher), Label: "distill"}, header)
 }
 
 // loadTeacher reads a teacher run's resolved config.
@@ -127,17 +106,7 @@ func distillGenerate(args []string) error {
 	if err := sc.Validate(); err != nil {
 		return usagef("distill generate: %v", err)
 	}
-	backend, err := engine.New()
-	if err != nil {
-		return err
-	}
-	store := model.NewStore()
-	if _, err := trainer.LoadWeights(rd, -1, store); err != nil {
-		return err
-	}
-	job := cfg.Job(resolved)
-	job.Sample = sc
-	smp, err := trainer.GridSampler(backend, store, job)
+	smp, err := runSampler(rd, cfg.Job(resolved), sc)
 	if err != nil {
 		return err
 	}
@@ -191,4 +160,18 @@ func distillGenerate(args []string) error {
 	fmt.Printf("wrote %d teacher samples (%d %s steps, cfg %g) to %s in %s\n", rows, sc.Steps, sc.Sampler, sc.CFG,
 		strings.Join(paths, ", "), time.Since(t0).Round(time.Second))
 	return nil
+}
+
+// runSampler loads the newest weights of run and builds the sampler of job with sample config sc.
+func runSampler(run checkpoints.RunDir, job trainer.Job, sc sampling.Config) (*sampling.Sampler, error) {
+	backend, err := engine.New()
+	if err != nil {
+		return nil, err
+	}
+	store := model.NewStore()
+	if _, err := trainer.LoadWeights(run, -1, store); err != nil {
+		return nil, err
+	}
+	job.Sample = sc
+	return trainer.GridSampler(backend, store, job)
 }

@@ -8,14 +8,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gomlx/gomlx/ml/model"
-
 	"github.com/fewstep/fewstep/checkpoints"
 	"github.com/fewstep/fewstep/configs"
 	"github.com/fewstep/fewstep/data"
-	"github.com/fewstep/fewstep/internal/engine"
 	"github.com/fewstep/fewstep/sampling"
-	"github.com/fewstep/fewstep/trainer"
 )
 
 func cmdSchedule(args []string) error {
@@ -111,18 +107,8 @@ func scheduleOptimize(args []string) error {
 	if err := sc.Validate(); err != nil {
 		return usagef("schedule optimize: %v", err)
 	}
-	run := checkpoints.RunDir(*runDir)
-	backend, err := engine.New()
-	if err != nil {
-		return err
-	}
-	store := model.NewStore()
-	if _, err := trainer.LoadWeights(run, -1, store); err != nil {
-		return err
-	}
 	job := cfg.Job(resolved)
-	job.Sample = sc
-	smp, err := trainer.GridSampler(backend, store, job)
+	smp, err := runSampler(checkpoints.RunDir(*runDir), job, sc)
 	if err != nil {
 		return err
 	}

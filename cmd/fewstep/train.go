@@ -42,15 +42,22 @@ func cmdTrain(args []string) error {
 	if *resume != "" {
 		job.RunDir = checkpoints.RunDir(*resume)
 	}
+	return runTraining(job, trainer.Options{Resume: *resume != "", StopAt: *stopAt}, "fewstep train")
+}
+
+// runTraining runs trainer.Train for job on the configured backend with SIGINT/SIGTERM handling
+// and prints where everything went. header starts the first line.
+func runTraining(job trainer.Job, opt trainer.Options, header string) error {
 	backend, err := engine.New()
 	if err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Printf("fewstep train: run %s, backend %s, %d steps at batch %d\n", job.RunDir, backend.Name(), job.Trainer.Steps, job.Trainer.BatchSize)
+	fmt.Printf("%s: run %s, backend %s, %d steps at batch %d\n", header, job.RunDir, backend.Name(), job.Trainer.Steps, job.Trainer.BatchSize)
+	opt.Out, opt.TTY = os.Stdout, isTerminal(os.Stdout)
 	t0 := time.Now()
-	res, err := trainer.Train(ctx, backend, job, trainer.Options{Resume: *resume != "", Out: os.Stdout, TTY: isTerminal(os.Stdout), StopAt: *stopAt})
+	res, err := trainer.Train(ctx, backend, job, opt)
 	if err != nil {
 		return err
 	}
@@ -58,7 +65,7 @@ func cmdTrain(args []string) error {
 	fmt.Printf("done: %d steps in %s, last loss %.4f\n  run dir:    %s\n  checkpoint: %s\n  metrics:    %s\n",
 		res.Steps, time.Since(t0).Round(time.Second), res.LastLoss, abs, res.Checkpoint, job.RunDir.MetricsPath())
 	if res.Grid != "" {
-		fmt.Printf("  samples:    %s\n", res.Grid)
+		fmt.Printf("  samples:    %s (%d steps)\n", res.Grid, job.Sample.Steps)
 	}
 	return nil
 }
