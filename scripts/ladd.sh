@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make ladd`: distill the quickstart teacher (runs/mnist-teacher) into a 4-step student with LADD
-# (configs/mnist-ladd.yaml), then evaluate teacher and student in one table. Generates the
-# synthetic teacher data the config mixes in (data/mnist-synth-cfg2.parquet) when it is missing.
+# (configs/mnist-ladd.yaml), then evaluate teacher and student in one table. It also writes 10,000
+# teacher samples (data/mnist-synth-cfg2.parquet) for data-mix experiments when they are missing
+# (SYNTH=0 skips that).
 # FEWSTEP_BIN=bin/fewstep-onnx (after `make onnxruntime build-onnx`, with GOMLX_BACKEND set) runs
 # it on ONNX Runtime, about 2x faster than the default pure-Go backend.
 set -euo pipefail
@@ -15,7 +16,7 @@ if ! ls "$teacher"/checkpoints/ckpt-*.safetensors >/dev/null 2>&1; then
   exit 1
 fi
 synth=data/mnist-synth-cfg2.parquet
-[ -f "$synth" ] || "$bin" distill generate -teacher "$teacher" -n 10000 -cfg 2 -steps 8 -out "$synth"
+[ "${SYNTH:-1}" = 0 ] || [ -f "$synth" ] || "$bin" distill generate -teacher "$teacher" -n 10000 -cfg 2 -steps 8 -out "$synth"
 run=runs/mnist-ladd
 if ls "$run"/checkpoints/ckpt-*.safetensors >/dev/null 2>&1; then
   "$bin" distill -resume "$run"
