@@ -89,6 +89,17 @@ func testLADD() (Config, LADDConfig) {
 	return cfg, lc
 }
 
+// newTestLADD builds a fresh LADD method (student initialized from the fixture teacher) on a new store.
+func newTestLADD(t *testing.T, cfg Config, lc LADDConfig, job trainer.Job) (*LADD, *model.Store) {
+	t.Helper()
+	store := model.NewStore()
+	m, err := NewLADD(cfg, lc, fixture.teacher)(backendT(t), store, job, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.(*LADD), store
+}
+
 func backendT(t *testing.T) compute.Backend {
 	t.Helper()
 	b, err := compute.NewWithConfig("go")
@@ -124,12 +135,7 @@ func changed(a, b map[string][]float32) (n int) {
 func TestLADDStepsTouchOnlyTheirNetworks(t *testing.T) {
 	cfg, lc := testLADD()
 	job := tinyJob(t.TempDir(), 5)
-	store := model.NewStore()
-	m, err := NewLADD(cfg, lc, fixture.teacher)(backendT(t), store, job, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := m.(*LADD)
+	l, store := newTestLADD(t, cfg, lc, job)
 	teacher0, student0 := snapshot(t, store, TeacherScope), snapshot(t, store, trainer.ModelScope)
 	if len(teacher0) == 0 || len(teacher0) != len(student0) {
 		t.Fatalf("teacher %d tensors, student %d", len(teacher0), len(student0))
@@ -197,12 +203,7 @@ func fakeBatch(rng *rand.Rand, bsz int) *trainer.Batch {
 func TestGeneratorGradientReachesStudentOutput(t *testing.T) {
 	cfg, lc := testLADD()
 	job := tinyJob(t.TempDir(), 5)
-	store := model.NewStore()
-	m, err := NewLADD(cfg, lc, fixture.teacher)(backendT(t), store, job, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := m.(*LADD)
+	l, store := newTestLADD(t, cfg, lc, job)
 	rng := rand.New(rand.NewPCG(3, 4))
 	b := fakeBatch(rng, 4)
 	exec, err := model.NewExec(backendT(t), store, func(root *model.Scope, x0hat, tHat, eps2, cond *Node) *Node {
@@ -325,12 +326,7 @@ func TestHeadsLearnToDiscriminate(t *testing.T) {
 	cfg.StudentTimes, cfg.StudentSteps = []float64{1}, 1
 	lc.HeadLR = 2e-3
 	job := tinyJob(t.TempDir(), 40)
-	store := model.NewStore()
-	m, err := NewLADD(cfg, lc, fixture.teacher)(backendT(t), store, job, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := m.(*LADD)
+	l, _ := newTestLADD(t, cfg, lc, job)
 	st, err := data.Open(job.Data, 16, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -23,40 +23,20 @@ func cmdDistill(args []string) error {
 	if len(args) > 0 && args[0] == "generate" {
 		return distillGenerate(args[1:])
 	}
-	fs := newFlagSet("distill", "distill -config NAME|FILE [-set section.key=value]... [--dry-run] [-stop-at N] | distill -resume RUN_DIR | distill generate …")
-	config := fs.String("config", "mnist-ladd", "embedded config name or YAML file")
-	resume := fs.String("resume", "", "resume the distillation run in this directory from its newest checkpoint")
-	dryRun := fs.Bool("dry-run", false, "print the resolved config and exit")
-	stopAt := fs.Int("stop-at", 0, "stop (with a checkpoint) after this many total steps")
-	var sets multiFlag
-	fs.Var(&sets, "set", "override a config key: section.key=value (repeatable)")
-	if help, err := parseFlags(fs, args); help || err != nil {
+	ra, err := parseRunFlags("distill", "distill -config NAME|FILE [-set section.key=value]... [--dry-run] [-stop-at N] | distill -resume RUN_DIR | distill generate …",
+		"mnist-ladd", args)
+	if ra == nil || err != nil {
 		return err
 	}
-	source := *config
-	if *resume != "" {
-		source = checkpoints.RunDir(*resume).ConfigPath()
-	}
-	cfg, resolved, err := configs.Load(source, sets, os.Environ())
-	if err != nil {
-		return err
-	}
-	if *dryRun {
-		_, err := os.Stdout.Write(resolved)
-		return err
-	}
+	cfg, job := ra.cfg, ra.job
 	teacher, err := loadTeacher(cfg.Distill.Teacher)
 	if err != nil {
 		return err
 	}
-	job := cfg.Job(resolved)
 	job.Distilled = true
-	if *resume != "" {
-		job.RunDir = checkpoints.RunDir(*resume)
-	}
 	header := fmt.Sprintf("fewstep distill: %s of %s into a %d-step student at t=%v", cfg.Distill.Method, teacher.Dir,
 		cfg.Distill.StudentSteps, cfg.Distill.Times(cfg.Diffusion.TMax))
-	return runTraining(job, trainer.Options{Resume: *resume != "", StopAt: *stopAt,
+	return runTraining(job, trainer.Options{Resume: ra.resume, StopAt: ra.stopAt,
 		Method: distill.NewLADD(cfg.Distill, cfg.LADD, teacher), Label: "distill"}, header)
 }
 

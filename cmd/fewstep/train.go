@@ -16,15 +16,34 @@ import (
 )
 
 func cmdTrain(args []string) error {
-	fs := newFlagSet("train", "train -config NAME|FILE [-set section.key=value]... [--dry-run] | train -resume RUN_DIR [-set …]")
-	config := fs.String("config", "mnist-teacher", "embedded config name or YAML file")
+	ra, err := parseRunFlags("train", "train -config NAME|FILE [-set section.key=value]... [--dry-run] | train -resume RUN_DIR [-set …]",
+		"mnist-teacher", args)
+	if ra == nil || err != nil {
+		return err
+	}
+	return runTraining(ra.job, trainer.Options{Resume: ra.resume, StopAt: ra.stopAt}, "fewstep train")
+}
+
+// runArgs are the parsed flags of a training command (train, distill).
+type runArgs struct {
+	cfg    *configs.Run
+	job    trainer.Job
+	resume bool
+	stopAt int
+}
+
+// parseRunFlags parses -config/-resume/-set/--dry-run/-stop-at and loads the run config. It
+// returns nil (and no error) when the command is done: -h, or --dry-run after printing the config.
+func parseRunFlags(name, usage, defaultConfig string, args []string) (*runArgs, error) {
+	fs := newFlagSet(name, usage)
+	config := fs.String("config", defaultConfig, "embedded config name or YAML file")
 	resume := fs.String("resume", "", "resume the run in this directory from its newest checkpoint")
 	dryRun := fs.Bool("dry-run", false, "print the resolved config and exit")
 	stopAt := fs.Int("stop-at", 0, "stop (with a checkpoint) after this many total steps")
 	var sets multiFlag
 	fs.Var(&sets, "set", "override a config key: section.key=value (repeatable)")
 	if help, err := parseFlags(fs, args); help || err != nil {
-		return err
+		return nil, err
 	}
 	source := *config
 	if *resume != "" {
@@ -32,17 +51,17 @@ func cmdTrain(args []string) error {
 	}
 	cfg, resolved, err := configs.Load(source, sets, os.Environ())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if *dryRun {
 		_, err := os.Stdout.Write(resolved)
-		return err
+		return nil, err
 	}
 	job := cfg.Job(resolved)
 	if *resume != "" {
 		job.RunDir = checkpoints.RunDir(*resume)
 	}
-	return runTraining(job, trainer.Options{Resume: *resume != "", StopAt: *stopAt}, "fewstep train")
+	return &runArgs{cfg: cfg, job: job, resume: *resume != "", stopAt: *stopAt}, nil
 }
 
 // runTraining runs trainer.Train for job on the configured backend with SIGINT/SIGTERM handling
