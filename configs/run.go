@@ -36,19 +36,22 @@ type Run struct {
 	Sample    sampling.Config        `mapstructure:"sample"`
 	Distill   distill.Config         `mapstructure:"distill"`
 	LADD      distill.LADDConfig     `mapstructure:"ladd"`
+	// ImagineFlash is the imagine_flash: section (method imagine_flash).
+	ImagineFlash distill.IFConfig `mapstructure:"imagine_flash"`
 }
 
 // Default returns the defaults: each section's DefaultConfig, the only place defaults live.
 func Default() Run {
 	return Run{
-		Run:       RunSection{Name: "mnist-teacher", OutDir: "runs", Seed: 0},
-		Data:      data.DefaultConfig(),
-		Model:     models.DefaultConfig(),
-		Diffusion: models.DefaultDiffusionConfig(),
-		Trainer:   trainer.DefaultConfig(),
-		Sample:    sampling.DefaultConfig(),
-		Distill:   distill.DefaultConfig(),
-		LADD:      distill.DefaultLADDConfig(),
+		Run:          RunSection{Name: "mnist-teacher", OutDir: "runs", Seed: 0},
+		Data:         data.DefaultConfig(),
+		Model:        models.DefaultConfig(),
+		Diffusion:    models.DefaultDiffusionConfig(),
+		Trainer:      trainer.DefaultConfig(),
+		Sample:       sampling.DefaultConfig(),
+		Distill:      distill.DefaultConfig(),
+		LADD:         distill.DefaultLADDConfig(),
+		ImagineFlash: distill.DefaultIFConfig(),
 	}
 }
 
@@ -63,7 +66,7 @@ func (r Run) Validate() error {
 	if r.Run.Seed < 0 {
 		return fmt.Errorf("run.seed: must be >= 0, got %d", r.Run.Seed)
 	}
-	for _, v := range []interface{ Validate() error }{r.Data, r.Model, r.Diffusion, r.Trainer, r.Sample, r.Distill} {
+	for _, v := range []interface{ Validate() error }{r.Data, r.Model, r.Diffusion, r.Trainer, r.Sample, r.Distill, r.ImagineFlash} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -95,7 +98,7 @@ func (r Run) YAML() ([]byte, error) {
 	sections := []struct {
 		name string
 		v    any
-	}{{"run", r.Run}, {"data", r.Data}, {"model", r.Model}, {"diffusion", r.Diffusion}, {"trainer", r.Trainer}, {"sample", r.Sample}, {"distill", r.Distill}, {"ladd", r.LADD}}
+	}{{"run", r.Run}, {"data", r.Data}, {"model", r.Model}, {"diffusion", r.Diffusion}, {"trainer", r.Trainer}, {"sample", r.Sample}, {"distill", r.Distill}, {"ladd", r.LADD}, {"imagine_flash", r.ImagineFlash}}
 	for _, s := range sections {
 		m := map[string]any{}
 		if err := mapstructure.Decode(s.v, &m); err != nil {

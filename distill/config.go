@@ -8,7 +8,7 @@ import (
 
 // Config is the `distill:` section: which method distills which teacher into how many steps.
 type Config struct {
-	// Method is the distillation method: ladd (arXiv 2403.12015).
+	// Method is the distillation method: ladd (arXiv 2403.12015) or imagine_flash (arXiv 2405.05224).
 	Method string `mapstructure:"method"`
 	// Teacher is the teacher's run directory; its config gives the architecture and schedule.
 	Teacher string `mapstructure:"teacher"`
@@ -23,7 +23,7 @@ type Config struct {
 }
 
 // Methods lists the accepted values of distill.method.
-var Methods = []string{"ladd"}
+var Methods = []string{"ladd", "imagine_flash"}
 
 // DefaultConfig: LADD of the MNIST teacher into a 4-step student, teacher EMA weights.
 func DefaultConfig() Config {
@@ -137,4 +137,115 @@ func (c LADDConfig) Validate(tapNames []string) error {
 		return fmt.Errorf("ladd.head_steps: must be >= 1, got %d", c.HeadSteps)
 	}
 	return nil
+}
+
+// IFConfig is the `imagine_flash:` section (Kohler et al., arXiv 2405.05224).
+type IFConfig struct {
+	// Mode is backward (§3.1: the student's input is its own sampling iterate from pure noise) or
+	// forward (the baseline: the forward-noised x_t = α_t·x0 + σ_t·ε of a data image).
+	Mode string `mapstructure:"mode"`
+	// StepCounts are the step counts K' the student trains for: each example draws one, with the
+	// trailing times t_max·(K'−j)/K' (distill.student_times instead when K' = distill.student_steps);
+	// empty: distill.student_steps alone.
+	StepCounts []int `mapstructure:"step_counts"`
+	// Shift maps the student's time t_k to the re-noising time τ of the shifted reconstruction loss
+	// (§3.2): power, τ = shift_min + (shift_max − shift_min)·(t/t_max)^shift_power; or snr, the
+	// SNR-shift τ = s·u/(1 + (s−1)·u)·t_max with u = t/t_max and s = shift_factor (s > 1: noisier).
+	Shift       string  `mapstructure:"shift"`
+	ShiftMin    float64 `mapstructure:"shift_min"`
+	ShiftMax    float64 `mapstructure:"shift_max"`
+	ShiftPower  float64 `mapstructure:"shift_power"`
+	ShiftFactor float64 `mapstructure:"shift_factor"`
+	// TeacherSteps and TeacherCFG set the teacher's solve from x_τ to its target: DDIM steps, guidance.
+	TeacherSteps int     `mapstructure:"teacher_steps"`
+	TeacherCFG   float64 `mapstructure:"teacher_cfg"`
+	// Distance between x̂0 and the target: mse, or pseudo_huber sqrt(mean (x̂0 − y)² + c²) − c with
+	// c = huber_c (a per-pixel RMS scale).
+	Distance string  `mapstructure:"distance"`
+	HuberC   float64 `mapstructure:"huber_c"`
+	// NoiseCorrection in the student's training path (§3.3; auto = on for eps-prediction), as
+	// sample.noise_correction is at sampling time.
+	NoiseCorrection string `mapstructure:"noise_correction"`
+	// AdvWeight adds LADD's adversarial term (heads and settings of the ladd: section); 0 = off.
+	AdvWeight float64 `mapstructure:"adv_weight"`
+}
+
+// IF modes, shifts and distances.
+var (
+	IFModes     = []string{"backward", "forward"}
+	IFShifts    = []string{"power", "snr"}
+	IFDistances = []string{"mse", "pseudo_huber"}
+)
+
+// DefaultIFConfig: backward distillation for 1–4 steps, τ = 0.1 + 0.7·t (global structure from the
+// teacher at high t, detail at low t), a 4-step CFG-2 teacher solve, MSE, no adversarial term.
+func DefaultIFConfig() IFConfig {
+	return IFConfig{Mode: "backward", StepCounts: []int{1, 2, 3, 4}, Shift: "power", ShiftMin: 0.1, ShiftMax: 0.8,
+		ShiftPower: 1, ShiftFactor: 3, TeacherSteps: 4, TeacherCFG: 2, Distance: "mse", HuberC: 0.03,
+		NoiseCorrection: "auto", AdvWeight: 0}
+}
+
+// Validate checks every key; errors name the key as "imagine_flash.<key>".
+func (c IFConfig) Validate() error {
+	switch {
+	case !slices.Contains(IFModes, c.Mode):
+		return fmt.Errorf("imagine_flash.mode: unknown value %q (known: %v)", c.Mode, IFModes)
+	case !slices.Contains(IFShifts, c.Shift):
+		return fmt.Errorf("imagine_flash.shift: unknown value %q (known: %v)", c.Shift, IFShifts)
+	case !(c.ShiftMin >= 0 && c.ShiftMin <= c.ShiftMax && c.ShiftMax <= 1):
+		return fmt.Errorf("imagine_flash.shift_min/shift_max: want 0 <= min <= max <= 1, got %g, %g", c.ShiftMin, c.ShiftMax)
+	case !(c.ShiftPower > 0) || !(c.ShiftFactor > 0):
+		return fmt.Errorf("imagine_flash.shift_power/shift_factor: must be positive, got %g, %g", c.ShiftPower, c.ShiftFactor)
+	case c.TeacherSteps < 1:
+		return fmt.Errorf("imagine_flash.teacher_steps: must be positive, got %d", c.TeacherSteps)
+	case c.TeacherCFG < 0:
+		return fmt.Errorf("imagine_flash.teacher_cfg: must be >= 0, got %g", c.TeacherCFG)
+	case !slices.Contains(IFDistances, c.Distance):
+		return fmt.Errorf("imagine_flash.distance: unknown value %q (known: %v)", c.Distance, IFDistances)
+	case !(c.HuberC > 0):
+		return fmt.Errorf("imagine_flash.huber_c: must be positive, got %g", c.HuberC)
+	case !slices.Contains([]string{"auto", "on", "off"}, c.NoiseCorrection):
+		return fmt.Errorf("imagine_flash.noise_correction: unknown value %q (known: auto, on, off)", c.NoiseCorrection)
+	case c.AdvWeight < 0:
+		return fmt.Errorf("imagine_flash.adv_weight: must be >= 0, got %g", c.AdvWeight)
+	}
+	for _, k := range c.StepCounts {
+		if k < 1 || k > 8 {
+			return fmt.Errorf("imagine_flash.step_counts: each must be in [1, 8], got %v", c.StepCounts)
+		}
+	}
+	return nil
+}
+
+// ShiftTime is τ = shift(t) of the shifted reconstruction loss for a student time t ∈ (0, t_max].
+// power: shift(0) = shift_min·t_max, shift(t_max) = shift_max·t_max; snr: shift(0) = 0,
+// shift(t_max) = t_max.
+func (c IFConfig) ShiftTime(t, tMax float64) float64 {
+	u := min(max(t/tMax, 0), 1)
+	if c.Shift == "snr" {
+		return c.ShiftFactor * u / (1 + (c.ShiftFactor-1)*u) * tMax
+	}
+	return (c.ShiftMin + (c.ShiftMax-c.ShiftMin)*math.Pow(u, c.ShiftPower)) * tMax
+}
+
+// Schedules returns the student's training schedules, one per step count: for K' = student_steps
+// the times of Config.Times, else the trailing times t_max·(K'−j)/K'.
+func (c IFConfig) Schedules(dc Config, tMax float64) [][]float64 {
+	counts := c.StepCounts
+	if len(counts) == 0 {
+		counts = []int{dc.StudentSteps}
+	}
+	var out [][]float64
+	for _, k := range counts {
+		if k == dc.StudentSteps {
+			out = append(out, dc.Times(tMax))
+			continue
+		}
+		ts := make([]float64, k)
+		for j := range ts {
+			ts[j] = tMax * float64(k-j) / float64(k)
+		}
+		out = append(out, ts)
+	}
+	return out
 }

@@ -75,3 +75,51 @@ func SameArchitecture(student, teacher models.Config) string {
 	}
 	return ""
 }
+
+// nets are the denoisers of a distillation run: the student (/model, initialized from the teacher)
+// and the frozen teacher (/teacher) with its U-Net (for feature taps).
+type nets struct {
+	student, teacher *models.Denoiser
+	tNet             *models.UNet
+}
+
+// prepareStudent checks that the student can start from the teacher (same architecture and
+// schedule), loads the teacher into /teacher and the student's initial weights into /model on a
+// fresh run (a resumed run has them in its checkpoint), and builds both denoisers. Every student
+// weight comes from the teacher or the checkpoint: neither network creates variables.
+func prepareStudent(store *model.Store, cfg Config, teacher Teacher, job trainer.Job, resumed bool) (nets, error) {
+	if key := SameArchitecture(job.Model, teacher.Model); key != "" {
+		return nets{}, fmt.Errorf("%s: the student starts from the teacher's weights, so its model section must equal the teacher's (%s)", key, teacher.Dir)
+	}
+	if job.Diffusion != teacher.Diffusion {
+		return nets{}, fmt.Errorf("diffusion: the student must use the teacher's schedule and parameterization (%s)", teacher.Dir)
+	}
+	if !resumed {
+		if _, err := LoadTeacher(store, teacher, cfg.TeacherEMA, true); err != nil {
+			return nets{}, err
+		}
+	} else if !hasScope(store, TeacherScope) {
+		return nets{}, fmt.Errorf("resume: the checkpoint has no /%s weights", TeacherScope)
+	}
+	var n nets
+	student, sNet, err := models.NewDenoiser(job.Model, job.Diffusion, job.Seed)
+	if err != nil {
+		return nets{}, err
+	}
+	sNet.Frozen = true
+	if n.teacher, n.tNet, err = models.NewDenoiser(teacher.Model, teacher.Diffusion, job.Seed); err != nil {
+		return nets{}, err
+	}
+	n.tNet.Frozen = true
+	n.student = student
+	return n, nil
+}
+
+func hasScope(store *model.Store, scope string) bool {
+	for v := range store.IterVariables() {
+		if strings.HasPrefix(v.Path(), "/"+scope+"/") {
+			return true
+		}
+	}
+	return false
+}

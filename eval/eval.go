@@ -28,13 +28,16 @@ type Options struct {
 	// Schedules are spacing names (trailing, karras, …) or schedule files (*.json, from `fewstep
 	// schedule optimize`; their own step count replaces Steps). Empty keeps each run's spacing.
 	Schedules []string
-	CFG       float64 // guidance scale; < 0 keeps each run's sample.cfg
-	N         int     // images per setting (balanced over classes; image i has seed Seed+i)
-	Batch     int     // images per sampler call (0 keeps each run's sample.batch_size)
-	Seed      int
-	K         int // neighbours of precision/recall (default 3)
-	Compare   int // images per row of the comparison grid (default 10)
-	Out       io.Writer
+	// NoiseCorrections are sample.noise_correction values to compare (auto, on, off; Imagine Flash
+	// §3.3); empty keeps each run's. Rows where it is active show the sampler as "<sampler>+nc".
+	NoiseCorrections []string
+	CFG              float64 // guidance scale; < 0 keeps each run's sample.cfg
+	N                int     // images per setting (balanced over classes; image i has seed Seed+i)
+	Batch            int     // images per sampler call (0 keeps each run's sample.batch_size)
+	Seed             int
+	K                int // neighbours of precision/recall (default 3)
+	Compare          int // images per row of the comparison grid (default 10)
+	Out              io.Writer
 }
 
 // Row is one line of the evaluation table.
@@ -114,12 +117,15 @@ func Evaluate(backend compute.Backend, runs []RunSpec, tc *TrainedClassifier, te
 
 // setting is one sampler configuration of the table.
 type setting struct {
-	sampler, schedule string // "" keeps the run's
-	steps             int    // 0 with a schedule file
+	sampler, schedule, nc string // "" keeps the run's
+	steps                 int    // 0 with a schedule file
 }
 
 func (s setting) String() string {
 	out := strings.TrimSpace(s.sampler + " " + s.schedule)
+	if s.nc != "" {
+		out = strings.TrimSpace(out + " noise correction " + s.nc)
+	}
 	if s.steps > 0 {
 		out = strings.TrimSpace(fmt.Sprintf("%s %d steps", out, s.steps))
 	}
@@ -135,15 +141,21 @@ func settings(opts Options) []setting {
 	if len(schedules) == 0 {
 		schedules = []string{""}
 	}
+	ncs := opts.NoiseCorrections
+	if len(ncs) == 0 {
+		ncs = []string{""}
+	}
 	var out []setting
 	for _, smp := range samplers {
 		for _, sch := range schedules {
-			if strings.HasSuffix(sch, ".json") {
-				out = append(out, setting{sampler: smp, schedule: sch})
-				continue
-			}
-			for _, n := range opts.Steps {
-				out = append(out, setting{sampler: smp, schedule: sch, steps: n})
+			for _, nc := range ncs {
+				if strings.HasSuffix(sch, ".json") {
+					out = append(out, setting{sampler: smp, schedule: sch, nc: nc})
+					continue
+				}
+				for _, n := range opts.Steps {
+					out = append(out, setting{sampler: smp, schedule: sch, nc: nc, steps: n})
+				}
 			}
 		}
 	}
@@ -160,6 +172,9 @@ func evaluateSetting(backend compute.Backend, store *model.Store, run RunSpec, s
 	}
 	if set.sampler != "" {
 		sc.Sampler = set.sampler
+	}
+	if set.nc != "" {
+		sc.NoiseCorrection = set.nc
 	}
 	label := sc.Spacing
 	switch {
@@ -194,7 +209,11 @@ func evaluateSetting(backend compute.Backend, store *model.Store, run RunSpec, s
 	if err != nil {
 		return Row{}, nil, err
 	}
-	row := Row{Run: run.Name, Steps: len(smp.Times()) - 1, Sampler: sc.Sampler, Schedule: label, CFG: sc.CFG, NFE: smp.NFE(), N: opts.N,
+	name := sc.Sampler
+	if smp.NoiseCorrection() {
+		name += "+nc"
+	}
+	row := Row{Run: run.Name, Steps: len(smp.Times()) - 1, Sampler: name, Schedule: label, CFG: sc.CFG, NFE: smp.NFE(), N: opts.N,
 		Batch: sc.BatchSize, Backend: backend.Name(), ClassAcc: ClassAccuracy(preds, classes),
 		MsPerImage: elapsed.Seconds() * 1000 / float64(opts.N), ImgPerS: float64(opts.N) / elapsed.Seconds()}
 	gen, err := FitGaussian(feats, opts.N, FeatureDim)

@@ -106,6 +106,48 @@ func (k *KLUBGrid) Optimize(n int) ([]int, float64, error) {
 	return knots, best[n-1][g-1], nil
 }
 
+// Refine is AYS's iterative refinement (arXiv 2404.14507, §3.3): starting from a baseline
+// schedule's knots, each pass moves every evaluation time but the first (t_max) in turn to the grid
+// point between its neighbours that minimizes the KLUB with the others held fixed (the paper does
+// this with a line search per t_i). passes bounds the number of sweeps — the paper's early
+// stopping, which keeps the schedule near a good initialization instead of the global optimum of an
+// estimated bound; the sweep ends early when nothing moves. It returns the new knots and their KLUB.
+func (k *KLUBGrid) Refine(init []int, passes int) ([]int, float64, error) {
+	g := len(k.T)
+	knots := slices.Clone(init)
+	if len(knots) < 2 || knots[0] != 0 {
+		return nil, 0, fmt.Errorf("klub refine: need >= 2 knots starting at t_max, got %v", init)
+	}
+	for i := 1; i < len(knots); i++ {
+		if knots[i] <= knots[i-1] || knots[i] >= g {
+			return nil, 0, fmt.Errorf("klub refine: knots must increase inside the grid, got %v", init)
+		}
+	}
+	for range passes {
+		moved := false
+		for i := 1; i < len(knots); i++ {
+			prev, end, last := knots[i-1], g-1, g-1 // the step at j covers [T[end], T[j]]; j ≤ last
+			if i+1 < len(knots) {
+				end, last = knots[i+1], knots[i+1]-1
+			}
+			arg := knots[i]
+			best := k.Cost(prev, arg) + k.Cost(arg, end)
+			for j := prev + 1; j <= last; j++ {
+				if v := k.Cost(prev, j) + k.Cost(j, end); v < best*(1-1e-12) {
+					best, arg = v, j
+				}
+			}
+			if arg != knots[i] {
+				knots[i], moved = arg, true
+			}
+		}
+		if !moved {
+			break
+		}
+	}
+	return knots, k.KLUB(knots), nil
+}
+
 // KLUBTimes returns the grid for AYS: t_max, then gridSize−1 times evenly spaced in log-SNR from
 // max(λ(t_max), −2·log σ_max) down to t_min = t(σ_min), merged with extra times (baseline
 // schedules, so their KLUB is measured on the same grid), descending and without duplicates.

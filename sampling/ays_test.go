@@ -2,6 +2,7 @@ package sampling
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/gomlx/gomlx/ml/model"
@@ -108,5 +109,53 @@ func TestDenoiseAt(t *testing.T) {
 		if math.Abs(float64(got[i])-want) > 1e-5 {
 			t.Errorf("image %d: x̂0 %g, want %g", i, got[i], want)
 		}
+	}
+}
+
+// TestRefine: each pass of the coordinate refinement lowers the KLUB (never raises it), zero passes
+// return the initialization, the result never beats the exact DP optimum, and the first knot stays
+// at t_max.
+func TestRefine(t *testing.T) {
+	sched := models.Schedule{Kind: "cosine"}
+	cfg := DefaultConfig()
+	cfg.Steps, cfg.Spacing = 10, "karras"
+	ts, err := Times(cfg, sched, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grid := KLUBTimes(sched, 1, cfg.SigmaMin, cfg.SigmaMax, 200, ts[:10])
+	k, err := NewKLUBGrid(sched, grid, gaussDist(sched, grid, 0.5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	init, err := k.Knots(ts[:10])
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, opt, err := k.Optimize(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := k.KLUB(init)
+	same, v0, err := k.Refine(init, 0)
+	if err != nil || v0 != prev || !slices.Equal(same, init) {
+		t.Fatalf("0 passes: %v %g (want %v %g), %v", same, v0, init, prev, err)
+	}
+	for p := 1; p <= 4; p++ {
+		knots, v, err := k.Refine(init, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("passes %d: KLUB %.5g (karras %.5g, optimum %.5g)", p, v, k.KLUB(init), opt)
+		if v > prev || v < opt*(1-1e-9) || knots[0] != 0 {
+			t.Errorf("passes %d: KLUB %g after %g (optimum %g), knots %v", p, v, prev, opt, knots)
+		}
+		if p == 1 && !(v < prev) {
+			t.Errorf("one pass did not lower the KLUB of karras (%g)", prev)
+		}
+		prev = v
+	}
+	if _, _, err := k.Refine([]int{3, 5}, 1); err == nil {
+		t.Error("knots not starting at t_max were accepted")
 	}
 }

@@ -113,6 +113,8 @@ type ScheduleFile struct {
 	Run       string    `json:"run,omitempty"`
 	CFG       float64   `json:"cfg"`
 	Samples   int       `json:"samples"`
+	Init      string    `json:"init,omitempty"`   // refinement start (a spacing); "" = exact optimum over the grid
+	Passes    int       `json:"passes,omitempty"` // refinement sweeps (early stopping)
 }
 
 // Named is a labelled number (a baseline's KLUB).

@@ -36,8 +36,14 @@ func cmdDistill(args []string) error {
 	job.Distilled = true
 	header := fmt.Sprintf("fewstep distill: %s of %s into a %d-step student at t=%v", cfg.Distill.Method, teacher.Dir,
 		cfg.Distill.StudentSteps, cfg.Distill.Times(cfg.Diffusion.TMax))
-	return runTraining(job, trainer.Options{Resume: ra.resume, StopAt: ra.stopAt,
-		Method: distill.NewLADD(cfg.Distill, cfg.LADD, teacher), Label: "distill"}, header)
+	method := distill.NewLADD(cfg.Distill, cfg.LADD, teacher)
+	if cfg.Distill.Method == "imagine_flash" {
+		method = distill.NewImagineFlash(cfg.Distill, cfg.ImagineFlash, cfg.LADD, teacher)
+		fc := cfg.ImagineFlash
+		header = fmt.Sprintf("fewstep distill: imagine_flash (%s) of %s, student schedules %v, τ = shift(t) %s",
+			fc.Mode, teacher.Dir, fc.Schedules(cfg.Distill, cfg.Diffusion.TMax), fc.Shift)
+	}
+	return runTraining(job, trainer.Options{Resume: ra.resume, StopAt: ra.stopAt, Method: method, Label: "distill"}, header)
 }
 
 // loadTeacher reads a teacher run's resolved config.

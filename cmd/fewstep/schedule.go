@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,7 +24,7 @@ func cmdSchedule(args []string) error {
 			return scheduleShow(args[1:])
 		}
 	}
-	return usagef("usage:\n  fewstep schedule optimize -run RUN_DIR -steps N [-n 256] [-grid 150] [-cfg 2] [-sigma-min 0.002] [-out FILE.json]\n  fewstep schedule show -run RUN_DIR [-steps N] [-spacing S | -schedule FILE]")
+	return usagef("usage:\n  fewstep schedule optimize -run RUN_DIR -steps N [-n 256] [-grid 150] [-cfg 2] [-sigma-min 0.002] [-init exact|SPACING] [-passes 2] [-out FILE.json]\n  fewstep schedule show -run RUN_DIR [-steps N] [-spacing S | -schedule FILE]")
 }
 
 // loadRunSampling reads a run's config and sample section with the common overrides.
@@ -74,7 +75,7 @@ func scheduleShow(args []string) error {
 // scheduleOptimize runs Align Your Steps on a run: it estimates the KLUB grid from training images
 // and writes the optimal schedule of N steps.
 func scheduleOptimize(args []string) error {
-	fs := newFlagSet("schedule optimize", "schedule optimize -run RUN_DIR -steps N [-n 256] [-grid 150] [-cfg 2] [-sigma-min 0.002] [-out FILE.json]")
+	fs := newFlagSet("schedule optimize", "schedule optimize -run RUN_DIR -steps N [-n 256] [-grid 150] [-cfg 2] [-sigma-min 0.002] [-init exact|SPACING] [-passes 2] [-out FILE.json]")
 	runDir := fs.String("run", "", "run directory (required)")
 	steps := fs.Int("steps", 10, "number of sampling steps to optimize")
 	n := fs.Int("n", 256, "training images in the KLUB estimate (one fixed noise each)")
@@ -83,6 +84,8 @@ func scheduleOptimize(args []string) error {
 	sigmaMin := fs.Float64("sigma-min", 0, "last evaluation's σ/α (default: the run's sample.sigma_min)")
 	batch := fs.Int("batch", 0, "images per executor call (default: the run's sample.batch_size)")
 	out := fs.String("out", "", "schedule file (default RUN_DIR/schedules/ays-<N>.json)")
+	initSpacing := fs.String("init", "karras", "refine from this spacing (AYS §3.3), or exact: the global optimum over the grid")
+	passes := fs.Int("passes", 2, "refinement sweeps (early stopping; ignored with -init exact)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -90,8 +93,11 @@ func scheduleOptimize(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *steps < 2 || *n < 1 || *gridSize < *steps {
-		return usagef("schedule optimize: need -steps >= 2, -n >= 1 and -grid >= -steps")
+	if *steps < 2 || *n < 1 || *gridSize < *steps || *passes < 0 {
+		return usagef("schedule optimize: need -steps >= 2, -n >= 1, -grid >= -steps and -passes >= 0")
+	}
+	if *initSpacing != "exact" && !slices.Contains(sampling.Spacings, *initSpacing) {
+		return usagef("schedule optimize: -init: unknown value %q (exact or one of %v)", *initSpacing, sampling.Spacings)
 	}
 	sc := cfg.Sample
 	sc.Steps, sc.ScheduleFile = *steps, ""
@@ -133,6 +139,9 @@ func scheduleOptimize(args []string) error {
 	baselines := map[string][]float64{}
 	var extra [][]float64
 	names := []string{"trailing", "uniform", "karras", "logsnr"}
+	if *initSpacing != "exact" && !slices.Contains(names, *initSpacing) {
+		names = append(names, *initSpacing)
+	}
 	for _, sp := range names {
 		c := sc
 		c.Spacing = sp
@@ -155,12 +164,21 @@ func scheduleOptimize(args []string) error {
 	if err != nil {
 		return err
 	}
-	knots, best, err := k.Optimize(*steps)
+	var knots []int
+	var best float64
+	if *initSpacing == "exact" {
+		knots, best, err = k.Optimize(*steps)
+	} else if knots, err = k.Knots(baselines[*initSpacing]); err == nil {
+		knots, best, err = k.Refine(knots, *passes)
+	}
 	if err != nil {
 		return err
 	}
 	sf := &sampling.ScheduleFile{Method: "ays-klub", Steps: *steps, Schedule: sched.Kind, TMax: tMax, SigmaMin: sc.SigmaMin,
 		KLUB: best, Run: *runDir, CFG: sc.CFG, Samples: *n}
+	if *initSpacing != "exact" {
+		sf.Init, sf.Passes = *initSpacing, *passes
+	}
 	for _, j := range knots {
 		sf.Times = append(sf.Times, grid[j])
 	}

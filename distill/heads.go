@@ -1,0 +1,134 @@
+package distill
+
+import (
+	"math"
+	"math/rand/v2"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/fewstep/fewstep/losses"
+	"github.com/fewstep/fewstep/models"
+	"github.com/fewstep/fewstep/sampling"
+	"github.com/fewstep/fewstep/trainer"
+)
+
+// adversary is LADD's discriminator (Sauer et al., arXiv 2403.12015, §3.2): the frozen teacher is
+// the feature network; small trainable heads (under /disc) read its feature maps at the configured
+// taps, each conditioned on the re-noising time t̂ (FiLM) and on the class (projection, Miyato &
+// Koyama arXiv 1802.05637). LADD and Imagine Flash (its optional adversarial term) share it.
+type adversary struct {
+	lc      LADDConfig
+	teacher *models.Denoiser
+	tNet    *models.UNet
+	heads   *models.Builder
+	conv    models.ConvImpl
+	classes int
+}
+
+func newAdversary(lc LADDConfig, teacher *models.Denoiser, tNet *models.UNet, t Teacher, seed uint64, classes int) *adversary {
+	return &adversary{lc: lc, teacher: teacher, tNet: tNet, heads: &models.Builder{Seed: seed ^ 0x1add},
+		conv: models.ConvImpl(t.Model.Conv), classes: classes}
+}
+
+// noise draws the re-noising times t̂ ~ logit-normal(t_location, t_scale) (§3.2) and the noise ε'
+// of one update: t̂ [B], ε' [B, H, W, C].
+func (a *adversary) noise(b *trainer.Batch, rng *rand.Rand) (tHat, eps2 *tensors.Tensor) {
+	th := make([]float32, b.B)
+	for i := range th {
+		th[i] = float32(SampleLogitNormal(rng, a.lc.TLocation, a.lc.TScale, 1))
+	}
+	e := make([]float32, len(b.X0))
+	for i := range e {
+		e[i] = float32(rng.NormFloat64())
+	}
+	return tensors.FromFlatDataAndDimensions(th, b.B), tensors.FromFlatDataAndDimensions(e, b.B, b.H, b.W, b.C)
+}
+
+// logits re-noises x at t̂ with ε', reads the teacher's taps and returns one logit vector [B] per head.
+func (a *adversary) logits(sc *scopes, x, tHat, eps2, cond *Node) []*Node {
+	alpha, sigma := a.teacher.Schedule.AlphaSigmaNode(ExpandAxes(tHat, 1, 2, 3))
+	xt := Add(Mul(alpha, x), Mul(sigma, eps2))
+	feats := a.tNet.Features(sc.get(TeacherScope), xt, tHat, cond, a.lc.Taps)
+	disc := sc.get(trainer.DiscScope)
+	out := make([]*Node, len(feats))
+	for i, f := range feats {
+		out[i] = a.head(disc.In("%s", a.lc.Taps[i]), f, tHat, cond)
+	}
+	return out
+}
+
+// head is one discriminator head on a teacher feature map f: [C, B, h, w] (channels-first):
+// z = SiLU(FiLM_t̂(Conv3×3(f))); logit = mean_{h,w} Conv1×1(z) + ⟨mean_{h,w} z, E[c]⟩/√Ch. → [B].
+func (a *adversary) head(scope *model.Scope, f, tHat, cond *Node) *Node {
+	ch := a.lc.HeadChannels
+	z := a.heads.Conv2D(scope.In("conv"), f, ch, 3, 1, a.conv, models.InitFanIn) // [Ch, B, h, w]
+	film := a.heads.Dense(scope.In("film"), models.TimestepFeatures(MulScalar(tHat, 1000), 32), 2*ch, models.InitZeros)
+	film = ExpandAxes(Transpose(film, 0, 1), 2, 3) // [2Ch, B, 1, 1]
+	scale, shift := Slice(film, AxisRange(0, ch)), Slice(film, AxisRange(ch, 2*ch))
+	z = models.SiLU(Add(Mul(z, OnePlus(scale)), shift))
+	local := ReduceMean(a.heads.Conv2D(scope.In("out"), z, 1, 1, 1, a.conv, models.InitFanIn), 0, 2, 3) // [B]
+	pooled := Transpose(ReduceMean(z, 2, 3), 0, 1)                                                      // [B, Ch]
+	table := a.heads.Param(scope.In("class"), f.Graph(), "table", models.InitNormal, 1, a.classes+1, ch)
+	emb := Dot(OneHot(cond, a.classes+1, dtypes.Float32), table).Product() // [B, Ch]
+	proj := MulScalar(ReduceSum(Mul(pooled, emb), 1), 1/math.Sqrt(float64(ch)))
+	return Add(local, proj)
+}
+
+// discLoss is Σ_heads mean_b hinge(D(real), D(fake)), real and fake re-noised at the same t̂ with
+// the same ε' in one batch. real, fake: [B, H, W, C]. Terms: d_loss, d_real and d_fake (mean logits).
+func (a *adversary) discLoss(sc *scopes, real, fake, tHat, eps2, cond *Node) (*Node, map[string]*Node) {
+	both := a.logits(sc, Concatenate([]*Node{real, fake}, 0), Concatenate([]*Node{tHat, tHat}, 0),
+		Concatenate([]*Node{eps2, eps2}, 0), Concatenate([]*Node{cond, cond}, 0))
+	bsz := real.Shape().Dimensions[0]
+	var loss, r, f *Node
+	for _, lg := range both {
+		lr, lf := Slice(lg, AxisRange(0, bsz)), Slice(lg, AxisRange(bsz, 2*bsz))
+		loss = addOrSet(loss, ReduceAllMean(losses.HingeDiscriminator(lr, lf)))
+		r, f = addOrSet(r, ReduceAllMean(lr)), addOrSet(f, ReduceAllMean(lf))
+	}
+	k := 1 / float64(len(both))
+	return loss, map[string]*Node{"d_loss": loss, "d_real": MulScalar(r, k), "d_fake": MulScalar(f, k)}
+}
+
+// genLoss is Σ_heads mean_b gen(D(fake re-noised)) with ladd.gen_loss (non-saturating or hinge);
+// its gradient flows through the frozen teacher into fake: [B, H, W, C].
+func (a *adversary) genLoss(sc *scopes, fake, tHat, eps2, cond *Node) *Node {
+	var adv *Node
+	for _, lg := range a.logits(sc, fake, tHat, eps2, cond) {
+		per := losses.NonSaturatingGenerator(lg)
+		if a.lc.GenLoss == "hinge" {
+			per = losses.HingeGenerator(lg)
+		}
+		adv = addOrSet(adv, ReduceAllMean(per))
+	}
+	return adv
+}
+
+// teacherSolve runs n guided DDIM steps of the teacher from x at time t down to 0, per example
+// (times t·(1 − j/n)), and returns the final x̂0 clipped to [-1, 1]: LADD's distillation target
+// (§3.3) and Imagine Flash's shifted-reconstruction target (eq. 7). x: [B, H, W, C]; t: [B].
+func teacherSolve(teacher *models.Denoiser, sc *scopes, x, t, cond *Node, n int, cfg float64, classes int) *Node {
+	w := Scalar(x.Graph(), dtypes.Float32, cfg)
+	var x0hat *Node
+	for j := range n {
+		tj := MulScalar(t, 1-float64(j)/float64(n))
+		s := MulScalar(t, 1-float64(j+1)/float64(n))
+		var epsHat *Node
+		x0hat, epsHat = sampling.GuidedX0Eps(teacher, sc.get(TeacherScope), x, tj, cond, w, classes, cfg != 1)
+		x = sampling.DDIMStep(teacher.Schedule, x, x0hat, epsHat, tj, s, true)
+	}
+	return ClipScalar(x0hat, -1, 1)
+}
+
+// newHeadsStep is the heads' optimizer step (/disc only, no EMA): AdamW at ladd.head_lr with the
+// student's warmup and cosine, counted in head updates (ladd.head_steps per student update).
+func newHeadsStep(backend compute.Backend, store *model.Store, tc trainer.Config, lc LADDConfig, loss trainer.TermsFn) (*trainer.Step, error) {
+	tc.LR = lc.HeadLR
+	tc.Steps *= lc.HeadSteps
+	tc.WarmupSteps *= lc.HeadSteps
+	return trainer.NewTermsStep(backend, store, tc, trainer.DiscScope, false, loss)
+}
