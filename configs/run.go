@@ -38,6 +38,8 @@ type Run struct {
 	LADD      distill.LADDConfig     `mapstructure:"ladd"`
 	// ImagineFlash is the imagine_flash: section (method imagine_flash).
 	ImagineFlash distill.IFConfig `mapstructure:"imagine_flash"`
+	// SDXS is the sdxs: section (method sdxs).
+	SDXS distill.SDXSConfig `mapstructure:"sdxs"`
 }
 
 // Default returns the defaults: each section's DefaultConfig, the only place defaults live.
@@ -52,6 +54,7 @@ func Default() Run {
 		Distill:      distill.DefaultConfig(),
 		LADD:         distill.DefaultLADDConfig(),
 		ImagineFlash: distill.DefaultIFConfig(),
+		SDXS:         distill.DefaultSDXSConfig(),
 	}
 }
 
@@ -72,6 +75,9 @@ func (r Run) Validate() error {
 		}
 	}
 	if err := r.LADD.Validate(nil); err != nil { // taps are checked against the teacher by distill
+		return err
+	}
+	if err := r.SDXS.Validate(nil); err != nil {
 		return err
 	}
 	if r.Model.NumClasses != r.Data.NumClasses {
@@ -98,7 +104,7 @@ func (r Run) YAML() ([]byte, error) {
 	sections := []struct {
 		name string
 		v    any
-	}{{"run", r.Run}, {"data", r.Data}, {"model", r.Model}, {"diffusion", r.Diffusion}, {"trainer", r.Trainer}, {"sample", r.Sample}, {"distill", r.Distill}, {"ladd", r.LADD}, {"imagine_flash", r.ImagineFlash}}
+	}{{"run", r.Run}, {"data", r.Data}, {"model", r.Model}, {"diffusion", r.Diffusion}, {"trainer", r.Trainer}, {"sample", r.Sample}, {"distill", r.Distill}, {"ladd", r.LADD}, {"imagine_flash", r.ImagineFlash}, {"sdxs", r.SDXS}}
 	for _, s := range sections {
 		m := map[string]any{}
 		if err := mapstructure.Decode(s.v, &m); err != nil {

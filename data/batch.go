@@ -24,6 +24,10 @@ type Batch struct {
 	// condition "text_embedding"; nil otherwise.
 	TextEmbedding []float32
 	EmbeddingDim  int
+	// Noise holds the noise column, float32 [B, H, W, C]: the initial noise x_T whose teacher
+	// ODE solve is example i of X (SDXS noise–image pairs, arXiv 2403.16627), under
+	// Config.Noise; nil otherwise.
+	Noise []float32
 }
 
 // NewBatch allocates a Batch of batchSize examples for a stream with info and cfg.
@@ -38,6 +42,9 @@ func NewBatch(info Info, cfg Config, batchSize int) *Batch {
 		b.EmbeddingDim = info.EmbeddingDim
 		b.TextEmbedding = make([]float32, batchSize*info.EmbeddingDim)
 	}
+	if cfg.Noise {
+		b.Noise = make([]float32, len(b.X))
+	}
 	return b
 }
 
@@ -47,10 +54,10 @@ func (b *Batch) checkShape(want *Batch) error {
 		return fmt.Errorf("nil batch")
 	}
 	if b.B != want.B || b.H != want.H || b.W != want.W || b.C != want.C || len(b.X) != len(want.X) || len(b.Labels) != len(want.Labels) ||
-		len(b.Tokens) != len(want.Tokens) || len(b.TextEmbedding) != len(want.TextEmbedding) {
-		return fmt.Errorf("batch has B=%d H=%d W=%d C=%d, len(X)=%d, len(Labels)=%d, len(Tokens)=%d, len(TextEmbedding)=%d; want %d %d %d %d, %d, %d, %d, %d (use NewBatch)",
-			b.B, b.H, b.W, b.C, len(b.X), len(b.Labels), len(b.Tokens), len(b.TextEmbedding),
-			want.B, want.H, want.W, want.C, len(want.X), len(want.Labels), len(want.Tokens), len(want.TextEmbedding))
+		len(b.Tokens) != len(want.Tokens) || len(b.TextEmbedding) != len(want.TextEmbedding) || len(b.Noise) != len(want.Noise) {
+		return fmt.Errorf("batch has B=%d H=%d W=%d C=%d, len(X)=%d, len(Labels)=%d, len(Tokens)=%d, len(TextEmbedding)=%d, len(Noise)=%d; want %d %d %d %d, %d, %d, %d, %d, %d (use NewBatch)",
+			b.B, b.H, b.W, b.C, len(b.X), len(b.Labels), len(b.Tokens), len(b.TextEmbedding), len(b.Noise),
+			want.B, want.H, want.W, want.C, len(want.X), len(want.Labels), len(want.Tokens), len(want.TextEmbedding), len(want.Noise))
 	}
 	return nil
 }
@@ -61,6 +68,7 @@ func (b *Batch) copyFrom(src *Batch) {
 	copy(b.Labels, src.Labels)
 	copy(b.Tokens, src.Tokens)
 	copy(b.TextEmbedding, src.TextEmbedding)
+	copy(b.Noise, src.Noise)
 	b.MaxTokens, b.EmbeddingDim = src.MaxTokens, src.EmbeddingDim
 }
 
@@ -103,22 +111,25 @@ type job struct {
 	unit         *unitData
 }
 
-// result is a decoded job: x the augmented image, emb its text embedding; err says why the
-// row does not decode (skipped or fatal per data.bad_rows), fatal that its unit is unreadable.
+// result is a decoded job: x the augmented image, emb its text embedding, noise its x_T;
+// err says why the row does not decode (skipped or fatal per data.bad_rows), fatal that its
+// unit is unreadable.
 type result struct {
 	job
 	x     *[]float32
 	emb   []float32
+	noise []float32
 	err   error
 	fatal error
 }
 
-// unitData holds the encoded images (and embeddings) of a unit's kept rows, copied out of
-// Arrow memory; nil entries are nulls.
+// unitData holds the encoded images (and embeddings and noises) of a unit's kept rows,
+// copied out of Arrow memory; nil entries are nulls.
 type unitData struct {
 	err    error
 	images [][]byte
 	emb    [][]float32
+	noise  [][]float32
 }
 
 // start launches the pipeline at s.pos.
@@ -172,7 +183,7 @@ func (s *Stream) walk(ctx context.Context, start Position, jobs chan<- job, toke
 			u := c.rowUnit[k]
 			ud := cache[u]
 			if ud == nil {
-				ud = c.readUnit(u, s.cat.embedDim > 0)
+				ud = c.readUnit(u, s.cat.embedDim > 0, s.cfg.Noise)
 				cache[u] = ud
 			}
 			if last[u] == index {
@@ -188,20 +199,24 @@ func (s *Stream) walk(ctx context.Context, start Position, jobs chan<- job, toke
 	}
 }
 
-// readUnit reads the image (and text_embedding) column of unit u and copies its kept rows.
-func (c *catalog) readUnit(u int32, embedding bool) *unitData {
+// readUnit reads the image (and text_embedding, noise) columns of unit u, in one pass, and
+// copies its kept rows.
+func (c *catalog) readUnit(u int32, embedding, noise bool) *unitData {
 	c.unitReads.Add(1)
 	un := c.units[u]
 	names := []string{ColImage}
 	if embedding {
 		names = append(names, ColTextEmbedding)
 	}
+	if noise {
+		names = append(names, ColNoise)
+	}
 	tbl, err := c.sources[un.src].readGroup(int(un.group), names...)
 	if err != nil {
 		return &unitData{err: err}
 	}
 	defer tbl.Release()
-	images, embs := tableColumn(tbl, ColImage), tableColumn(tbl, ColTextEmbedding)
+	images := tableColumn(tbl, ColImage)
 	rows := c.rowInGroup[un.first : un.first+un.n]
 	total := 0
 	for _, r := range rows {
@@ -217,14 +232,23 @@ func (c *catalog) readUnit(u int32, embedding bool) *unitData {
 		}
 	}
 	if embedding {
-		ud.emb = make([][]float32, len(rows))
-		for i, r := range rows {
-			if !embs.isNull(int(r)) {
-				ud.emb[i] = slices.Clone(embs.floatsAt(int(r)))
-			}
-		}
+		ud.emb = floatLists(tableColumn(tbl, ColTextEmbedding), rows)
+	}
+	if noise {
+		ud.noise = floatLists(tableColumn(tbl, ColNoise), rows)
 	}
 	return ud
+}
+
+// floatLists copies the list<float32> values of col at rows out of Arrow memory; nulls stay nil.
+func floatLists(col column, rows []int32) [][]float32 {
+	out := make([][]float32, len(rows))
+	for i, r := range rows {
+		if !col.isNull(int(r)) {
+			out[i] = slices.Clone(col.floatsAt(int(r)))
+		}
+	}
+	return out
 }
 
 // rowError is why a row does not decode, with the column at fault.
@@ -260,6 +284,10 @@ func (s *Stream) decodeRows(ctx context.Context, jobs <-chan job, results chan<-
 					r.err = &rowError{ColTextEmbedding, fmt.Errorf("null or length %d, want %d", len(r.emb), dim)}
 				}
 			}
+			if s.cfg.Noise && r.err == nil {
+				r.noise = j.unit.noise[i]
+				r.err = checkNoise(r.noise, len(canvas))
+			}
 		}
 		select {
 		case results <- r:
@@ -267,6 +295,18 @@ func (s *Stream) decodeRows(ctx context.Context, jobs <-chan job, results chan<-
 			return
 		}
 	}
+}
+
+// checkNoise reports, as a rowError of the noise column, a null x_T or one that is not
+// hwc = H·W·C values.
+func checkNoise(noise []float32, hwc int) error {
+	switch {
+	case noise == nil:
+		return &rowError{ColNoise, errors.New("null noise; data.noise needs the x_T of every row")}
+	case len(noise) != hwc:
+		return &rowError{ColNoise, fmt.Errorf("%d values, want %d (data.image_size² × data.channels)", len(noise), hwc)}
+	}
+	return nil
 }
 
 // assemble takes results back in sequence order and fills batches (see pipeline).
@@ -354,6 +394,9 @@ func (s *Stream) place(b *Batch, i int, r result) {
 	}
 	if d := b.EmbeddingDim; b.TextEmbedding != nil {
 		copy(b.TextEmbedding[i*d:(i+1)*d], r.emb)
+	}
+	if b.Noise != nil {
+		copy(b.Noise[i*hwc:(i+1)*hwc], r.noise)
 	}
 }
 

@@ -58,6 +58,10 @@ type Config struct {
 	Condition string `mapstructure:"condition"`
 	// MaxTokens is the number of caption token ids per example (padded with 0, truncated).
 	MaxTokens int `mapstructure:"max_tokens"`
+	// Noise reads the noise column into Batch.Noise (noise–image pairs for SDXS, arXiv
+	// 2403.16627): every row needs image_size²·channels values. Augmentation that moves
+	// pixels (HFlip, CropScale < 1) must be off, or image and noise would no longer pair.
+	Noise bool `mapstructure:"noise"`
 
 	// Labels keeps only rows whose label is listed; empty keeps all.
 	Labels []int `mapstructure:"labels"`
@@ -75,8 +79,8 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: MNIST at data/mnist-{train,test}.parquet, padded to
-// 32×32×1, 10 classes, label conditioning, no filters, no augmentation, a shuffle buffer of
-// 10,000 rows, 2 decode workers and 4 prefetched batches.
+// 32×32×1, 10 classes, label conditioning, no noise column, no filters, no augmentation, a
+// shuffle buffer of 10,000 rows, 2 decode workers and 4 prefetched batches.
 func DefaultConfig() Config {
 	return Config{
 		Train:         "data/mnist-train.parquet",
@@ -92,6 +96,7 @@ func DefaultConfig() Config {
 		CropScale:     1,
 		Condition:     ConditionLabel,
 		MaxTokens:     16,
+		Noise:         false,
 		BadRows:       BadRowsSkip,
 	}
 }
@@ -155,6 +160,12 @@ func (c Config) validateStream() []error {
 	}
 	if c.MaxTokens <= 0 {
 		bad("max_tokens", "must be positive, got %d", c.MaxTokens)
+	}
+	if c.Noise && c.HFlip {
+		bad("noise", "horizontal flips (data.hflip) would break noise–image pairs; set data.hflip false")
+	}
+	if c.Noise && c.CropScale < 1 {
+		bad("noise", "random crops (data.crop_scale %v < 1) would break noise–image pairs; set data.crop_scale 1", c.CropScale)
 	}
 	for i, l := range c.Labels {
 		if l < 0 || l >= c.NumClasses {

@@ -14,6 +14,7 @@
 //	caption        string         caption text (condition "caption", data.caption_contains)
 //	score          float32        quality score (data.min_score, data.top_k)
 //	text_embedding list<float32>  precomputed text embedding (condition "text_embedding")
+//	noise          list<float32>  initial noise x_T of a noise–image pair, [H, W, C] (data.noise)
 //	width, height  int32          optional; checked against data.image_size at Open
 //
 // File key-value metadata: "fewstep.schema_version" ("1" or "2"; absent means "1"),
@@ -26,8 +27,10 @@
 // Stream.Next fills a Batch: X float32 [B, H, W, C] (channels-last, H = W = image_size)
 // with pixel/127.5 - 1 in [-1, 1], images centered on a black canvas (MNIST 28 → 32);
 // Labels int32 [B]; Tokens int32 [B, max_tokens] under condition "caption"; TextEmbedding
-// float32 [B, D] under condition "text_embedding". The v1 Dataset.Pixels is uint8
-// [N, H, W, C] and Loader.Next fills x [B, H, W, C] and labels [B].
+// float32 [B, D] under condition "text_embedding"; Noise float32 [B, H, W, C] under
+// data.noise, the x_T whose teacher ODE solve is the example's image (SDXS noise–image
+// pairs, arXiv 2403.16627; hflip and cropping must be off so that the pairs hold). The v1
+// Dataset.Pixels is uint8 [N, H, W, C] and Loader.Next fills x [B, H, W, C] and labels [B].
 //
 // # Order and reproducibility
 //
@@ -45,11 +48,11 @@
 //
 // Rows are decoded by data.workers goroutines and put into batches, strictly in order, by
 // one assembler, data.prefetch batches ahead. A row whose image does not decode (or whose
-// text_embedding is null or of the wrong length) is skipped — its order position is
-// consumed, the next row takes its place — counted in Stats.Skipped and reported with file
-// and row in Stats.BadRows; with bad_rows "fail" Next returns an error naming them. So the
-// batches are a pure function of (files, config, seed, position): workers and timing change
-// nothing.
+// text_embedding or, under data.noise, noise is null or of the wrong length) is skipped —
+// its order position is consumed, the next row takes its place — counted in Stats.Skipped
+// and reported with file, row and column in Stats.BadRows; with bad_rows "fail" Next
+// returns an error naming them. So the batches are a pure function of (files, config, seed,
+// position): workers and timing change nothing.
 //
 // Position {"epoch":E,"index":I,"fingerprint":F} is the number of order positions consumed
 // (skips included) in epoch E, plus a hash of the file names, row-group sizes, kept rows,
@@ -57,9 +60,10 @@
 // with the same data and config resumes exactly where the run stopped, and refuses a
 // position whose fingerprint differs.
 //
-// Memory: each (file, row group) unit is read (image column, with projection) when its first
-// row comes up in the order and dropped after its last; in between its encoded bytes are
-// held. With a shuffle buffer of S rows that spans a few times S rows of units (with small
-// files or S near N, the whole dataset's encoded bytes); decoded images exist only for the
-// rows in flight and the prefetched batches.
+// Memory: each (file, row group) unit is read (image column, with projection; with
+// text_embedding and noise when they are used) when its first row comes up in the order and
+// dropped after its last; in between its encoded bytes (and float lists) are held. With a
+// shuffle buffer of S rows that spans a few times S rows of units (with small files or S
+// near N, the whole dataset's encoded bytes); decoded images exist only for the rows in
+// flight and the prefetched batches.
 package data

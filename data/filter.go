@@ -46,7 +46,7 @@ func (c *catalog) fileRow(k int32) (string, int64) {
 
 // needs says which columns a config reads, beyond the image.
 type needs struct {
-	label, readLabel, score, caption, embedding bool
+	label, readLabel, score, caption, embedding, noise bool
 }
 
 func needsOf(cfg Config, sources []*source) needs {
@@ -55,6 +55,7 @@ func needsOf(cfg Config, sources []*source) needs {
 		score:     cfg.UseMinScore || cfg.TopK > 0,
 		caption:   cfg.Condition == ConditionCaption || cfg.CaptionContains != "",
 		embedding: cfg.Condition == ConditionTextEmbedding,
+		noise:     cfg.Noise,
 	}
 	n.readLabel = n.label
 	if !n.readLabel { // read labels anyway when every file has them, for Batch.Labels
@@ -77,7 +78,7 @@ func checkColumns(cfg Config, sources []*source, nd needs) (classNames, vocab []
 			need bool
 		}{
 			{ColImage, kindBinary, true}, {ColLabel, kindInt, nd.readLabel}, {ColScore, kindFloat, nd.score},
-			{ColCaption, kindString, nd.caption}, {ColTextEmbedding, kindFloatList, nd.embedding},
+			{ColCaption, kindString, nd.caption}, {ColTextEmbedding, kindFloatList, nd.embedding}, {ColNoise, kindFloatList, nd.noise},
 			{ColWidth, kindInt, s.has(ColWidth)}, {ColHeight, kindInt, s.has(ColHeight)},
 		}
 		for _, c := range cols {

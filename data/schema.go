@@ -15,6 +15,11 @@ const (
 	ColCaption = "caption"
 	// ColTextEmbedding is a precomputed text-encoder embedding, list<float32>, optional.
 	ColTextEmbedding = "text_embedding"
+	// ColNoise is the initial noise x_T of a noise–image pair (SDXS, arXiv 2403.16627:
+	// a teacher's ODE solve maps x_T to the row's image; the student learns x_T → image),
+	// list<float32>, optional: H·W·C values in the image's channels-last [H, W, C] order,
+	// H = W = data.image_size (the model input, after centering on the canvas).
+	ColNoise = "noise"
 	// ColScore is a quality/aesthetic score, float32, optional.
 	ColScore = "score"
 	// ColID is a stable example identifier, string, optional.
@@ -44,6 +49,7 @@ type Row struct {
 	HasLabel      bool
 	Caption       string
 	TextEmbedding []float32
+	Noise         []float32 // x_T of a noise–image pair, [H, W, C] flattened (nil: null)
 	Score         float32
 	HasScore      bool
 	ID            string

@@ -241,7 +241,7 @@ func sameBatches(a, b []*Batch) error {
 			return fmt.Errorf("batch %d: X differs", i)
 		case !slices.Equal(a[i].Labels, b[i].Labels):
 			return fmt.Errorf("batch %d: Labels %v vs %v", i, a[i].Labels, b[i].Labels)
-		case !slices.Equal(a[i].Tokens, b[i].Tokens) || !slices.Equal(a[i].TextEmbedding, b[i].TextEmbedding):
+		case !slices.Equal(a[i].Tokens, b[i].Tokens) || !slices.Equal(a[i].TextEmbedding, b[i].TextEmbedding) || !slices.Equal(a[i].Noise, b[i].Noise):
 			return fmt.Errorf("batch %d: conditioning differs", i)
 		}
 	}

@@ -79,7 +79,7 @@ func compressionCodec(name string) (compress.Compression, error) {
 
 // writerColumns is the canonical column order of written files; NewWriter keeps the
 // requested columns in this order.
-var writerColumns = []string{ColImage, ColLatent, ColLatentShape, ColLabel, ColCaption, ColWidth, ColHeight, ColTextEmbedding, ColScore, ColID}
+var writerColumns = []string{ColImage, ColLatent, ColLatentShape, ColLabel, ColCaption, ColWidth, ColHeight, ColTextEmbedding, ColNoise, ColScore, ColID}
 
 // Writer streams Rows to one Parquet file or to shard files. Each file is written to a
 // temporary file in the output directory and fsynced; Close renames them to their final
@@ -116,11 +116,12 @@ type writerShard struct {
 
 // NewWriter returns a Writer to outPath storing the given columns (names from schema.go, in
 // any order; files keep the canonical order image, latent, latent_shape, label, caption,
-// width, height, text_embedding, score, id). The columns must include image or latent (and
-// latent_shape with latent). With opts.ShardRows > 0 the output is the shard files
-// BASE-00000-of-0000N.parquet next to outPath (BASE is outPath without ".parquet"). Files
-// carry MetaSchemaVersion = SchemaVersion and, when set, MetaClassNames and MetaVocab.
-// The image and float-list columns have no dictionary encoding and no statistics.
+// width, height, text_embedding, noise, score, id). The columns must include image or
+// latent (and latent_shape with latent). With opts.ShardRows > 0 the output is the shard
+// files BASE-00000-of-0000N.parquet next to outPath (BASE is outPath without ".parquet").
+// Files carry MetaSchemaVersion = SchemaVersion and, when set, MetaClassNames and
+// MetaVocab. The image and float-list columns have no dictionary encoding and no
+// statistics.
 func NewWriter(outPath string, columns []string, opts WriterOptions) (*Writer, error) {
 	return newWriter(outPath, columns, opts, SchemaVersion)
 }
@@ -145,7 +146,7 @@ func newWriter(outPath string, columns []string, opts WriterOptions, version str
 	}
 	// Encoded images and float vectors do not repeat: dictionaries and min/max statistics
 	// would only cost time and space. (pqarrow names list leaves NAME.list.element.)
-	for _, path := range []string{ColImage, ColLatent + ".list.element", ColTextEmbedding + ".list.element"} {
+	for _, path := range []string{ColImage, ColLatent + ".list.element", ColTextEmbedding + ".list.element", ColNoise + ".list.element"} {
 		props = append(props, parquet.WithDictionaryFor(path, false), parquet.WithStatsFor(path, false))
 	}
 	w.props = parquet.NewWriterProperties(props...)
@@ -206,6 +207,7 @@ func (w *Writer) arrowSchema() *arrow.Schema {
 		ColWidth:         {Type: arrow.PrimitiveTypes.Int32},
 		ColHeight:        {Type: arrow.PrimitiveTypes.Int32},
 		ColTextEmbedding: {Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Float32), Nullable: true},
+		ColNoise:         {Type: arrow.ListOfNonNullable(arrow.PrimitiveTypes.Float32), Nullable: true},
 		ColScore:         {Type: arrow.PrimitiveTypes.Float32, Nullable: true},
 		ColID:            {Type: arrow.BinaryTypes.String, Nullable: true},
 	}
@@ -266,7 +268,7 @@ func (w *Writer) checkRow(r Row) error {
 	}{
 		{ColImage, r.Image != nil}, {ColLatent, r.Latent != nil || r.LatentShape != nil},
 		{ColLabel, r.HasLabel}, {ColCaption, r.Caption != ""}, {ColTextEmbedding, r.TextEmbedding != nil},
-		{ColScore, r.HasScore}, {ColID, r.ID != ""}, {ColWidth, r.Width != 0}, {ColHeight, r.Height != 0},
+		{ColNoise, r.Noise != nil}, {ColScore, r.HasScore}, {ColID, r.ID != ""}, {ColWidth, r.Width != 0}, {ColHeight, r.Height != 0},
 	} {
 		if f.set && !w.has[f.col] {
 			return fmt.Errorf("sets %s, but the writer has no %s column", f.col, f.col)
@@ -339,6 +341,8 @@ func (w *Writer) appendRow(r Row) {
 			fb.(*array.Int32Builder).Append(r.Height)
 		case ColTextEmbedding:
 			appendFloatList(fb.(*array.ListBuilder), r.TextEmbedding)
+		case ColNoise:
+			appendFloatList(fb.(*array.ListBuilder), r.Noise)
 		case ColScore:
 			if r.HasScore {
 				fb.(*array.Float32Builder).Append(r.Score)
@@ -421,7 +425,7 @@ var maxRowGroupBytes = 256 << 20
 
 // rowBytes approximates the stored size of r's payload.
 func rowBytes(r Row) int {
-	return len(r.Image) + 4*(len(r.Latent)+len(r.TextEmbedding)) + len(r.Caption) + len(r.ID) + 16
+	return len(r.Image) + 4*(len(r.Latent)+len(r.TextEmbedding)+len(r.Noise)) + len(r.Caption) + len(r.ID) + 16
 }
 
 // finishShard flushes, closes and fsyncs the current file and queues it for renaming.

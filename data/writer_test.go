@@ -197,12 +197,12 @@ func TestWriterLayout(t *testing.T) {
 	for name, codec := range map[string]compress.Compression{"": compress.Codecs.Zstd, "zstd": compress.Codecs.Zstd,
 		"snappy": compress.Codecs.Snappy, "none": compress.Codecs.Uncompressed} {
 		out := filepath.Join(t.TempDir(), "l.parquet")
-		w, err := NewWriter(out, []string{ColImage, ColCaption, ColTextEmbedding}, WriterOptions{RowGroupRows: 16, Compression: name})
+		w, err := NewWriter(out, []string{ColImage, ColCaption, ColTextEmbedding, ColNoise}, WriterOptions{RowGroupRows: 16, Compression: name})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i := range 50 {
-			if err := w.Write(Row{Image: bytes.Repeat([]byte{byte(i)}, 100), Caption: MNISTClassNames[i%10], TextEmbedding: []float32{float32(i)}}); err != nil {
+			if err := w.Write(Row{Image: bytes.Repeat([]byte{byte(i)}, 100), Caption: MNISTClassNames[i%10], TextEmbedding: []float32{float32(i)}, Noise: []float32{float32(i), 0.5}}); err != nil {
 				t.Fatal(err)
 			}
 		}

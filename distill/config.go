@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/fewstep/fewstep/losses"
 )
 
 // Config is the `distill:` section: which method distills which teacher into how many steps.
 type Config struct {
-	// Method is the distillation method: ladd (arXiv 2403.12015) or imagine_flash (arXiv 2405.05224).
+	// Method is the distillation method: ladd (arXiv 2403.12015), imagine_flash (arXiv 2405.05224)
+	// or sdxs (arXiv 2403.16627).
 	Method string `mapstructure:"method"`
 	// Teacher is the teacher's run directory; its config gives the architecture and schedule.
 	Teacher string `mapstructure:"teacher"`
@@ -23,7 +26,7 @@ type Config struct {
 }
 
 // Methods lists the accepted values of distill.method.
-var Methods = []string{"ladd", "imagine_flash"}
+var Methods = []string{"ladd", "imagine_flash", "sdxs"}
 
 // DefaultConfig: LADD of the MNIST teacher into a 4-step student, teacher EMA weights.
 func DefaultConfig() Config {
@@ -248,4 +251,82 @@ func (c IFConfig) Schedules(dc Config, tMax float64) [][]float64 {
 		out = append(out, ts)
 	}
 	return out
+}
+
+// SDXSConfig is the `sdxs:` section (Song et al., arXiv 2403.16627).
+type SDXSConfig struct {
+	// SSIMWeight, MSEWeight and FMWeight weigh the warm-up's terms (§3.3): the multi-scale SSIM loss
+	// and the pixel MSE between the one-step output and the pair's image, and feature matching.
+	SSIMWeight float64 `mapstructure:"ssim_weight"`
+	MSEWeight  float64 `mapstructure:"mse_weight"`
+	FMWeight   float64 `mapstructure:"fm_weight"`
+	// SSIMScales is the number of SSIM scales (equal weights; each halves the image);
+	// SSIMWindow the Gaussian window's side (Wang et al. 2004: 11, σ = 1.5).
+	SSIMScales int `mapstructure:"ssim_scales"`
+	SSIMWindow int `mapstructure:"ssim_window"`
+	// FMTaps are the teacher's feature maps compared (models.Config.TapNames), FMTime the small t
+	// (fraction of t_max) at which both images are re-noised before the teacher reads them.
+	FMTaps []string `mapstructure:"fm_taps"`
+	FMTime float64  `mapstructure:"fm_t"`
+	// SDWeight weighs the second stage, score distillation with the learned manifold corrective;
+	// 0 = warm-up only. SDStart is the student step where it begins.
+	SDWeight float64 `mapstructure:"sd_weight"`
+	SDStart  int     `mapstructure:"sd_start"`
+	// SDCFG is the teacher's guidance scale in the score difference; SDTMin and SDTMax bound its
+	// uniform t (fractions of t_max).
+	SDCFG  float64 `mapstructure:"sd_cfg"`
+	SDTMin float64 `mapstructure:"sd_t_min"`
+	SDTMax float64 `mapstructure:"sd_t_max"`
+	// CorrectiveLR is the corrective network's AdamW learning rate.
+	CorrectiveLR float64 `mapstructure:"corrective_lr"`
+}
+
+// DefaultSDXSConfig: SSIM (2 scales, 11×11 window) + feature matching at three depths, warm-up
+// only.
+func DefaultSDXSConfig() SDXSConfig {
+	return SDXSConfig{SSIMWeight: 1, MSEWeight: 0, FMWeight: 1, SSIMScales: 2, SSIMWindow: 11,
+		FMTaps: []string{"down1", "mid", "up1"}, FMTime: 0.1, SDWeight: 0, SDStart: 0, SDCFG: 2,
+		SDTMin: 0.02, SDTMax: 0.98, CorrectiveLR: 1e-4}
+}
+
+// SSIM returns the SSIM constants of the config (Wang et al. 2004, equal scale weights).
+func (c SDXSConfig) SSIM() losses.SSIMConfig {
+	s := losses.DefaultSSIMConfig()
+	s.Window = c.SSIMWindow
+	s.ScaleWeights = slices.Repeat([]float64{1}, c.SSIMScales)
+	return s
+}
+
+// Validate checks every key; errors name the key as "sdxs.<key>". tapNames are the teacher's (nil:
+// not checked).
+func (c SDXSConfig) Validate(tapNames []string) error {
+	switch {
+	case c.SSIMWeight < 0 || c.MSEWeight < 0 || c.FMWeight < 0 || c.SDWeight < 0:
+		return fmt.Errorf("sdxs.ssim_weight/mse_weight/fm_weight/sd_weight: must be >= 0, got %g, %g, %g, %g", c.SSIMWeight, c.MSEWeight, c.FMWeight, c.SDWeight)
+	case c.SSIMWeight+c.MSEWeight+c.FMWeight+c.SDWeight == 0:
+		return fmt.Errorf("sdxs: every loss weight is 0")
+	case c.SSIMScales < 1 || c.SSIMScales > 4:
+		return fmt.Errorf("sdxs.ssim_scales: must be in [1, 4], got %d", c.SSIMScales)
+	case c.SSIMWindow < 3 || c.SSIMWindow%2 == 0:
+		return fmt.Errorf("sdxs.ssim_window: must be odd and >= 3, got %d", c.SSIMWindow)
+	case !(c.FMTime > 0 && c.FMTime <= 1):
+		return fmt.Errorf("sdxs.fm_t: must be in (0, 1], got %g", c.FMTime)
+	case c.SDStart < 0:
+		return fmt.Errorf("sdxs.sd_start: must be >= 0, got %d", c.SDStart)
+	case c.SDCFG < 0:
+		return fmt.Errorf("sdxs.sd_cfg: must be >= 0, got %g", c.SDCFG)
+	case !(c.SDTMin > 0 && c.SDTMin < c.SDTMax && c.SDTMax <= 1):
+		return fmt.Errorf("sdxs.sd_t_min/sd_t_max: want 0 < min < max <= 1, got %g, %g", c.SDTMin, c.SDTMax)
+	case !(c.CorrectiveLR > 0):
+		return fmt.Errorf("sdxs.corrective_lr: must be positive, got %g", c.CorrectiveLR)
+	}
+	if c.FMWeight > 0 && len(c.FMTaps) == 0 {
+		return fmt.Errorf("sdxs.fm_taps: at least one tap is needed when fm_weight > 0 (known: %v)", tapNames)
+	}
+	for _, t := range c.FMTaps {
+		if tapNames != nil && !slices.Contains(tapNames, t) {
+			return fmt.Errorf("sdxs.fm_taps: unknown tap %q (known: %v)", t, tapNames)
+		}
+	}
+	return nil
 }

@@ -24,9 +24,10 @@ type Teacher struct {
 }
 
 // LoadTeacher copies the EMA (useEMA) or raw weights of the teacher's newest checkpoint into
-// /teacher/... of store, non-trainable; with initStudent also into /model/... (the student starts as
-// the teacher). It returns the teacher's checkpoint step.
-func LoadTeacher(store *model.Store, t Teacher, useEMA, initStudent bool) (int64, error) {
+// /teacher/... of store, non-trainable; with a student config also into /model/... every weight
+// the student uses (the student starts as the teacher, pruned by its model.drop_blocks). It
+// returns the teacher's checkpoint step.
+func LoadTeacher(store *model.Store, t Teacher, useEMA bool, student *models.Config) (int64, error) {
 	step, ts, _, err := checkpoints.LoadLatest(t.Dir)
 	if err != nil {
 		return 0, fmt.Errorf("distill.teacher: %w", err)
@@ -46,7 +47,7 @@ func LoadTeacher(store *model.Store, t Teacher, useEMA, initStudent bool) (int64
 			return 0, fmt.Errorf("distill.teacher %s step %d: tensor %s: %w", t.Dir, step, name, err)
 		}
 		v.Trainable = false
-		if initStudent {
+		if student != nil && student.UsesVariable(rest) {
 			clone, err := tensor.LocalClone()
 			if err != nil {
 				return 0, err
@@ -83,19 +84,21 @@ type nets struct {
 	tNet             *models.UNet
 }
 
-// prepareStudent checks that the student can start from the teacher (same architecture and
-// schedule), loads the teacher into /teacher and the student's initial weights into /model on a
+// prepareStudent checks that the student can start from the teacher (same architecture up to
+// model.drop_blocks, same schedule), loads the teacher into /teacher and the student's initial weights into /model on a
 // fresh run (a resumed run has them in its checkpoint), and builds both denoisers. Every student
 // weight comes from the teacher or the checkpoint: neither network creates variables.
 func prepareStudent(store *model.Store, cfg Config, teacher Teacher, job trainer.Job, resumed bool) (nets, error) {
-	if key := SameArchitecture(job.Model, teacher.Model); key != "" {
-		return nets{}, fmt.Errorf("%s: the student starts from the teacher's weights, so its model section must equal the teacher's (%s)", key, teacher.Dir)
+	pruned := job.Model
+	pruned.DropBlocks = teacher.Model.DropBlocks
+	if key := SameArchitecture(pruned, teacher.Model); key != "" {
+		return nets{}, fmt.Errorf("%s: the student starts from the teacher's weights, so its model section must equal the teacher's up to drop_blocks (%s)", key, teacher.Dir)
 	}
 	if job.Diffusion != teacher.Diffusion {
 		return nets{}, fmt.Errorf("diffusion: the student must use the teacher's schedule and parameterization (%s)", teacher.Dir)
 	}
 	if !resumed {
-		if _, err := LoadTeacher(store, teacher, cfg.TeacherEMA, true); err != nil {
+		if _, err := LoadTeacher(store, teacher, cfg.TeacherEMA, &job.Model); err != nil {
 			return nets{}, err
 		}
 	} else if !hasScope(store, TeacherScope) {

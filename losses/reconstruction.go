@@ -23,3 +23,18 @@ func ShiftedReconstruction(x0hat, target *Node, distance string, c float64) *Nod
 	}
 	return MeanSquared(x0hat, target)
 }
+
+// FeatureMatching is the per-example feature-matching loss between a frozen network's feature maps
+// of generated and target images (SDXS, arXiv 2403.16627 §3.3, eq. 5): mean (f_fake − f_real)²
+// over every axis but the batch axis, divided by the batch mean of f_real² (held fixed) so that taps
+// of different scale weigh alike. fake, real: any shape with the batch at batchAxis → [B].
+func FeatureMatching(fake, real *Node, batchAxis int) *Node {
+	var axes []int
+	for i := range fake.Rank() {
+		if i != batchAxis {
+			axes = append(axes, i)
+		}
+	}
+	scale := StopGradient(MaxScalar(ReduceAllMean(Square(real)), 1e-6))
+	return Div(ReduceMean(Square(Sub(fake, real)), axes...), scale)
+}

@@ -3,6 +3,7 @@ package models
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Config is the `model:` section of a run config: a class-conditional U-Net denoiser
@@ -38,6 +39,49 @@ type Config struct {
 	// output conv (space-to-depth, as the patchify stem of DiT, Peebles & Xie arXiv 2212.09748), so
 	// the U-Net runs at 1/p resolution. 1 disables it.
 	PatchSize int `mapstructure:"patch_size"`
+	// DropBlocks removes blocks from the U-Net (SDXS pruning, arXiv 2403.16627 §3.2): names from
+	// BlockNames, e.g. mid/attn, mid/res1, down1/attn0, up2/res0. A removed residual block keeps its
+	// skip path (identity, or its 1×1 skip conv where the channels change); a removed attention
+	// layer is the identity.
+	DropBlocks []string `mapstructure:"drop_blocks"`
+}
+
+// BlockNames lists the removable blocks of a config, from input to output: down<l>/res<i> and
+// down<l>/attn<i> (attention exists only at AttentionResolutions), mid/res0, mid/attn (with
+// MidAttention), mid/res1, up<l>/res<i>.
+func (c Config) BlockNames() []string {
+	var names []string
+	for l := range c.ChannelMult {
+		for i := range c.NumResBlocks {
+			names = append(names, fmt.Sprintf("down%d/res%d", l, i), fmt.Sprintf("down%d/attn%d", l, i))
+		}
+	}
+	names = append(names, "mid/res0")
+	if c.MidAttention {
+		names = append(names, "mid/attn")
+	}
+	names = append(names, "mid/res1")
+	for l := len(c.ChannelMult) - 1; l >= 0; l-- {
+		for i := range c.NumResBlocks {
+			names = append(names, fmt.Sprintf("up%d/res%d", l, i))
+		}
+	}
+	return names
+}
+
+// Dropped reports whether the block (a BlockNames name) is removed by DropBlocks.
+func (c Config) Dropped(block string) bool { return slices.Contains(c.DropBlocks, block) }
+
+// UsesVariable reports whether a variable path relative to the network's scope (e.g.
+// "mid/res1/conv1/weights") belongs to the network: false inside a dropped block, except a dropped
+// residual block's skip conv.
+func (c Config) UsesVariable(rel string) bool {
+	for _, b := range c.DropBlocks {
+		if rest, ok := strings.CutPrefix(rel, b+"/"); ok {
+			return strings.Contains(b, "/res") && strings.HasPrefix(rest, "skip/")
+		}
+	}
+	return true
 }
 
 // DefaultConfig is the default teacher U-Net, sized to train on MNIST on 2 CPU cores.
@@ -101,6 +145,12 @@ func (c Config) Validate() error {
 	}
 	if c.TimeFeatures%2 != 0 {
 		return fmt.Errorf("model.time_features: must be even, got %d", c.TimeFeatures)
+	}
+	names := c.BlockNames()
+	for _, b := range c.DropBlocks {
+		if !slices.Contains(names, b) {
+			return fmt.Errorf("model.drop_blocks: unknown block %q (known: %v)", b, names)
+		}
 	}
 	if !slices.Contains(ConvImpls, c.Conv) {
 		return fmt.Errorf("model.conv: unknown value %q (known: %v)", c.Conv, ConvImpls)

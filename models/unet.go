@@ -89,8 +89,8 @@ func (u *UNet) Net(scope *model.Scope, x, t, cond *Node) *Node {
 	for lvl, m := range cfg.ChannelMult {
 		s := scope.In("down%d", lvl)
 		for i := range cfg.NumResBlocks {
-			h = u.ResBlock(s.In("res%d", i), h, embAct, m*cfg.BaseChannels)
-			if slices.Contains(cfg.AttentionResolutions, h.Shape().Dimensions[2]) {
+			h = u.res(s, fmt.Sprintf("down%d", lvl), fmt.Sprintf("res%d", i), h, embAct, m*cfg.BaseChannels)
+			if slices.Contains(cfg.AttentionResolutions, h.Shape().Dimensions[2]) && !cfg.Dropped(fmt.Sprintf("down%d/attn%d", lvl, i)) {
 				h = u.SelfAttention(s.In("attn%d", i), h, cfg.AttentionHeads, cfg.Groups)
 			}
 		}
@@ -102,18 +102,18 @@ func (u *UNet) Net(scope *model.Scope, x, t, cond *Node) *Node {
 	}
 	mid := scope.In("mid")
 	chMid := cfg.ChannelMult[last] * cfg.BaseChannels
-	h = u.ResBlock(mid.In("res0"), h, embAct, chMid)
-	if cfg.MidAttention {
+	h = u.res(mid, "mid", "res0", h, embAct, chMid)
+	if cfg.MidAttention && !cfg.Dropped("mid/attn") {
 		h = u.SelfAttention(mid.In("attn"), h, cfg.AttentionHeads, cfg.Groups)
 	}
-	h = u.ResBlock(mid.In("res1"), h, embAct, chMid)
+	h = u.res(mid, "mid", "res1", h, embAct, chMid)
 	u.tap("mid", h)
 	for lvl := last; lvl >= 0; lvl-- {
 		s := scope.In("up%d", lvl)
 		ch := cfg.ChannelMult[lvl] * cfg.BaseChannels
 		h = Concatenate([]*Node{h, skips[lvl]}, 0)
 		for i := range cfg.NumResBlocks {
-			h = u.ResBlock(s.In("res%d", i), h, embAct, ch)
+			h = u.res(s, fmt.Sprintf("up%d", lvl), fmt.Sprintf("res%d", i), h, embAct, ch)
 		}
 		u.tap(fmt.Sprintf("up%d", lvl), h)
 		if lvl > 0 {
@@ -169,6 +169,17 @@ func TimestepFeatures(tau *Node, n int) *Node {
 	}
 	args := Mul(ExpandAxes(tau, -1), ExpandAxes(Const(tau.Graph(), freqs), 0)) // [B, half]
 	return Concatenate([]*Node{Sin(args), Cos(args)}, -1)
+}
+
+// res is the residual block parent/name, or only its skip path when Config.DropBlocks removes it.
+func (u *UNet) res(parent *model.Scope, parentName, name string, h, embAct *Node, out int) *Node {
+	if !u.Cfg.Dropped(parentName + "/" + name) {
+		return u.ResBlock(parent.In("%s", name), h, embAct, out)
+	}
+	if h.Shape().Dimensions[0] == out {
+		return h
+	}
+	return u.Conv2D(parent.In("%s", name).In("skip"), h, out, 1, 1, ConvImpl(u.Cfg.Conv), InitFanIn)
 }
 
 // ResBlock: GN → SiLU → Conv3×3 → + Dense(SiLU(emb)) → GN → SiLU → Conv3×3 (zero-init) plus a

@@ -237,11 +237,12 @@ func (r *run) interrupted() error {
 	return fmt.Errorf("%w at step %d", ErrInterrupted, r.hs.Step)
 }
 
-// newBatch allocates the host buffers of one step (x0 is the data stream's batch buffer).
+// newBatch allocates the host buffers of one step (x0 and the stored noise are the data stream's
+// batch buffers).
 func (r *run) newBatch() *Batch {
 	info, b := r.info, r.job.Trainer.BatchSize
 	n := b * info.H * info.W * info.C
-	return &Batch{X0: r.dbatch.X, Eps: make([]float32, n), T: make([]float32, b), Cond: make([]int32, b),
+	return &Batch{X0: r.dbatch.X, Noise: r.dbatch.Noise, Eps: make([]float32, n), T: make([]float32, b), Cond: make([]int32, b),
 		B: b, H: info.H, W: info.W, C: info.C}
 }
 

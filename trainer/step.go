@@ -15,9 +15,11 @@ import (
 )
 
 // Batch is the host data of one step. X0, Eps: [B, H, W, C]; T: [B]; Cond: [B] (null class already
-// substituted for dropped labels).
+// substituted for dropped labels); Noise: [B, H, W, C], the stored noise of noise–image pairs
+// (data.noise), nil otherwise.
 type Batch struct {
 	X0, Eps, T []float32
+	Noise      []float32
 	Cond       []int32
 	B, H, W, C int
 }

@@ -15,13 +15,14 @@ import (
 	"github.com/fewstep/fewstep/data"
 	"github.com/fewstep/fewstep/distill"
 	"github.com/fewstep/fewstep/internal/engine"
+	"github.com/fewstep/fewstep/models"
 	"github.com/fewstep/fewstep/sampling"
 	"github.com/fewstep/fewstep/trainer"
 )
 
 func cmdDistill(args []string) error {
-	if len(args) > 0 && args[0] == "generate" {
-		return distillGenerate(args[1:])
+	if len(args) > 0 && (args[0] == "generate" || args[0] == "pairs") {
+		return distillGenerate(args[0], args[1:])
 	}
 	ra, err := parseRunFlags("distill", "distill -config NAME|FILE [-set section.key=value]... [--dry-run] [-stop-at N] | distill -resume RUN_DIR | distill generate …",
 		"mnist-ladd", args)
@@ -43,6 +44,12 @@ func cmdDistill(args []string) error {
 		header = fmt.Sprintf("fewstep distill: imagine_flash (%s) of %s, student schedules %v, τ = shift(t) %s",
 			fc.Mode, teacher.Dir, fc.Schedules(cfg.Distill, cfg.Diffusion.TMax), fc.Shift)
 	}
+	if cfg.Distill.Method == "sdxs" {
+		method = distill.NewSDXS(cfg.Distill, cfg.SDXS, teacher)
+		if header, err = sdxsHeader(*cfg, teacher); err != nil {
+			return err
+		}
+	}
 	return runTraining(job, trainer.Options{Resume: ra.resume, StopAt: ra.stopAt, Method: method, Label: "distill"}, header)
 }
 
@@ -59,9 +66,13 @@ func loadTeacher(dir string) (distill.Teacher, error) {
 	return distill.Teacher{Dir: rd, Model: tc.Model, Diffusion: tc.Diffusion}, nil
 }
 
-// distillGenerate writes teacher samples (synthetic data, LADD §3.3) as a Parquet dataset.
-func distillGenerate(args []string) error {
-	fs := newFlagSet("distill generate", "distill generate -teacher RUN_DIR -n N [-cfg 2] [-steps 16] [-sampler ddim] [-seed 1000000] [-batch 250] -out synth.parquet")
+// distillGenerate writes teacher samples as a Parquet dataset: `generate`, synthetic data (LADD
+// §3.3); `pairs`, noise–image pairs of a deterministic sampler with the initial noise in the
+// noise column (SDXS §3.3; the teacher may be a distilled few-step run, whose paths are straighter).
+func distillGenerate(verb string, args []string) error {
+	usage := "distill " + verb + " -teacher RUN_DIR -n N [-cfg 2] [-steps 16] [-sampler ddim] [-seed 1000000] [-batch 250] -out " +
+		map[string]string{"generate": "synth.parquet", "pairs": "pairs.parquet"}[verb]
+	fs := newFlagSet("distill "+verb, usage)
 	teacherDir := fs.String("teacher", "", "teacher run directory (required)")
 	n := fs.Int("n", 10000, "images, balanced over classes")
 	cfgScale := fs.Float64("cfg", math.NaN(), "guidance scale (default: the teacher's sample.cfg)")
@@ -74,7 +85,7 @@ func distillGenerate(args []string) error {
 		return err
 	}
 	if *teacherDir == "" || *out == "" || *n < 1 {
-		return usagef("distill generate: -teacher RUN_DIR, -out FILE and -n >= 1 are required")
+		return usagef("distill %s: -teacher RUN_DIR, -out FILE and -n >= 1 are required", verb)
 	}
 	rd := checkpoints.RunDir(*teacherDir)
 	cfg, resolved, err := configs.Load(rd.ConfigPath(), nil, nil)
@@ -90,7 +101,11 @@ func distillGenerate(args []string) error {
 		sc.Sampler = *sampler
 	}
 	if err := sc.Validate(); err != nil {
-		return usagef("distill generate: %v", err)
+		return usagef("distill %s: %v", verb, err)
+	}
+	pairs := verb == "pairs"
+	if pairs && (sc.Sampler == "sde" || sc.Sampler == "renoise" || (sc.Sampler == "ddim" && sc.Eta != 0)) {
+		return usagef("distill pairs: -sampler %s (eta %g) is stochastic; noise–image pairs need a deterministic ODE sampler (ddim with eta 0, euler, heun, dpmpp-2m)", sc.Sampler, sc.Eta)
 	}
 	smp, err := runSampler(rd, cfg.Job(resolved), sc)
 	if err != nil {
@@ -101,7 +116,11 @@ func distillGenerate(args []string) error {
 		classNames = st.Info().ClassNames
 		st.Close()
 	}
-	w, err := data.NewWriter(*out, []string{data.ColImage, data.ColLabel, data.ColCaption, data.ColID, data.ColWidth, data.ColHeight},
+	cols := []string{data.ColImage, data.ColLabel, data.ColCaption, data.ColID, data.ColWidth, data.ColHeight}
+	if pairs {
+		cols = append(cols, data.ColNoise)
+	}
+	w, err := data.NewWriter(*out, cols,
 		data.WriterOptions{ClassNames: classNames, Progress: os.Stdout, Total: *n})
 	if err != nil {
 		return err
@@ -129,7 +148,10 @@ func distillGenerate(args []string) error {
 				return err
 			}
 			row := data.Row{Image: pngBytes, Label: classes[i], HasLabel: true, Width: int32(side), Height: int32(side),
-				ID: fmt.Sprintf("synth-%s-%d", filepath.Base(string(rd)), seeds[i])}
+				ID: fmt.Sprintf("%s-%s-%d", map[bool]string{false: "synth", true: "pair"}[pairs], filepath.Base(string(rd)), seeds[i])}
+			if pairs {
+				row.Noise = sampling.NoiseForSeed(seeds[i], per)
+			}
 			if int(classes[i]) < len(classNames) {
 				row.Caption = classNames[classes[i]]
 			}
@@ -143,7 +165,7 @@ func distillGenerate(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("wrote %d teacher samples (%d %s steps, cfg %g) to %s in %s\n", rows, sc.Steps, sc.Sampler, sc.CFG,
+	fmt.Printf("wrote %d teacher %s (%d %s steps, cfg %g) to %s in %s\n", rows, map[bool]string{false: "samples", true: "noise–image pairs"}[pairs], sc.Steps, sc.Sampler, sc.CFG,
 		strings.Join(paths, ", "), time.Since(t0).Round(time.Second))
 	return nil
 }
@@ -160,4 +182,24 @@ func runSampler(run checkpoints.RunDir, job trainer.Job, sc sampling.Config) (*s
 	}
 	job.Sample = sc
 	return trainer.GridSampler(backend, store, job)
+}
+
+// sdxsHeader describes an SDXS run: the pruned blocks and the parameters and forward FLOPs per
+// image of teacher and student.
+func sdxsHeader(cfg configs.Run, teacher distill.Teacher) (string, error) {
+	backend, err := engine.New()
+	if err != nil {
+		return "", err
+	}
+	side, ch := cfg.Data.ImageSize, cfg.Data.Channels
+	tp, tf, err := models.CountForward(backend, teacher.Model, teacher.Diffusion, side, ch)
+	if err != nil {
+		return "", err
+	}
+	sp, sf, err := models.CountForward(backend, cfg.Model, cfg.Diffusion, side, ch)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("fewstep distill: sdxs of %s, dropping %v: teacher %d params, %.1f MFLOP/img; student %d params (%.0f%%), %.1f MFLOP/img (%.0f%%)",
+		teacher.Dir, cfg.Model.DropBlocks, tp, float64(tf)/1e6, sp, 100*float64(sp)/float64(tp), float64(sf)/1e6, 100*float64(sf)/float64(tf)), nil
 }

@@ -1,0 +1,203 @@
+package distill
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/fewstep/fewstep/checkpoints"
+	"github.com/fewstep/fewstep/data"
+	"github.com/fewstep/fewstep/sampling"
+	"github.com/fewstep/fewstep/trainer"
+)
+
+// prunedBlocks of the fixture teacher (levels 1 and 2 of 8 and 16 channels): a channel-changing
+// residual block (kept as its 1×1 skip conv), an attention layer and a middle residual block.
+var prunedBlocks = []string{"down1/res0", "mid/attn", "mid/res1"}
+
+func testSDXS(t *testing.T, dir string, steps int) (Config, SDXSConfig, trainer.Job) {
+	t.Helper()
+	cfg, _ := testLADD()
+	sc := DefaultSDXSConfig()
+	sc.FMTaps, sc.SSIMWindow = []string{"down1", "mid", "up0"}, 7
+	sc.SDWeight, sc.SDStart = 0.5, 2
+	job := tinyJob(dir, steps)
+	job.Model.DropBlocks = prunedBlocks
+	job.Data.Train, job.Data.Noise, job.Data.HFlip = pairsFile(t, dir), true, false
+	job.Distilled = true
+	return cfg, sc, job
+}
+
+// pairsFile writes 24 random noise–image pairs (labels 0…9) in the data package's format.
+func pairsFile(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "pairs.parquet")
+	w, err := data.NewWriter(path, []string{data.ColImage, data.ColLabel, data.ColID, data.ColWidth, data.ColHeight, data.ColNoise}, data.WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(4, 4))
+	const side = 32
+	for i := range 24 {
+		img := make([]float32, side*side)
+		for j := range img {
+			img[j] = float32(rng.Float64()*2 - 1)
+		}
+		png, err := sampling.ImagePNG(img, side, side, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		row := data.Row{Image: png, Label: int32(i % 10), HasLabel: true, ID: fmt.Sprint(i), Width: side, Height: side,
+			Noise: sampling.NoiseForSeed(uint64(i), side*side)}
+		if err := w.Write(row); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestPruningKeepsListedBlocks: the pruned student holds exactly the teacher's weights outside the
+// dropped blocks (plus the dropped residual block's skip conv), each a bit-exact copy; nothing of
+// the dropped blocks; and it has fewer parameters.
+func TestPruningKeepsListedBlocks(t *testing.T) {
+	cfg, sc, job := testSDXS(t, t.TempDir(), 3)
+	store := model.NewStore()
+	if _, err := NewSDXS(cfg, sc, fixture.teacher)(backendT(t), store, job, false); err != nil {
+		t.Fatal(err)
+	}
+	teacher, student := snapshot(t, store, TeacherScope), snapshot(t, store, trainer.ModelScope)
+	kept, skips := 0, 0
+	for path, v := range teacher {
+		rel := strings.TrimPrefix(path, "/teacher/")
+		dropped := false
+		for _, b := range prunedBlocks {
+			dropped = dropped || strings.HasPrefix(rel, b+"/")
+		}
+		sv, ok := student["/model/"+rel]
+		switch {
+		case strings.HasPrefix(rel, "down1/res0/skip/"):
+			skips++
+			fallthrough
+		case !dropped:
+			if !ok || !slices.Equal(sv, v) {
+				t.Errorf("kept weight %s missing or not copied (present %v)", rel, ok)
+			}
+			kept++
+		case ok:
+			t.Errorf("dropped weight %s is in the student", rel)
+		}
+	}
+	if skips == 0 || kept != len(student) || len(student) >= len(teacher) {
+		t.Fatalf("student %d tensors (kept %d, skip %d) of the teacher's %d", len(student), kept, skips, len(teacher))
+	}
+}
+
+// TestSDXSTrainsStudentAndCorrectiveOnly: a run of 4 steps (second stage from step 2) leaves the
+// teacher bit-identical, moves the student and the corrective, logs finite terms, and resumes
+// exactly from a checkpoint at step 2.
+func TestSDXSTrainsStudentAndCorrectiveOnly(t *testing.T) {
+	dir := t.TempDir()
+	cfg, sc, _ := testSDXS(t, dir, 4)
+	run := func(sub string, stops ...int) checkpoints.RunDir {
+		_, _, job := testSDXS(t, dir, 4)
+		job.RunDir = checkpoints.RunDir(filepath.Join(dir, sub))
+		for i, stop := range stops {
+			opt := trainer.Options{Out: io.Discard, Resume: i > 0, StopAt: stop, Method: NewSDXS(cfg, sc, fixture.teacher)}
+			if _, err := trainer.Train(context.Background(), backendT(t), job, opt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return job.RunDir
+	}
+	a, b := run("a", 0), run("b", 2, 0)
+	ra, err := trainer.ReadMetrics(a.MetricsPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := trainer.ReadMetrics(b.MetricsPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range ra {
+		want := []string{"ssim", "mse", "fm", "sd"}
+		if i >= 2 {
+			want = append(want, "c_loss")
+		}
+		for _, k := range want {
+			v, ok := ra[i].Terms[k]
+			if !ok || math.IsNaN(v) || rb[i].Terms[k] != v {
+				t.Fatalf("step %d: term %s = %g (present %v), resumed %g", i+1, k, v, ok, rb[i].Terms[k])
+			}
+		}
+	}
+	_, ta, _, err := checkpoints.LoadLatest(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tb, _, err := checkpoints.LoadLatest(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, teach, _, err := checkpoints.LoadLatest(fixture.teacher.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := map[string]int{}
+	for name, x := range ta {
+		xa := tensors.MustCopyFlatData[float32](x)
+		if !slices.Equal(xa, tensors.MustCopyFlatData[float32](tb[name])) {
+			t.Errorf("tensor %s differs after resume", name)
+		}
+		for _, pre := range []string{"teacher/", "model/", "disc/corrective/"} {
+			if rest, ok := strings.CutPrefix(name, pre); ok && !slices.Equal(xa, tensors.MustCopyFlatData[float32](teach["ema/"+rest])) {
+				moved[pre]++
+			}
+		}
+	}
+	if moved["teacher/"] != 0 || moved["model/"] == 0 || moved["disc/corrective/"] == 0 {
+		t.Fatalf("tensors that moved from the teacher's weights: %v (want teacher 0, student and corrective > 0)", moved)
+	}
+}
+
+// TestSDXSWarmupLossFalls: on one fixed batch of pairs, 30 warm-up updates (SSIM + feature
+// matching) of the pruned student lower its loss by at least a third.
+func TestSDXSWarmupLossFalls(t *testing.T) {
+	cfg, sc, job := testSDXS(t, t.TempDir(), 400)
+	sc.SDWeight = 0
+	job.Trainer.LR = 3e-3
+	m, err := NewSDXS(cfg, sc, fixture.teacher)(backendT(t), model.NewStore(), job, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := m.(*SDXS)
+	rng := rand.New(rand.NewPCG(5, 5))
+	b := fakeBatch(rng, 8)
+	b.Noise = slices.Clone(b.Eps)
+	var first, last float64
+	for i := range 30 {
+		g, err := s.gStep.RunInputs(i, s.inputs(i, b, rand.New(rand.NewPCG(1, 1)))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = g.Loss
+		}
+		last = g.Loss
+	}
+	t.Logf("warm-up loss %.4f -> %.4f", first, last)
+	if !(last < first*2/3) {
+		t.Fatalf("warm-up loss %g -> %g, want a fall of a third", first, last)
+	}
+}
