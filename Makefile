@@ -10,7 +10,7 @@ ORT_LIB := $(CURDIR)/$(ORT_DIR)/libonnxruntime.so.1
 
 EMOJI_TGZ := third_party/emoji/emoji-datasource-twitter-16.0.0.tgz
 
-.PHONY: build build-xla build-onnx onnxruntime test-onnx quickstart ladd test test-short fuzz bench clean datasets fashion-mnist emoji
+.PHONY: build build-xla build-onnx onnxruntime test-onnx quickstart ladd imagineflash sdxs test test-short fuzz bench clean datasets fashion-mnist emoji
 
 build:
 	$(GO) build -o $(BIN) ./cmd/fewstep
@@ -62,16 +62,24 @@ quickstart:
 ladd:
 	scripts/ladd.sh
 
+imagineflash:
+	scripts/imagineflash.sh
+
+sdxs:
+	scripts/sdxs.sh
+
 # The README's second command (also what CI runs).
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 15m ./...
 
-# A few seconds of coverage-guided fuzzing of the row decoder and the manifest parsers (CI).
+# A few seconds of coverage-guided fuzzing of the row decoder, the manifest parsers and the
+# safetensors reader (CI).
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRow$$' -fuzztime 5s ./data/
 	$(GO) test -run '^$$' -fuzz '^FuzzManifestCSV$$' -fuzztime 5s ./data/
 	$(GO) test -run '^$$' -fuzz '^FuzzManifestJSONL$$' -fuzztime 5s ./data/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadSafetensors$$' -fuzztime 5s ./checkpoints/
 
 test-short:
 	$(GO) test -short -count=1 ./...

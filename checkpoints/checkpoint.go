@@ -79,7 +79,8 @@ func Save(r RunDir, step int64, ts []NamedTensor, metadata map[string]string, ke
 	return path, nil
 }
 
-// prune removes checkpoint temp files and all but the newest keep checkpoints (never the one of step justSaved).
+// prune removes checkpoint temp files and all but the newest keep checkpoints (never the one of step
+// justSaved, nor the best one recorded in RUN/best.json).
 func prune(r RunDir, justSaved int64, keep int) error {
 	dir := r.CheckpointDir()
 	entries, err := os.ReadDir(dir)
@@ -99,8 +100,12 @@ func prune(r RunDir, justSaved int64, keep int) error {
 		if err != nil {
 			return err
 		}
+		best, hasBest, err := ReadBest(r)
+		if err != nil {
+			return err
+		}
 		for i := 0; i < len(steps)-keep; i++ {
-			if steps[i] == justSaved {
+			if steps[i] == justSaved || (hasBest && steps[i] == best.Step) {
 				continue
 			}
 			if err := os.Remove(r.CheckpointPath(steps[i])); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -1,6 +1,7 @@
 package checkpoints
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -14,10 +15,14 @@ import (
 //	RUN/checkpoints/ckpt-000001000.safetensors  (9-digit zero-padded step)
 //	RUN/samples/step-000001000.png  sample grids
 //	RUN/samples/final.png
+//	RUN/best.json           best evaluated checkpoint (early stopping)
 type RunDir string
 
 // ConfigPath is RUN/config.yaml, the resolved config of the run.
 func (r RunDir) ConfigPath() string { return filepath.Join(string(r), "config.yaml") }
+
+// BestPath is RUN/best.json, the best checkpoint of early stopping (see Best).
+func (r RunDir) BestPath() string { return filepath.Join(string(r), "best.json") }
 
 // MetricsPath is RUN/metrics.jsonl, one JSON object per logged step.
 func (r RunDir) MetricsPath() string { return filepath.Join(string(r), "metrics.jsonl") }
@@ -53,4 +58,27 @@ func (r RunDir) Create() error {
 		}
 	}
 	return nil
+}
+
+// Best is the content of RUN/best.json: the step of the best evaluated checkpoint and its metric.
+// Pruning never deletes that checkpoint.
+type Best struct {
+	Step   int64   `json:"step"`
+	Metric string  `json:"metric"`
+	Value  float64 `json:"value"`
+}
+
+// ReadBest reads RUN/best.json; ok is false when the run has none.
+func ReadBest(r RunDir) (b Best, ok bool, err error) {
+	raw, err := os.ReadFile(r.BestPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return Best{}, false, nil
+	}
+	if err == nil {
+		err = json.Unmarshal(raw, &b)
+	}
+	if err != nil {
+		return Best{}, false, fmt.Errorf("%s: %w", r.BestPath(), err)
+	}
+	return b, true, nil
 }

@@ -40,6 +40,8 @@ type Run struct {
 	ImagineFlash distill.IFConfig `mapstructure:"imagine_flash"`
 	// SDXS is the sdxs: section (method sdxs).
 	SDXS distill.SDXSConfig `mapstructure:"sdxs"`
+	// Finetune is the finetune: section (`fewstep finetune`).
+	Finetune distill.FinetuneConfig `mapstructure:"finetune"`
 }
 
 // Default returns the defaults: each section's DefaultConfig, the only place defaults live.
@@ -55,6 +57,7 @@ func Default() Run {
 		LADD:         distill.DefaultLADDConfig(),
 		ImagineFlash: distill.DefaultIFConfig(),
 		SDXS:         distill.DefaultSDXSConfig(),
+		Finetune:     distill.DefaultFinetuneConfig(),
 	}
 }
 
@@ -69,7 +72,7 @@ func (r Run) Validate() error {
 	if r.Run.Seed < 0 {
 		return fmt.Errorf("run.seed: must be >= 0, got %d", r.Run.Seed)
 	}
-	for _, v := range []interface{ Validate() error }{r.Data, r.Model, r.Diffusion, r.Trainer, r.Sample, r.Distill, r.ImagineFlash} {
+	for _, v := range []interface{ Validate() error }{r.Data, r.Model, r.Diffusion, r.Trainer, r.Sample, r.Distill, r.ImagineFlash, r.Finetune} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -104,7 +107,7 @@ func (r Run) YAML() ([]byte, error) {
 	sections := []struct {
 		name string
 		v    any
-	}{{"run", r.Run}, {"data", r.Data}, {"model", r.Model}, {"diffusion", r.Diffusion}, {"trainer", r.Trainer}, {"sample", r.Sample}, {"distill", r.Distill}, {"ladd", r.LADD}, {"imagine_flash", r.ImagineFlash}, {"sdxs", r.SDXS}}
+	}{{"run", r.Run}, {"data", r.Data}, {"model", r.Model}, {"diffusion", r.Diffusion}, {"trainer", r.Trainer}, {"sample", r.Sample}, {"distill", r.Distill}, {"ladd", r.LADD}, {"imagine_flash", r.ImagineFlash}, {"sdxs", r.SDXS}, {"finetune", r.Finetune}}
 	for _, s := range sections {
 		m := map[string]any{}
 		if err := mapstructure.Decode(s.v, &m); err != nil {

@@ -5,6 +5,11 @@
 // (Load, which reads one whole file into a Dataset, and Loader, which shuffles it) remains
 // for callers that have not moved to Stream.
 //
+// For data curation (Emu quality tuning, arXiv 2309.15807) ScoreFile rewrites a file with its
+// score column set by a Scorer (score.go: Sharpness, a column copy; the classifier scorer
+// lives in cmd/fewstep, on top of eval), and InspectCuration and CurationGrid preview what
+// the score filters (data.top_k, data.min_score) keep, with Open's own selection code.
+//
 // # Parquet schema
 //
 // One row per example; see the Col* constants of schema.go. The reader uses:

@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,6 +60,9 @@ func TestInspect(t *testing.T) {
 		"    1 one                         2  20.0% ####################",
 		"    2 two                         4  40.0% ########################################",
 		"scores: 10  min 0  p10 1  p25 2  median 5  p75 7  p90 8  max 9",
+		"score histogram (10 bins):",
+		"  [        0,       0.9)        1  10.0% ########################################",
+		"  [      8.1,         9]        1  10.0% ########################################",
 		"captions: 4 non-empty; first 4:", `"caption a"`, `"caption j"`,
 	} {
 		if !strings.Contains(s, want) {
@@ -121,5 +125,23 @@ func TestGridFromFile(t *testing.T) {
 	}
 	if err := GridFromFile(paths[0], 0, 0, filepath.Join(t.TempDir(), "x.png")); err == nil {
 		t.Error("n = 0: no error")
+	}
+}
+
+// TestScoreHistogram: equal-width bins over [min, max], the last closed; one bin when all
+// scores are equal; non-finite scores left out.
+func TestScoreHistogram(t *testing.T) {
+	var out bytes.Buffer
+	printScoreHistogram(&out, []float32{0, 0, 0, 1, 10, float32(math.NaN())}, 8)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 11 || !strings.Contains(lines[1], "[        0,         1)        3  37.5% ###") ||
+		!strings.Contains(lines[2], "[        1,         2)        1  12.5% #######") ||
+		!strings.Contains(lines[10], "[        9,        10]        1  12.5%") {
+		t.Errorf("histogram:\n%s", out.String())
+	}
+	out.Reset()
+	printScoreHistogram(&out, []float32{2, 2}, 2)
+	if want := "score histogram (1 bins):\n  [        2,         2]        2 100.0% ########################################\n"; out.String() != want {
+		t.Errorf("equal scores:\n%q\nwant\n%q", out.String(), want)
 	}
 }

@@ -87,35 +87,51 @@ func Open(cfg Config, batchSize int, seed uint64) (_ *Stream, err error) {
 	return s, nil
 }
 
+// filtered is the outcome of a config's row filters on its files (see filterRows).
+type filtered struct {
+	nd                needs
+	classNames, vocab []string
+	cands             []candidate // rows that pass the per-row filters, in layout order
+	tokens            []int32     // caption token ids of cands (condition "caption"), else nil
+	keep              []int       // indices into cands of the kept rows (after top-K), ascending
+}
+
+// filterRows checks the columns of the files and scans their small columns through the
+// filters: per-row (labels, caption substring, min score), then top-K. It is the selection
+// of Open; InspectCuration and CurationGrid preview it.
+func filterRows(cfg Config, sources []*source) (f filtered, err error) {
+	f.nd = needsOf(cfg, sources)
+	if f.classNames, f.vocab, err = checkColumns(cfg, sources, f.nd); err != nil {
+		return f, err
+	}
+	for i, s := range sources {
+		if f.cands, f.tokens, err = scanSource(cfg, i, s, f.nd, f.vocab, f.cands, f.tokens); err != nil {
+			return f, err
+		}
+	}
+	if cfg.TopK > 0 {
+		f.keep = topK(f.cands, cfg.TopK, cfg.TopKPerClass)
+	} else {
+		f.keep = make([]int, len(f.cands))
+		for i := range f.keep {
+			f.keep[i] = i
+		}
+	}
+	return f, nil
+}
+
 // buildCatalog checks the columns of the files, scans their small columns through the
 // filters and returns the layout of the kept rows.
 func buildCatalog(cfg Config, sources []*source) (*catalog, error) {
-	nd := needsOf(cfg, sources)
-	classNames, vocab, err := checkColumns(cfg, sources, nd)
+	f, err := filterRows(cfg, sources)
 	if err != nil {
 		return nil, err
 	}
-	var cands []candidate
-	var tokens []int32
-	for i, s := range sources {
-		if cands, tokens, err = scanSource(cfg, i, s, nd, vocab, cands, tokens); err != nil {
-			return nil, err
-		}
+	if len(f.keep) > math.MaxInt32 {
+		return nil, fmt.Errorf("data: %s: %d rows, at most %d supported", cfg.Train, len(f.keep), math.MaxInt32)
 	}
-	var keep []int
-	if cfg.TopK > 0 {
-		keep = topK(cands, cfg.TopK, cfg.TopKPerClass)
-	} else {
-		keep = make([]int, len(cands))
-		for i := range keep {
-			keep[i] = i
-		}
-	}
-	if len(keep) > math.MaxInt32 {
-		return nil, fmt.Errorf("data: %s: %d rows, at most %d supported", cfg.Train, len(keep), math.MaxInt32)
-	}
-	cat := newCatalog(sources, cands, keep, tokens, cfg.MaxTokens)
-	cat.classNames, cat.vocab = classNames, vocab
+	cat := newCatalog(sources, f.cands, f.keep, f.tokens, cfg.MaxTokens)
+	cat.classNames, cat.vocab = f.classNames, f.vocab
 	if cat.n() == 0 {
 		var names []string
 		for _, s := range sources {
@@ -124,7 +140,7 @@ func buildCatalog(cfg Config, sources []*source) (*catalog, error) {
 		return nil, fmt.Errorf("data: %s: empty dataset: %d rows in %d files (%s), none left after the filters (%s)",
 			cfg.Train, cat.scanned, len(sources), strings.Join(names, ", "), filterSummary(cfg))
 	}
-	if nd.embedding {
+	if f.nd.embedding {
 		if cat.embedDim, err = cat.findEmbeddingDim(); err != nil {
 			return nil, err
 		}

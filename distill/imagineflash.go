@@ -26,9 +26,13 @@ import (
 //     input, so no ground-truth signal leaks into it at any t (the forward x_t = α x0 + σ ε would
 //     carry x0's low frequencies even at t_max of a schedule without zero terminal SNR). The
 //     forward baseline (imagine_flash.mode: forward) feeds x_{t_k} = α x0 + σ x_T instead.
-//   - Shifted reconstruction loss (§3.2, eq. 7): x̂0 is re-noised to τ = shift(t_k) with fresh
-//     noise, the frozen teacher solves x_τ back to x0 (imagine_flash.teacher_steps guided DDIM
-//     steps) and the loss is d(x̂0, sg(teacher solve)). shift is increasing, so at high t_k the
+//   - Shifted reconstruction loss (§3.2, eq. 7): x̂0 is re-noised to τ = shift(t_k) along the
+//     student's own noise direction ε̂ (the student's state shifted from t_k to τ; at τ = t_k the
+//     teacher sees exactly the student's input, as the paper's teacher and student share x_{t_k}),
+//     the frozen teacher solves x_τ back to x0 (imagine_flash.teacher_steps guided DDIM steps) and
+//     the loss is d(x̂0, sg(teacher solve)). Re-noising with fresh noise instead
+//     (imagine_flash.renoise: fresh) makes the target random given x̂0, and MSE then pulls x̂0 to
+//     its average: measured here, dim digits, and with a low τ the blank image as a fixed point. shift is increasing, so at high t_k the
 //     re-noising at high τ keeps only x̂0's coarse layout and the teacher redraws the global
 //     structure (semantics, class) around it; at low t_k, τ is low, x̂0's structure survives and
 //     the teacher only redraws fine detail and high frequencies.
@@ -213,20 +217,42 @@ func boolInt(b bool) int {
 
 // studentX0 is x̂0 = S(x_{t_k}, t_k, c) on the student's input at step k, with gradient.
 func (f *ImagineFlash) studentX0(sc *scopes, in []*Node) *Node {
-	x0, xT, times, k, tK, nc, cond := in[0], in[1], in[2], in[3], in[4], in[6], in[7]
-	x := f.studentInput(sc, x0, xT, times, k, tK, nc, cond)
-	x0hat, _ := f.student.Denoise(sc.get(trainer.ModelScope), x, tK, cond)
+	x0hat, _ := f.studentX0Input(sc, in)
 	return x0hat
 }
 
-// studentLoss is mean_b d(x̂0, sg(teacher solve from α(τ)·x̂0 + σ(τ)·ε_τ at τ)) (eq. 7) plus
+// studentX0Input is studentX0 and the student's input x_{t_k}: [B, H, W, C] each.
+func (f *ImagineFlash) studentX0Input(sc *scopes, in []*Node) (x0hat, x *Node) {
+	x0, xT, times, k, tK, nc, cond := in[0], in[1], in[2], in[3], in[4], in[6], in[7]
+	x = f.studentInput(sc, x0, xT, times, k, tK, nc, cond)
+	x0hat, _ = f.student.Denoise(sc.get(trainer.ModelScope), x, tK, cond)
+	return x0hat, x
+}
+
+// shifted is the teacher's input of the shifted reconstruction loss: the student's state moved
+// from t_k to τ. With imagine_flash.renoise "path" it keeps the student's own noise direction,
+// x_τ = α(τ)·x̂0 + σ(τ)·ε̂ with ε̂ = (x_{t_k} − α(t_k)·x̂0)/σ(t_k) and x̂0 clipped (at τ = t_k this is
+// x_{t_k} itself, the input both networks share); with "fresh" it uses new noise ε_τ. Both x̂0 and
+// ε̂ are held fixed. x0hat, x, epsTau: [B, H, W, C]; tK, tau: [B].
+func (f *ImagineFlash) shifted(x0hat, x, tK, tau, epsTau *Node) *Node {
+	sched := f.teacher.Schedule
+	x0c := StopGradient(ClipScalar(x0hat, -1, 1))
+	eps := epsTau
+	if f.fc.Renoise == "path" {
+		alphaT, sigmaT := sched.AlphaSigmaNode(ExpandAxes(tK, 1, 2, 3))
+		eps = StopGradient(Div(Sub(x, Mul(alphaT, x0c)), MaxScalar(sigmaT, 1e-8)))
+	}
+	alpha, sigma := sched.AlphaSigmaNode(ExpandAxes(tau, 1, 2, 3))
+	return Add(Mul(alpha, x0c), Mul(sigma, eps))
+}
+
+// studentLoss is mean_b d(x̂0, sg(teacher solve from the shifted state x_τ at τ)) (eq. 7) plus
 // adv_weight·(LADD generator loss on x̂0). Terms: srl, srl_k1…srl_k<kMax>, g_adv.
 func (f *ImagineFlash) studentLoss(root *model.Scope, in []*Node) (*Node, map[string]*Node) {
-	k, tau, cond, epsTau, tHat, eps2 := in[3], in[5], in[7], in[8], in[9], in[10]
+	k, tK, tau, cond, epsTau, tHat, eps2 := in[3], in[4], in[5], in[7], in[8], in[9], in[10]
 	sc := newScopes(root)
-	x0hat := f.studentX0(sc, in)
-	alpha, sigma := f.teacher.Schedule.AlphaSigmaNode(ExpandAxes(tau, 1, 2, 3))
-	xTau := Add(Mul(alpha, StopGradient(x0hat)), Mul(sigma, epsTau))
+	x0hat, x := f.studentX0Input(sc, in)
+	xTau := f.shifted(x0hat, x, tK, tau, epsTau)
 	target := teacherSolve(f.teacher, sc, xTau, tau, cond, f.fc.TeacherSteps, f.fc.TeacherCFG, f.classes)
 	per := losses.ShiftedReconstruction(x0hat, target, f.fc.Distance, f.fc.HuberC) // [B]
 	loss := ReduceAllMean(per)

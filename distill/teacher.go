@@ -85,9 +85,10 @@ type nets struct {
 }
 
 // prepareStudent checks that the student can start from the teacher (same architecture up to
-// model.drop_blocks, same schedule), loads the teacher into /teacher and the student's initial weights into /model on a
-// fresh run (a resumed run has them in its checkpoint), and builds both denoisers. Every student
-// weight comes from the teacher or the checkpoint: neither network creates variables.
+// model.drop_blocks, same schedule), loads the teacher into /teacher and the student's initial
+// weights (the teacher's, or trainer.init_from's) into /model on a fresh run (a resumed run has
+// them in its checkpoint), and builds both denoisers. Every student weight comes from the teacher,
+// init_from or the checkpoint: neither network creates variables.
 func prepareStudent(store *model.Store, cfg Config, teacher Teacher, job trainer.Job, resumed bool) (nets, error) {
 	pruned := job.Model
 	pruned.DropBlocks = teacher.Model.DropBlocks
@@ -98,8 +99,17 @@ func prepareStudent(store *model.Store, cfg Config, teacher Teacher, job trainer
 		return nets{}, fmt.Errorf("diffusion: the student must use the teacher's schedule and parameterization (%s)", teacher.Dir)
 	}
 	if !resumed {
-		if _, err := LoadTeacher(store, teacher, cfg.TeacherEMA, &job.Model); err != nil {
+		init := &job.Model
+		if job.Trainer.InitFrom != "" {
+			init = nil // the student starts from trainer.init_from instead (e.g. quality-tuning a student)
+		}
+		if _, err := LoadTeacher(store, teacher, cfg.TeacherEMA, init); err != nil {
 			return nets{}, err
+		}
+		if init == nil {
+			if _, err := trainer.InitWeights(store, job.Trainer.InitFrom, job.Trainer.InitEMA, job.Model.UsesVariable); err != nil {
+				return nets{}, err
+			}
 		}
 	} else if !hasScope(store, TeacherScope) {
 		return nets{}, fmt.Errorf("resume: the checkpoint has no /%s weights", TeacherScope)

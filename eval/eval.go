@@ -31,13 +31,16 @@ type Options struct {
 	// NoiseCorrections are sample.noise_correction values to compare (auto, on, off; Imagine Flash
 	// §3.3); empty keeps each run's. Rows where it is active show the sampler as "<sampler>+nc".
 	NoiseCorrections []string
-	CFG              float64 // guidance scale; < 0 keeps each run's sample.cfg
-	N                int     // images per setting (balanced over classes; image i has seed Seed+i)
-	Batch            int     // images per sampler call (0 keeps each run's sample.batch_size)
-	Seed             int
-	K                int // neighbours of precision/recall (default 3)
-	Compare          int // images per row of the comparison grid (default 10)
-	Out              io.Writer
+	// Checkpoint picks each run's weights: "" or newest, best (RUN/best.json of early stopping;
+	// the newest for runs without one) or a step number.
+	Checkpoint string
+	CFG        float64 // guidance scale; < 0 keeps each run's sample.cfg
+	N          int     // images per setting (balanced over classes; image i has seed Seed+i)
+	Batch      int     // images per sampler call (0 keeps each run's sample.batch_size)
+	Seed       int
+	K          int // neighbours of precision/recall (default 3)
+	Compare    int // images per row of the comparison grid (default 10)
+	Out        io.Writer
 }
 
 // Row is one line of the evaluation table.
@@ -88,7 +91,15 @@ func Evaluate(backend compute.Backend, runs []RunSpec, tc *TrainedClassifier, te
 	res := &Result{ClassifierAcc: tc.TestAccuracy}
 	for _, run := range runs {
 		store := model.NewStore()
-		if _, err := trainer.LoadWeights(run.Job.RunDir, -1, store); err != nil {
+		spec := opts.Checkpoint
+		if _, ok, _ := checkpoints.ReadBest(run.Job.RunDir); spec == "best" && !ok {
+			spec = "newest" // a run without evaluations (e.g. the pre-trained model of a before/after table)
+		}
+		step, err := trainer.ResolveCheckpoint(run.Job.RunDir, spec)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := trainer.LoadWeights(run.Job.RunDir, step, store); err != nil {
 			return nil, err
 		}
 		if hasScope(store, "teacher") { // a distilled student's checkpoint carries its teacher

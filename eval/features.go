@@ -19,9 +19,6 @@ const featureBatch = 500
 // Features runs the classifier on images [n, h, w, c] (values in [-1, 1]) and returns the
 // penultimate features [n, FeatureDim] and the predicted classes [n].
 func (tc *TrainedClassifier) Features(backend compute.Backend, imgs []float32, n, h, w, c int) ([]float32, []int32, error) {
-	if len(imgs) != n*h*w*c {
-		return nil, nil, fmt.Errorf("classifier features: %d values for %d images of %dx%dx%d", len(imgs), n, h, w, c)
-	}
 	exec, err := model.NewExec(backend, tc.Store, func(root *model.Scope, x *Node) (*Node, *Node) {
 		root.SetTraining(x.Graph(), true) // weights as parameters (gomlx-notes trap 2)
 		feats, logits := tc.Net(root.In(trainer.ModelScope), x)
@@ -30,19 +27,83 @@ func (tc *TrainedClassifier) Features(backend compute.Backend, imgs []float32, n
 	if err != nil {
 		return nil, nil, err
 	}
-	per := h * w * c
 	feats := make([]float32, 0, n*FeatureDim)
 	preds := make([]int32, 0, n)
+	err = forEachBatch(imgs, n, h, w, c, "features", func(x *tensors.Tensor) error {
+		f, p, err := exec.Call2(x)
+		if err == nil {
+			feats = append(feats, tensors.MustCopyFlatData[float32](f)...)
+			preds = append(preds, tensors.MustCopyFlatData[int32](p)...)
+		}
+		return err
+	})
+	return feats, preds, err
+}
+
+// Probabilities runs the classifier on images [n, h, w, c] (values in [-1, 1]) and returns
+// the class probabilities softmax(logits) [n, NumClasses]: each row sums to 1 and its argmax
+// is the prediction of Features. Data curation scores images with them (ClassConfidence,
+// ClassMargin; Emu quality tuning, arXiv 2309.15807, keeps a small high-quality subset).
+func (tc *TrainedClassifier) Probabilities(backend compute.Backend, imgs []float32, n, h, w, c int) ([]float32, error) {
+	exec, err := model.NewExec(backend, tc.Store, func(root *model.Scope, x *Node) *Node {
+		root.SetTraining(x.Graph(), true) // weights as parameters (gomlx-notes trap 2)
+		_, logits := tc.Net(root.In(trainer.ModelScope), x)
+		return Softmax(logits, -1)
+	})
+	if err != nil {
+		return nil, err
+	}
+	probs := make([]float32, 0, n*tc.NumClasses)
+	err = forEachBatch(imgs, n, h, w, c, "probabilities", func(x *tensors.Tensor) error {
+		p, err := exec.Call1(x)
+		if err == nil {
+			probs = append(probs, tensors.MustCopyFlatData[float32](p)...)
+		}
+		return err
+	})
+	return probs, err
+}
+
+// forEachBatch checks that imgs holds n images [h, w, c] and calls fn on consecutive batches
+// of at most featureBatch images, x: [b, h, w, c], in order.
+func forEachBatch(imgs []float32, n, h, w, c int, what string, fn func(x *tensors.Tensor) error) error {
+	if len(imgs) != n*h*w*c {
+		return fmt.Errorf("classifier %s: %d values for %d images of %dx%dx%d", what, len(imgs), n, h, w, c)
+	}
+	per := h * w * c
 	for start := 0; start < n; start += featureBatch {
 		end := min(start+featureBatch, n)
-		f, p, err := exec.Call2(tensors.FromFlatDataAndDimensions(imgs[start*per:end*per], end-start, h, w, c))
-		if err != nil {
-			return nil, nil, fmt.Errorf("classifier features, images %d–%d: %w", start, end, err)
+		if err := fn(tensors.FromFlatDataAndDimensions(imgs[start*per:end*per], end-start, h, w, c)); err != nil {
+			return fmt.Errorf("classifier %s, images %d–%d: %w", what, start, end, err)
 		}
-		feats = append(feats, tensors.MustCopyFlatData[float32](f)...)
-		preds = append(preds, tensors.MustCopyFlatData[int32](p)...)
 	}
-	return feats, preds, nil
+	return nil
+}
+
+// ClassConfidence is the probability of class label under one image's class probabilities
+// p: [K] (a row of Probabilities): how prototypical the image is of its labelled class.
+// It is 0 for a label outside [0, K).
+func ClassConfidence(p []float32, label int) float32 {
+	if label < 0 || label >= len(p) {
+		return 0
+	}
+	return p[label]
+}
+
+// ClassMargin is p(label) − max_{j≠label} p(j) for one image's class probabilities p: [K],
+// in [-1, 1]: positive when the classifier picks the labelled class, larger the more clearly.
+// It is -1 for a label outside [0, K) and p(label) when K = 1.
+func ClassMargin(p []float32, label int) float32 {
+	if label < 0 || label >= len(p) {
+		return -1
+	}
+	var other float32
+	for j, v := range p {
+		if j != label {
+			other = max(other, v)
+		}
+	}
+	return p[label] - other
 }
 
 // TestSet holds a split decoded in memory with its classifier features.

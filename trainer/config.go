@@ -1,6 +1,9 @@
 package trainer
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Config is the `trainer:` section.
 type Config struct {
@@ -34,9 +37,33 @@ type Config struct {
 	SampleEvery int `mapstructure:"sample_every"`
 	// CheckpointEvery is the step interval of checkpoints (a final one is always written).
 	CheckpointEvery int `mapstructure:"checkpoint_every"`
-	// KeepCheckpoints is how many of the newest checkpoints are kept (0 keeps all).
+	// KeepCheckpoints is how many of the newest checkpoints are kept (0 keeps all); the best
+	// checkpoint of early stopping (RUN/best.json) is always kept.
 	KeepCheckpoints int `mapstructure:"keep_checkpoints"`
+	// InitFrom starts a fresh run from trained weights instead of a random init: a run directory
+	// (its newest checkpoint) or a checkpoint .safetensors file (fine-tuning, e.g. Emu quality
+	// tuning, arXiv 2309.15807). For distillation it replaces the teacher as the student's init.
+	InitFrom string `mapstructure:"init_from"`
+	// InitEMA reads InitFrom's EMA weights (else its raw weights).
+	InitEMA bool `mapstructure:"init_ema"`
+	// EvalEvery evaluates the EMA weights every this many steps (and at the end) with `fewstep
+	// eval` metrics on the held-out split (0: never). Evaluation steps are checkpointed.
+	EvalEvery int `mapstructure:"eval_every"`
+	// EvalN is the number of generated images per evaluation.
+	EvalN int `mapstructure:"eval_n"`
+	// EvalMetric chooses the best checkpoint: fid (lower is better), precision, recall,
+	// class_accuracy or confidence (higher is better).
+	EvalMetric string `mapstructure:"eval_metric"`
+	// Patience stops the run after this many evaluations without improvement of EvalMetric (early
+	// stopping; 0 never stops early). The best checkpoint is recorded in RUN/best.json.
+	Patience int `mapstructure:"patience"`
 }
+
+// EvalMetrics lists the accepted values of trainer.eval_metric; LowerIsBetter marks fid.
+var EvalMetrics = []string{"fid", "precision", "recall", "class_accuracy", "confidence"}
+
+// LowerIsBetter reports whether a smaller value of metric is an improvement.
+func LowerIsBetter(metric string) bool { return metric == "fid" }
 
 // DefaultConfig is sized for the default MNIST teacher on 2 CPU cores.
 func DefaultConfig() Config {
@@ -45,6 +72,7 @@ func DefaultConfig() Config {
 		WeightDecay: 0.01, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-8, GradClip: 1,
 		EMADecay: 0.999, CondDropout: 0.1,
 		LogEvery: 50, SampleEvery: 1000, CheckpointEvery: 500, KeepCheckpoints: 3,
+		InitEMA: true, EvalEvery: 0, EvalN: 1000, EvalMetric: "fid", Patience: 0,
 	}
 }
 
@@ -62,7 +90,8 @@ func (c Config) Validate() error {
 	nonneg := []struct {
 		key string
 		v   int
-	}{{"warmup_steps", c.WarmupSteps}, {"sample_every", c.SampleEvery}, {"keep_checkpoints", c.KeepCheckpoints}}
+	}{{"warmup_steps", c.WarmupSteps}, {"sample_every", c.SampleEvery}, {"keep_checkpoints", c.KeepCheckpoints},
+		{"eval_every", c.EvalEvery}, {"patience", c.Patience}}
 	for _, kv := range nonneg {
 		if kv.v < 0 {
 			return fmt.Errorf("trainer.%s: must be >= 0, got %d", kv.key, kv.v)
@@ -70,6 +99,15 @@ func (c Config) Validate() error {
 	}
 	if !(c.LR > 0) {
 		return fmt.Errorf("trainer.lr: must be positive, got %g", c.LR)
+	}
+	if c.EvalN < 2 {
+		return fmt.Errorf("trainer.eval_n: must be >= 2, got %d", c.EvalN)
+	}
+	if !slices.Contains(EvalMetrics, c.EvalMetric) {
+		return fmt.Errorf("trainer.eval_metric: unknown value %q (known: %v)", c.EvalMetric, EvalMetrics)
+	}
+	if c.Patience > 0 && c.EvalEvery == 0 {
+		return fmt.Errorf("trainer.patience: early stopping needs trainer.eval_every > 0")
 	}
 	unit := []struct {
 		key        string

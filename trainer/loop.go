@@ -60,6 +60,9 @@ type Options struct {
 	StopAt int           // if > 0, stop (with a checkpoint) once this many steps are done
 	Method MethodFactory // nil: the diffusion loss of the job's denoiser
 	Label  string        // progress bar label ("train" if empty)
+	// Evaluate scores the current weights (store) every trainer.eval_every steps: metric name →
+	// value (trainer.EvalMetrics); the eval package provides it (cmd/fewstep wires it in).
+	Evaluate func(step int, store *model.Store) (map[string]float64, error)
 }
 
 // Result summarizes a finished (or stopped) run.
@@ -68,6 +71,11 @@ type Result struct {
 	LastLoss   float64
 	Checkpoint string
 	Grid       string
+	// BestStep and Best are the best evaluation's step and trainer.eval_metric value (0 without
+	// evaluations); EarlyStopped is set when patience ran out.
+	BestStep     int
+	Best         float64
+	EarlyStopped bool
 }
 
 // Train runs (or resumes) a teacher training run. It returns ErrInterrupted, wrapped, when ctx is
@@ -124,6 +132,11 @@ func newRun(backend compute.Backend, job Job, opt Options) (_ *run, err error) {
 		}
 	} else {
 		r.hs = hostState{PCG: rand.NewPCG(job.Seed, 0x5eed)}
+		if job.Trainer.InitFrom != "" && opt.Method == nil { // distillation methods init their student
+			if _, err = InitWeights(r.store, job.Trainer.InitFrom, job.Trainer.InitEMA, job.Model.UsesVariable); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if r.stream, err = data.Open(job.Data, job.Trainer.BatchSize, job.Seed); err != nil {
 		return nil, err
@@ -198,21 +211,42 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 				ImgPerS: float64((r.hs.Step-lastLogStep)*cfg.BatchSize) / time.Since(lastLog).Seconds(),
 				Epoch:   r.hs.Data.Epoch, Elapsed: time.Since(start).Seconds()}
 			lastLog, lastLogStep = time.Now(), r.hs.Step
+		}
+		last := r.hs.Step == cfg.Steps || r.hs.Step == r.opt.StopAt
+		evalNow := cfg.EvalEvery > 0 && (r.hs.Step%cfg.EvalEvery == 0 || r.hs.Step == cfg.Steps)
+		if evalNow {
+			if rec, err = r.evaluate(rec, out); err != nil {
+				return res, err
+			}
+		}
+		if rec != nil {
 			if err := r.metrics.write(*rec); err != nil {
 				return res, err
 			}
 		}
 		r.prog.update(r.hs.Step, rec)
-		last := r.hs.Step == cfg.Steps || r.hs.Step == r.opt.StopAt
-		if r.hs.Step%cfg.CheckpointEvery == 0 || last {
+		stop := evalNow && cfg.Patience > 0 && r.hs.Eval.Stale >= cfg.Patience
+		if r.hs.Step%cfg.CheckpointEvery == 0 || last || evalNow {
 			if res.Checkpoint, err = r.checkpoint(); err != nil {
 				return res, err
 			}
 		}
-		if (cfg.SampleEvery > 0 && r.hs.Step%cfg.SampleEvery == 0) || r.hs.Step == cfg.Steps {
+		if evalNow && r.hs.Eval.BestStep == r.hs.Step {
+			if err := writeBest(r.job.RunDir, r.hs.Eval, cfg.EvalMetric); err != nil {
+				return res, err
+			}
+		}
+		if (cfg.SampleEvery > 0 && r.hs.Step%cfg.SampleEvery == 0) || r.hs.Step == cfg.Steps || stop {
 			if res.Grid, err = r.grid(); err != nil {
 				return res, err
 			}
+		}
+		res.BestStep, res.Best = r.hs.Eval.BestStep, r.hs.Eval.Best
+		if stop {
+			res.EarlyStopped = true
+			r.prog.message("early stop at step %d: no %s improvement in %d evaluations; best step %d (%s %.4g), see %s",
+				r.hs.Step, cfg.EvalMetric, cfg.Patience, r.hs.Eval.BestStep, cfg.EvalMetric, r.hs.Eval.Best, r.job.RunDir.BestPath())
+			break
 		}
 		if r.hs.Step == r.opt.StopAt {
 			break
@@ -220,6 +254,31 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	}
 	r.prog.finish()
 	return res, nil
+}
+
+// evaluate runs Options.Evaluate on the current weights, updates the early-stopping state and
+// returns the step's metrics record with the evaluation added (every evaluation step gets one).
+func (r *run) evaluate(rec *Record, out StepResult) (*Record, error) {
+	if r.opt.Evaluate == nil {
+		return rec, fmt.Errorf("trainer.eval_every: this command has no evaluator (use fewstep train/finetune/distill)")
+	}
+	m, err := r.opt.Evaluate(r.hs.Step, r.store)
+	if err != nil {
+		return rec, fmt.Errorf("evaluation at step %d: %w", r.hs.Step, err)
+	}
+	metric := r.job.Trainer.EvalMetric
+	v, ok := m[metric]
+	if !ok {
+		return rec, fmt.Errorf("evaluation at step %d: no %s among %v", r.hs.Step, metric, m)
+	}
+	r.hs.Eval.update(r.hs.Step, v, LowerIsBetter(metric))
+	if rec == nil {
+		rec = &Record{Step: r.hs.Step, Loss: out.Loss, GradNorm: out.GradNorm, LR: LR(r.job.Trainer, r.hs.Step-1), Terms: out.Terms,
+			Epoch: r.hs.Data.Epoch}
+	}
+	rec.Eval = m
+	r.prog.message("eval at step %d: %s %.4g (best %.4g at step %d)", r.hs.Step, metric, v, r.hs.Eval.Best, r.hs.Eval.BestStep)
+	return rec, nil
 }
 
 // interrupted writes a checkpoint of the last completed step (none before the first step) and

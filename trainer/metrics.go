@@ -31,6 +31,8 @@ type Record struct {
 	DataSkipped int64 `json:"data_skipped"`
 	// Terms are the named loss terms of distillation methods (e.g. "g_adv", "d_hinge", "t_k2").
 	Terms map[string]float64 `json:"terms,omitempty"`
+	// Eval holds the evaluation of this step (trainer.eval_every): fid, precision, recall, …
+	Eval map[string]float64 `json:"eval,omitempty"`
 }
 
 // metricsLog appends Records to the run's metrics file.

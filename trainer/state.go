@@ -19,6 +19,7 @@ const (
 	MetaRNG      = "fewstep.rng_pcg"
 	MetaData     = "fewstep.data_position"
 	MetaConfig   = "fewstep.config_yaml"
+	MetaEval     = "fewstep.eval_state"
 	formatTrain1 = "fewstep-train-state-v1"
 )
 
@@ -28,6 +29,33 @@ type hostState struct {
 	Step int           // optimizer steps done
 	PCG  *rand.PCG     // source of t, eps and condition dropout
 	Data data.Position // loader position
+	Eval evalState     // early stopping
+}
+
+// evalState is the early-stopping state: the best evaluation so far and the evaluations since.
+type evalState struct {
+	BestStep int     `json:"best_step"` // 0: no evaluation yet
+	Best     float64 `json:"best"`
+	Stale    int     `json:"stale"` // evaluations since the best one
+}
+
+// update records an evaluation of value v at step.
+func (e *evalState) update(step int, v float64, lowerIsBetter bool) {
+	better := e.BestStep == 0 || (lowerIsBetter && v < e.Best) || (!lowerIsBetter && v > e.Best)
+	if better {
+		e.BestStep, e.Best, e.Stale = step, v, 0
+		return
+	}
+	e.Stale++
+}
+
+// writeBest records the best checkpoint in RUN/best.json (kept by checkpoint pruning).
+func writeBest(run checkpoints.RunDir, e evalState, metric string) error {
+	b, err := json.MarshalIndent(checkpoints.Best{Step: int64(e.BestStep), Metric: metric, Value: e.Best}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return checkpoints.WriteFileAtomic(run.BestPath(), append(b, '\n'), 0o644)
 }
 
 // saveState writes all variables of store and the host state as checkpoint ckpt-<step>.
@@ -48,11 +76,16 @@ func saveState(run checkpoints.RunDir, store *model.Store, hs hostState, configY
 	if err != nil {
 		return "", err
 	}
+	ev, err := json.Marshal(hs.Eval)
+	if err != nil {
+		return "", err
+	}
 	meta := map[string]string{
 		MetaFormat: formatTrain1,
 		MetaRNG:    base64.StdEncoding.EncodeToString(rng),
 		MetaData:   string(pos),
 		MetaConfig: string(configYAML),
+		MetaEval:   string(ev),
 	}
 	return checkpoints.Save(run, int64(hs.Step), ts, meta, keep)
 }
@@ -84,6 +117,11 @@ func restoreState(run checkpoints.RunDir, store *model.Store) (hostState, error)
 	}
 	if err := json.Unmarshal([]byte(meta[MetaData]), &hs.Data); err != nil {
 		return hostState{}, fmt.Errorf("%s: metadata %s: %w", where, MetaData, err)
+	}
+	if ev, ok := meta[MetaEval]; ok { // absent in checkpoints written before early stopping existed
+		if err := json.Unmarshal([]byte(ev), &hs.Eval); err != nil {
+			return hostState{}, fmt.Errorf("%s: metadata %s: %w", where, MetaEval, err)
+		}
 	}
 	return hs, nil
 }

@@ -14,8 +14,10 @@ const dataUsage = `usage:
   fewstep data import mnist|fashion-mnist [-split train|test] -out FILE.parquet [-src DIR] [write flags]
   fewstep data import emoji [-src PATH] -out FILE.parquet [write flags]
   fewstep data import folder DIR -out FILE.parquet [-manifest M] [-size 64] [-recursive=false] [write flags]
-  fewstep data inspect FILE.parquet...
+  fewstep data score -data IN.parquet -scorer classifier|classifier-margin|sharpness|column:NAME -out OUT.parquet [-config NAME|FILE] [-classifier-data TRAIN.parquet] [-classifier-test TEST.parquet]
+  fewstep data inspect FILE.parquet... [-top-k K [-per-class]] [-min-score S]
   fewstep data grid FILE.parquet [-n 64] [-seed S] -out grid.png
+  fewstep data grid FILE.parquet -top-k K [-per-class] [-min-score S] [-n 8] -out grid.png
   fewstep data bench FILES [-name mnist] [-batch 64] [-batches 300] [-size 32] [-channels 1] [-workers 2] [-hflip] [-crop 1]
 write flags: -row-group N -compression zstd|snappy|none -shard-rows N -vocab-size N`
 
@@ -37,6 +39,8 @@ func cmdData(args []string) error {
 			return importFolder(args[2:])
 		}
 		return usagef("data import: unknown dataset %q (available: mnist, fashion-mnist, emoji, folder)", args[1])
+	case "score":
+		return scoreData(args[1:])
 	case "inspect":
 		return inspectData(args[1:])
 	case "grid":
@@ -47,7 +51,7 @@ func cmdData(args []string) error {
 		fmt.Fprintln(os.Stderr, dataUsage)
 		return nil
 	}
-	return usagef("data: unknown subcommand %q (available: import, inspect, grid, bench)\n%s", args[0], dataUsage)
+	return usagef("data: unknown subcommand %q (available: import, score, inspect, grid, bench)\n%s", args[0], dataUsage)
 }
 
 // writeFlags are the flags every importer shares.
@@ -203,26 +207,46 @@ func reportWritten(paths []string, n int, what string, t0 time.Time) error {
 }
 
 func inspectData(args []string) error {
-	fs := newFlagSet("data inspect", "data inspect FILE.parquet...")
+	const cmd = "data inspect"
+	fs := newFlagSet(cmd, cmd+" FILE.parquet... [-top-k K [-per-class]] [-min-score S]")
+	cf := addCurationFlags(fs)
 	help, files, err := parseWithArgs(fs, args)
 	if help || err != nil {
 		return err
 	}
 	if len(files) == 0 {
-		return usagef("data inspect: no file given")
+		return usagef("%s: no file given", cmd)
 	}
-	return data.Inspect(os.Stdout, files...)
+	cur, err := cf.curation(cmd)
+	if err != nil {
+		return err
+	}
+	if err := data.Inspect(os.Stdout, files...); err != nil || !cur.Active() {
+		return err
+	}
+	return data.InspectCuration(os.Stdout, cur, files...)
 }
 
 func gridData(args []string) error {
 	const cmd = "data grid"
-	fs := newFlagSet(cmd, cmd+" FILE.parquet [-n 64] [-seed S] -out grid.png")
-	n := fs.Int("n", 64, "number of images")
+	fs := newFlagSet(cmd, cmd+" FILE.parquet [-n 64] [-seed S] -out grid.png | FILE.parquet -top-k K [-per-class] [-min-score S] [-n 8] -out grid.png")
+	n := fs.Int("n", 64, "number of images; with -top-k or -min-score, kept and rejected images per class row (default 8)")
 	seed := fs.Int("seed", 0, "0: the first n rows; else n random rows drawn with this seed")
 	out := fs.String("out", "", "output PNG (required)")
+	cf := addCurationFlags(fs)
 	help, files, err := parseWithArgs(fs, args)
 	if help || err != nil {
 		return err
+	}
+	cur, err := cf.curation(cmd)
+	if err != nil {
+		return err
+	}
+	if cur.Active() && flagGiven(fs, "seed") {
+		return usagef("%s: -seed draws random rows; with -top-k or -min-score the grid shows kept and rejected rows", cmd)
+	}
+	if cur.Active() && !flagGiven(fs, "n") {
+		*n = 8
 	}
 	switch {
 	case len(files) != 1:
@@ -232,11 +256,25 @@ func gridData(args []string) error {
 	case *n <= 0:
 		return usagef("%s: -n %d: want > 0", cmd, *n)
 	}
+	if cur.Active() {
+		if err := data.CurationGrid(files[0], cur, *n, *out); err != nil {
+			return err
+		}
+		fmt.Printf("wrote %s: one row per class, the first %d kept images (%s) left of the red bar, the %d lowest-scoring rejected right of it\n", *out, *n, cur, *n)
+		return nil
+	}
 	if err := data.GridFromFile(files[0], *n, *seed, *out); err != nil {
 		return err
 	}
 	fmt.Printf("wrote %s\n", *out)
 	return nil
+}
+
+// flagGiven reports whether the flag name was set on the command line.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
 
 // benchData times the data stream alone (decoded, augmented, batched images per second).

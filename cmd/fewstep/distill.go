@@ -29,28 +29,32 @@ func cmdDistill(args []string) error {
 	if ra == nil || err != nil {
 		return err
 	}
-	cfg, job := ra.cfg, ra.job
-	teacher, err := loadTeacher(cfg.Distill.Teacher)
+	job := ra.job
+	job.Distilled = true
+	method, header, err := distillMethod(ra.cfg)
 	if err != nil {
 		return err
 	}
-	job.Distilled = true
-	header := fmt.Sprintf("fewstep distill: %s of %s into a %d-step student at t=%v", cfg.Distill.Method, teacher.Dir,
-		cfg.Distill.StudentSteps, cfg.Distill.Times(cfg.Diffusion.TMax))
-	method := distill.NewLADD(cfg.Distill, cfg.LADD, teacher)
-	if cfg.Distill.Method == "imagine_flash" {
-		method = distill.NewImagineFlash(cfg.Distill, cfg.ImagineFlash, cfg.LADD, teacher)
+	return runTraining(job, trainer.Options{Resume: ra.resume, StopAt: ra.stopAt, Method: method, Label: "distill"}, "fewstep distill: "+header)
+}
+
+// distillMethod builds the distill section's method for cfg and describes it.
+func distillMethod(cfg *configs.Run) (trainer.MethodFactory, string, error) {
+	teacher, err := loadTeacher(cfg.Distill.Teacher)
+	if err != nil {
+		return nil, "", err
+	}
+	switch cfg.Distill.Method {
+	case "imagine_flash":
 		fc := cfg.ImagineFlash
-		header = fmt.Sprintf("fewstep distill: imagine_flash (%s) of %s, student schedules %v, τ = shift(t) %s",
-			fc.Mode, teacher.Dir, fc.Schedules(cfg.Distill, cfg.Diffusion.TMax), fc.Shift)
+		return distill.NewImagineFlash(cfg.Distill, fc, cfg.LADD, teacher), fmt.Sprintf("imagine_flash (%s) of %s, student schedules %v, τ = shift(t) %s",
+			fc.Mode, teacher.Dir, fc.Schedules(cfg.Distill, cfg.Diffusion.TMax), fc.Shift), nil
+	case "sdxs":
+		header, err := sdxsHeader(*cfg, teacher)
+		return distill.NewSDXS(cfg.Distill, cfg.SDXS, teacher), header, err
 	}
-	if cfg.Distill.Method == "sdxs" {
-		method = distill.NewSDXS(cfg.Distill, cfg.SDXS, teacher)
-		if header, err = sdxsHeader(*cfg, teacher); err != nil {
-			return err
-		}
-	}
-	return runTraining(job, trainer.Options{Resume: ra.resume, StopAt: ra.stopAt, Method: method, Label: "distill"}, header)
+	return distill.NewLADD(cfg.Distill, cfg.LADD, teacher), fmt.Sprintf("%s of %s into a %d-step student at t=%v", cfg.Distill.Method, teacher.Dir,
+		cfg.Distill.StudentSteps, cfg.Distill.Times(cfg.Diffusion.TMax)), nil
 }
 
 // loadTeacher reads a teacher run's resolved config.
@@ -200,6 +204,6 @@ func sdxsHeader(cfg configs.Run, teacher distill.Teacher) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("fewstep distill: sdxs of %s, dropping %v: teacher %d params, %.1f MFLOP/img; student %d params (%.0f%%), %.1f MFLOP/img (%.0f%%)",
+	return fmt.Sprintf("sdxs of %s, dropping %v: teacher %d params, %.1f MFLOP/img; student %d params (%.0f%%), %.1f MFLOP/img (%.0f%%)",
 		teacher.Dir, cfg.Model.DropBlocks, tp, float64(tf)/1e6, sp, 100*float64(sp)/float64(tp), float64(sf)/1e6, 100*float64(sf)/float64(tf)), nil
 }

@@ -57,12 +57,13 @@ func evalTrainClassifier(args []string) error {
 
 // evalRuns evaluates one or more runs at several step counts and prints one table.
 func evalRuns(args []string) error {
-	fs := newFlagSet("eval", "eval -run RUN_DIR [-run RUN_DIR2 …] [-steps 1,2,4,8,50] [-sampler ddim,heun,…] [-schedule trailing,karras,ays.json] [-noise-correction on,off] [-cfg 2.0] [-n 10000] [-batch 250]")
+	fs := newFlagSet("eval", "eval -run RUN_DIR [-run RUN_DIR2 …] [-steps 1,2,4,8,50] [-sampler ddim,heun,…] [-schedule trailing,karras,ays.json] [-noise-correction on,off] [-checkpoint newest|best|STEP] [-cfg 2.0] [-n 10000] [-batch 250]")
 	var runs multiFlag
 	fs.Var(&runs, "run", "run directory to evaluate (repeatable; DIR@1,2,4 gives that run its own step counts)")
 	stepsFlag := fs.String("steps", "1,2,4,8,50", "comma-separated step counts")
 	sampler := fs.String("sampler", "", "comma-separated samplers: "+strings.Join(sampling.Samplers, ", ")+" (default: each run's sample.sampler)")
 	schedule := fs.String("schedule", "", "comma-separated spacings ("+strings.Join(sampling.Spacings[:len(sampling.Spacings)-1], ", ")+") or schedule files (*.json; their step count replaces -steps); default: each run's sample.spacing")
+	ckptFlag := fs.String("checkpoint", "newest", "checkpoint of every run: newest, best (early stopping's RUN/best.json) or a step")
 	ncFlag := fs.String("noise-correction", "", "comma-separated noise correction settings to compare: auto, on, off (default: each run's sample.noise_correction)")
 	cfgScale := fs.Float64("cfg", -1, "guidance scale (default: each run's sample.cfg)")
 	n := fs.Int("n", 10000, "images per setting, balanced over classes")
@@ -112,7 +113,7 @@ func evalRuns(args []string) error {
 		return err
 	}
 	fmt.Printf("feature classifier %s: test accuracy %.2f%%\n", tc.Path, 100*tc.TestAccuracy)
-	res, err := eval.Evaluate(backend, specs, tc, test, eval.Options{Steps: steps, Samplers: splitList(*sampler), Schedules: splitList(*schedule), NoiseCorrections: splitList(*ncFlag), CFG: *cfgScale,
+	res, err := eval.Evaluate(backend, specs, tc, test, eval.Options{Steps: steps, Samplers: splitList(*sampler), Schedules: splitList(*schedule), NoiseCorrections: splitList(*ncFlag), Checkpoint: *ckptFlag, CFG: *cfgScale,
 		N: *n, Batch: *batch, Seed: *seed, Out: os.Stdout})
 	if err != nil {
 		return err

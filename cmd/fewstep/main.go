@@ -1,5 +1,6 @@
 // Command fewstep trains diffusion teachers, distills them into few-step students, samples, evaluates
-// and exports. Subcommands: train, sample, data, bench (and, as they land: distill, finetune, eval, export).
+// and exports. Subcommands: train, sample, data, bench, configs, eval, schedule, distill, finetune (and,
+// as it lands, export).
 //
 // Exit codes: 0 success, 1 runtime error, 2 bad usage or config (the message names the key),
 // 130 interrupted (a checkpoint was written first).
@@ -32,7 +33,7 @@ var commands = []struct {
 	{"bench", "time the training step and forward pass of a model config", cmdBench},
 	{"configs", "list the embedded configs, or print one (configs NAME)", cmdConfigs},
 	{"distill", "distill a teacher into a few-step student (distill -config mnist-ladd; distill generate …)", cmdDistill},
-	{"finetune", "quality-tune a trained model (not yet available)", notYet("finetune", 9)},
+	{"finetune", "quality-tune a trained teacher or student on a curated subset (finetune -config mnist-qualitytune)", cmdFinetune},
 	{"eval", "FID, class accuracy, precision/recall and speed per step count (eval -run …; eval train-classifier)", cmdEval},
 	{"schedule", "optimize a sampling schedule (Align Your Steps) or show a spacing's times (schedule optimize|show …)", cmdSchedule},
 	{"export", "export safetensors / ONNX (not yet available)", notYet("export", 10)},

@@ -32,7 +32,7 @@ func cmdSample(args []string) error {
 	seed := fs.Int("seed", -1, "seed of the first image; image i uses seed+i (default: the run's sample.seed)")
 	out := fs.String("out", "", "output PNG (default RUN_DIR/samples/sample.png)")
 	ema := fs.Bool("ema", true, "use the EMA weights")
-	ckpt := fs.Int64("checkpoint", -1, "checkpoint step (default: newest)")
+	ckptFlag := fs.String("checkpoint", "newest", "checkpoint: newest, best (early stopping's RUN/best.json) or a step")
 	batch := fs.Int("batch", 0, "images per executor call (default: the run's sample.batch_size)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
@@ -41,6 +41,10 @@ func cmdSample(args []string) error {
 		return usagef("sample: -run RUN_DIR is required")
 	}
 	run := checkpoints.RunDir(*runDir)
+	ckpt, err := trainer.ResolveCheckpoint(run, *ckptFlag)
+	if err != nil {
+		return usagef("sample: -checkpoint: %v", err)
+	}
 	cfg, resolved, err := configs.Load(run.ConfigPath(), nil, nil)
 	if err != nil {
 		return err
@@ -83,7 +87,7 @@ func cmdSample(args []string) error {
 		return err
 	}
 	store := model.NewStore()
-	step, err := trainer.LoadWeights(run, *ckpt, store)
+	step, err := trainer.LoadWeights(run, ckpt, store)
 	if err != nil {
 		return err
 	}

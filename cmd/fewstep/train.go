@@ -9,8 +9,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/ml/model"
+
 	"github.com/fewstep/fewstep/checkpoints"
 	"github.com/fewstep/fewstep/configs"
+	"github.com/fewstep/fewstep/eval"
 	"github.com/fewstep/fewstep/internal/engine"
 	"github.com/fewstep/fewstep/trainer"
 )
@@ -75,6 +79,11 @@ func runTraining(job trainer.Job, opt trainer.Options, header string) error {
 	defer stop()
 	fmt.Printf("%s: run %s, backend %s, %d steps at batch %d\n", header, job.RunDir, backend.Name(), job.Trainer.Steps, job.Trainer.BatchSize)
 	opt.Out, opt.TTY = os.Stdout, isTerminal(os.Stdout)
+	if job.Trainer.EvalEvery > 0 && opt.Evaluate == nil {
+		if opt.Evaluate, err = storeEvaluator(backend, job); err != nil {
+			return err
+		}
+	}
 	t0 := time.Now()
 	res, err := trainer.Train(ctx, backend, job, opt)
 	if err != nil {
@@ -86,5 +95,22 @@ func runTraining(job trainer.Job, opt trainer.Options, header string) error {
 	if res.Grid != "" {
 		fmt.Printf("  samples:    %s (%d steps)\n", res.Grid, job.Sample.Steps)
 	}
+	if res.BestStep > 0 {
+		fmt.Printf("  best:       step %d, %s %.4g (%s; evaluate it with -checkpoint best)\n", res.BestStep, job.Trainer.EvalMetric, res.Best, job.RunDir.BestPath())
+	}
 	return nil
+}
+
+// storeEvaluator wires `fewstep eval`'s metrics into the trainer (trainer.eval_every): the
+// dataset's feature classifier (trained and cached on first use) and its held-out split.
+func storeEvaluator(backend compute.Backend, job trainer.Job) (func(int, *model.Store) (map[string]float64, error), error) {
+	tc, err := eval.ClassifierFor(backend, job.Data, os.Stdout)
+	if err != nil {
+		return nil, err
+	}
+	test, err := tc.LoadTestSet(backend, job.Data)
+	if err != nil {
+		return nil, err
+	}
+	return eval.StoreEvaluator(backend, job, tc, test, job.Trainer.EvalN)
 }

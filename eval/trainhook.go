@@ -1,0 +1,58 @@
+package eval
+
+import (
+	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/fewstep/fewstep/sampling"
+	"github.com/fewstep/fewstep/trainer"
+)
+
+// StoreEvaluator returns trainer.Options.Evaluate for a run: every call generates n images (image i
+// from seed i, classes balanced) with the run's sample config from the weights in the training
+// store and measures them against the held-out split: fid, precision, recall, class_accuracy (and
+// confidence, the mean classifier probability of each image's class). The sampler is built on the
+// first call and reads the store's current weights on every call.
+func StoreEvaluator(backend compute.Backend, job trainer.Job, tc *TrainedClassifier, test *TestSet, n int) (func(int, *model.Store) (map[string]float64, error), error) {
+	testStats, err := FitGaussian(test.Features, test.N, FeatureDim)
+	if err != nil {
+		return nil, err
+	}
+	var smp *sampling.Sampler
+	return func(_ int, store *model.Store) (map[string]float64, error) {
+		if smp == nil {
+			if smp, err = trainer.GridSampler(backend, store, job); err != nil {
+				return nil, err
+			}
+		}
+		h, c := job.Data.ImageSize, job.Data.Channels
+		seeds, classes := balanced(n, job.Model.NumClasses, 0)
+		imgs, err := smp.Sample(seeds, classes, h, h, c)
+		if err != nil {
+			return nil, err
+		}
+		return scoreImages(backend, tc, test, testStats, imgs, classes, h, c)
+	}, nil
+}
+
+// scoreImages measures generated images [n, h, h, c] of the given classes against the test split.
+func scoreImages(backend compute.Backend, tc *TrainedClassifier, test *TestSet, testStats Stats, imgs []float32, classes []int32, h, c int) (map[string]float64, error) {
+	n := len(classes)
+	feats, preds, err := tc.Features(backend, imgs, n, h, h, c)
+	if err != nil {
+		return nil, err
+	}
+	gen, err := FitGaussian(feats, n, FeatureDim)
+	if err != nil {
+		return nil, err
+	}
+	fid, err := FID(gen, testStats)
+	if err != nil {
+		return nil, err
+	}
+	p, r, err := PrecisionRecall(test.Features, feats, test.N, n, FeatureDim, 3)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]float64{"fid": fid, "precision": p, "recall": r, "class_accuracy": ClassAccuracy(preds, classes)}, nil
+}
