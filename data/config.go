@@ -30,6 +30,10 @@ type Config struct {
 	Train string `mapstructure:"train"`
 	// Test is the Parquet file with the test split (optional).
 	Test string `mapstructure:"test"`
+	// ClassifierTrain is the training split of the evaluation's feature classifier (`fewstep eval`,
+	// trainer.eval_every); empty: Train. A scored or curated copy of a dataset names the original
+	// here, so the classifier (cached per training set) is shared and trained on all of it.
+	ClassifierTrain string `mapstructure:"classifier_train"`
 	// ImageSize is the side of the square model input [ImageSize, ImageSize, Channels];
 	// smaller images are centered on a black canvas (pixel 0, i.e. -1 after scaling).
 	ImageSize int `mapstructure:"image_size"`

@@ -45,17 +45,20 @@ type Options struct {
 
 // Row is one line of the evaluation table.
 type Row struct {
-	Run        string  `json:"run"`
-	Steps      int     `json:"steps"`
-	Sampler    string  `json:"sampler"`
-	Schedule   string  `json:"schedule"` // spacing name or schedule file name
-	CFG        float64 `json:"cfg"`
-	NFE        int     `json:"nfe"` // network evaluations per image, guidance counted
-	N          int     `json:"n"`
-	FID        float64 `json:"fid"`
-	ClassAcc   float64 `json:"class_accuracy"`
-	Precision  float64 `json:"precision"`
-	Recall     float64 `json:"recall"`
+	Run       string  `json:"run"`
+	Steps     int     `json:"steps"`
+	Sampler   string  `json:"sampler"`
+	Schedule  string  `json:"schedule"` // spacing name or schedule file name
+	CFG       float64 `json:"cfg"`
+	NFE       int     `json:"nfe"` // network evaluations per image, guidance counted
+	N         int     `json:"n"`
+	FID       float64 `json:"fid"`
+	ClassAcc  float64 `json:"class_accuracy"`
+	Precision float64 `json:"precision"`
+	Recall    float64 `json:"recall"`
+	// Confidence is the mean classifier probability of each image's own class (how prototypical
+	// the generated images are; Emu-style quality tuning should raise it).
+	Confidence float64 `json:"confidence"`
 	MsPerImage float64 `json:"ms_per_image"`
 	ImgPerS    float64 `json:"img_per_s"`
 	Batch      int     `json:"batch"`
@@ -234,7 +237,25 @@ func evaluateSetting(backend compute.Backend, store *model.Store, run RunSpec, s
 	if err == nil {
 		row.Precision, row.Recall, err = PrecisionRecall(test.Features, feats, test.N, opts.N, FeatureDim, opts.K)
 	}
+	if err == nil {
+		row.Confidence, err = meanConfidence(backend, tc, imgs, classes, h, c)
+	}
 	return row, imgs, err
+}
+
+// meanConfidence is the mean classifier probability p(class_i | image_i) over images [n, h, h, c].
+func meanConfidence(backend compute.Backend, tc *TrainedClassifier, imgs []float32, classes []int32, h, c int) (float64, error) {
+	n := len(classes)
+	p, err := tc.Probabilities(backend, imgs, n, h, h, c)
+	if err != nil {
+		return 0, err
+	}
+	k := len(p) / n
+	sum := 0.0
+	for i, cl := range classes {
+		sum += float64(ClassConfidence(p[i*k:(i+1)*k], int(cl)))
+	}
+	return sum / float64(n), nil
 }
 
 func hasScope(store *model.Store, scope string) bool {

@@ -14,11 +14,11 @@ import (
 // Markdown renders the rows as a Markdown table.
 func Markdown(res *Result) string {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "| run | steps | sampler | schedule | cfg | NFE | n | FID | class acc | precision | recall | ms/img | img/s | batch | backend |\n")
-	fmt.Fprintf(&b, "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	fmt.Fprintf(&b, "| run | steps | sampler | schedule | cfg | NFE | n | FID | class acc | precision | recall | conf | ms/img | img/s | batch | backend |\n")
+	fmt.Fprintf(&b, "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range res.Rows {
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %g | %d | %d | %.3f | %.4f | %.3f | %.3f | %.2f | %.1f | %d | %s |\n",
-			r.Run, r.Steps, r.Sampler, r.Schedule, r.CFG, r.NFE, r.N, r.FID, r.ClassAcc, r.Precision, r.Recall, r.MsPerImage, r.ImgPerS, r.Batch, r.Backend)
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %g | %d | %d | %.3f | %.4f | %.3f | %.3f | %.4f | %.2f | %.1f | %d | %s |\n",
+			r.Run, r.Steps, r.Sampler, r.Schedule, r.CFG, r.NFE, r.N, r.FID, r.ClassAcc, r.Precision, r.Recall, r.Confidence, r.MsPerImage, r.ImgPerS, r.Batch, r.Backend)
 	}
 	fmt.Fprintf(&b, "\nfeature classifier test accuracy: %.2f%% (FID, precision and recall use its %d penultimate features; not comparable with Inception FIDs)\n",
 		100*res.ClassifierAcc, FeatureDim)
@@ -29,11 +29,11 @@ func Markdown(res *Result) string {
 func WriteCSV(path string, res *Result) error {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
-	_ = w.Write([]string{"run", "steps", "sampler", "schedule", "cfg", "nfe", "n", "fid", "class_accuracy", "precision", "recall", "ms_per_image", "img_per_s", "batch", "backend"})
+	_ = w.Write([]string{"run", "steps", "sampler", "schedule", "cfg", "nfe", "n", "fid", "class_accuracy", "precision", "recall", "confidence", "ms_per_image", "img_per_s", "batch", "backend"})
 	f := func(x float64) string { return strconv.FormatFloat(x, 'g', 8, 64) }
 	for _, r := range res.Rows {
 		_ = w.Write([]string{r.Run, strconv.Itoa(r.Steps), r.Sampler, r.Schedule, f(r.CFG), strconv.Itoa(r.NFE), strconv.Itoa(r.N), f(r.FID), f(r.ClassAcc),
-			f(r.Precision), f(r.Recall), f(r.MsPerImage), f(r.ImgPerS), strconv.Itoa(r.Batch), r.Backend})
+			f(r.Precision), f(r.Recall), f(r.Confidence), f(r.MsPerImage), f(r.ImgPerS), strconv.Itoa(r.Batch), r.Backend})
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {

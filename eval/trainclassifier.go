@@ -48,6 +48,7 @@ const (
 // ClassifierFor returns the cached classifier of a dataset (see CachePath), training and
 // caching it first when there is none.
 func ClassifierFor(backend compute.Backend, cfg data.Config, out io.Writer) (*TrainedClassifier, error) {
+	cfg = ClassifierData(cfg)
 	path, err := CachePath(cfg.Train, cfg.ImageSize, cfg.Channels, cfg.NumClasses)
 	if err != nil {
 		return nil, err
@@ -61,6 +62,17 @@ func ClassifierFor(backend compute.Backend, cfg data.Config, out io.Writer) (*Tr
 		fmt.Fprintf(out, "no cached classifier for %s: training one (cached as %s)\n", cfg.Train, path)
 	}
 	return TrainClassifier(backend, ClassifierOptions{Data: cfg, Out: out})
+}
+
+// ClassifierData is the data config of a run's feature classifier and reference test split:
+// data.classifier_train (default data.train) and data.test, without the curation filters (top_k,
+// min_score), which select training rows of the run, not of the evaluation.
+func ClassifierData(cfg data.Config) data.Config {
+	if cfg.ClassifierTrain != "" {
+		cfg.Train = cfg.ClassifierTrain
+	}
+	cfg.TopK, cfg.TopKPerClass, cfg.UseMinScore = 0, false, false
+	return cfg
 }
 
 // TrainClassifier trains the classifier on opts.Data.Train with cross-entropy and AdamW, measures

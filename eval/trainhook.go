@@ -54,5 +54,9 @@ func scoreImages(backend compute.Backend, tc *TrainedClassifier, test *TestSet, 
 	if err != nil {
 		return nil, err
 	}
-	return map[string]float64{"fid": fid, "precision": p, "recall": r, "class_accuracy": ClassAccuracy(preds, classes)}, nil
+	conf, err := meanConfidence(backend, tc, imgs, classes, h, c)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]float64{"fid": fid, "precision": p, "recall": r, "class_accuracy": ClassAccuracy(preds, classes), "confidence": conf}, nil
 }

@@ -108,7 +108,7 @@ func storeEvaluator(backend compute.Backend, job trainer.Job) (func(int, *model.
 	if err != nil {
 		return nil, err
 	}
-	test, err := tc.LoadTestSet(backend, job.Data)
+	test, err := tc.LoadTestSet(backend, eval.ClassifierData(job.Data))
 	if err != nil {
 		return nil, err
 	}
