@@ -14,10 +14,14 @@
 // # File format
 //
 // Checkpoints are plain safetensors files (https://github.com/huggingface/safetensors):
-// an 8-byte little-endian header length N, N bytes of JSON header padded with
-// spaces so that the data section starts 8-byte aligned, then the raw
-// little-endian tensor data, tensors laid out contiguously in name order.
+// an 8-byte little-endian header length N, N bytes of UTF-8 JSON header beginning
+// with '{' and padded with spaces (0x20, as the format allows) so that the data
+// section starts 8-byte aligned, then the raw little-endian tensor data, tensors
+// laid out contiguously in name order (each tensor's offset is a multiple of its
+// element size only when earlier tensors keep it so, e.g. all-F32 files).
 // Supported dtypes: F64 F32 F16 BF16 I64 I32 I16 I8 U64 U32 U16 U8 BOOL.
+//
+// Exported models (package export, format fewstep-model/1) are files of the same writer.
 //
 // The writer adds the metadata key "fewstep.crc32c" (hex CRC-32C, Castagnoli,
 // of the whole data section); the reader verifies it when present, so files

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
@@ -89,7 +90,7 @@ const (
 // The write is atomic (temp file + fsync + rename + dir fsync) and streams tensor bytes to the file.
 // Metadata key MetadataCRC ("fewstep.crc32c") is set to the hex CRC-32C (Castagnoli) of the data section,
 // computed over the bytes actually written. Tensors must not be mutated during the call.
-// Names must be non-empty, unique and not "__metadata__".
+// Names must be non-empty, unique, valid UTF-8 and not "__metadata__"; metadata keys and values valid UTF-8.
 func WriteSafetensors(path string, ts []NamedTensor, metadata map[string]string) error {
 	if !hostIsLittleEndian {
 		return fmt.Errorf("checkpoints: write %s: %w", path, errNotLittleEndian)
@@ -119,6 +120,9 @@ func buildHeader(sorted []NamedTensor, metadata map[string]string) (header []byt
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
+		if !utf8.ValidString(k) || !utf8.ValidString(metadata[k]) {
+			return nil, 0, fmt.Errorf("metadata %q: key and value must be valid UTF-8 (JSON would alter them)", k)
+		}
 		buf.WriteByte(',')
 		writeJSON(&buf, k)
 		buf.WriteByte(':')
@@ -126,7 +130,7 @@ func buildHeader(sorted []NamedTensor, metadata map[string]string) (header []byt
 	}
 	buf.WriteByte('}')
 	for i, nt := range sorted {
-		if nt.Name == "" || nt.Name == metadataKey {
+		if nt.Name == "" || nt.Name == metadataKey || !utf8.ValidString(nt.Name) {
 			return nil, 0, fmt.Errorf("tensor #%d: invalid name %q", i, nt.Name)
 		}
 		if i > 0 && sorted[i-1].Name == nt.Name {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -26,9 +27,10 @@ type fileEntry struct {
 	begin, end int64 // offsets into the data section
 }
 
-// ReadSafetensors reads and validates a file: header length sane (< 100 MB and < file size), JSON valid, offsets contiguous,
-// in-bounds, non-overlapping and matching dtype*shape sizes, BOOL bytes 0 or 1, and the CRC-32C in metadata key
-// MetadataCRC if present. Errors name the file and the tensor. The returned tensors live in local (host) memory;
+// ReadSafetensors reads and validates a file: header length sane (< 100 MB and < file size), header valid UTF-8 JSON
+// beginning with '{' (as the format requires) without duplicate keys, known dtypes, offsets [begin, end] with
+// begin <= end, contiguous from 0, in-bounds, non-overlapping, covering the whole data section and matching
+// dtype*shape sizes, BOOL bytes 0 or 1, and the CRC-32C in metadata key MetadataCRC if present. Errors name the file and the tensor. The returned tensors live in local (host) memory;
 // metadata is never nil.
 func ReadSafetensors(path string) (ts map[string]*tensors.Tensor, metadata map[string]string, err error) {
 	return readSafetensors(path, true)
@@ -103,6 +105,12 @@ func readHeader(r io.Reader, fileSize int64) ([]fileEntry, map[string]string, er
 	header := make([]byte, n)
 	if _, err := io.ReadFull(r, header); err != nil {
 		return nil, nil, fmt.Errorf("read %d-byte header: %w", n, err)
+	}
+	if n == 0 || header[0] != '{' {
+		return nil, nil, fmt.Errorf("header is not a JSON object: it must begin with '{' (got %q)", header[:min(n, 16)])
+	}
+	if !utf8.Valid(header) {
+		return nil, nil, errors.New("header is not valid UTF-8")
 	}
 	entries, metadata, err := parseHeader(header)
 	if err != nil {
@@ -181,8 +189,13 @@ func parseEntry(name string, raw json.RawMessage) (fileEntry, error) {
 		return fileEntry{}, fmt.Errorf("tensor %q: unsupported dtype %q", name, *j.DType)
 	}
 	offs := *j.DataOffsets
-	if len(offs) != 2 || offs[0] < 0 || offs[1] < offs[0] {
-		return fileEntry{}, fmt.Errorf("tensor %q: invalid data_offsets %v", name, offs)
+	switch {
+	case len(offs) != 2:
+		return fileEntry{}, fmt.Errorf("tensor %q: invalid data_offsets %v: want [begin, end]", name, offs)
+	case offs[0] < 0:
+		return fileEntry{}, fmt.Errorf("tensor %q: invalid data_offsets %v: negative offset", name, offs)
+	case offs[1] < offs[0]:
+		return fileEntry{}, fmt.Errorf("tensor %q: invalid data_offsets %v: end before begin", name, offs)
 	}
 	e := fileEntry{name: name, dtype: dt, dims: *j.Shape, begin: offs[0], end: offs[1]}
 	size, ok := byteSize(e.dims, int64(dt.Size()))
@@ -232,6 +245,12 @@ func validateLayout(entries []fileEntry, dataLen int64) error {
 		}
 		return a.name < b.name
 	})
+	for _, e := range entries { // out-of-range first: it names the culprit, where a gap would name its successor
+		if e.end > dataLen {
+			return fmt.Errorf("tensor %q: data_offsets [%d,%d] run past the %d-byte data section (file truncated?)",
+				e.name, e.begin, e.end, dataLen)
+		}
+	}
 	prevEnd, prevName := int64(0), ""
 	for _, e := range entries {
 		switch {
@@ -240,9 +259,6 @@ func validateLayout(entries []fileEntry, dataLen int64) error {
 				e.name, e.begin, e.end, prevName, prevEnd)
 		case e.begin > prevEnd:
 			return fmt.Errorf("tensor %q: data_offsets [%d,%d] leave a gap after byte %d", e.name, e.begin, e.end, prevEnd)
-		case e.end > dataLen:
-			return fmt.Errorf("tensor %q: data_offsets [%d,%d] run past the %d-byte data section (file truncated?)",
-				e.name, e.begin, e.end, dataLen)
 		}
 		prevEnd, prevName = e.end, e.name
 	}

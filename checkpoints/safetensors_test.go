@@ -128,6 +128,7 @@ func TestWriteSafetensorsRejects(t *testing.T) {
 		{"reserved name", []NamedTensor{{"__metadata__", good}}, `invalid name "__metadata__"`},
 		{"nil tensor", []NamedTensor{{"w", nil}}, `"w": nil tensor`},
 		{"complex", []NamedTensor{{"c", randomTensor(t, 2, dtypes.Complex64, 2)}}, `"c": dtype`},
+		{"invalid utf-8", []NamedTensor{{"w\xff", good}}, `invalid name "w\xff"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

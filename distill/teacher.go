@@ -5,9 +5,11 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/fewstep/fewstep/checkpoints"
+	"github.com/fewstep/fewstep/export"
 	"github.com/fewstep/fewstep/models"
 	"github.com/fewstep/fewstep/trainer"
 )
@@ -16,25 +18,47 @@ import (
 const TeacherScope = "teacher"
 
 // Teacher is a trained fewstep run used as a frozen teacher: its architecture and schedule (from
-// its resolved config) and its checkpoint directory.
+// its resolved config) and its checkpoint directory, or an exported model file.
 type Teacher struct {
-	Dir       checkpoints.RunDir
+	Dir checkpoints.RunDir
+	// File, when set, is an exported model file (fewstep export) read instead of Dir's newest
+	// checkpoint; it holds one set of weights, so teacher_ema does not apply. Dir then only names
+	// the teacher in messages.
+	File      string
 	Model     models.Config
 	Diffusion models.DiffusionConfig
 }
 
-// LoadTeacher copies the EMA (useEMA) or raw weights of the teacher's newest checkpoint into
+// weights returns the teacher's checkpoint step and tensors: Dir's newest checkpoint, or File's
+// weights named as that checkpoint's scope/... (scope ends with "/").
+func (t Teacher) weights(scope string) (int64, map[string]*tensors.Tensor, error) {
+	if t.File == "" {
+		step, ts, _, err := checkpoints.LoadLatest(t.Dir)
+		return step, ts, err
+	}
+	m, err := export.ReadModel(t.File)
+	if err != nil {
+		return 0, nil, err
+	}
+	ts := make(map[string]*tensors.Tensor, len(m.Tensors))
+	for name, x := range m.Tensors {
+		ts[scope+name] = x
+	}
+	return m.Source.Step, ts, nil
+}
+
+// LoadTeacher copies the EMA (useEMA) or raw weights of the teacher's newest checkpoint (or file) into
 // /teacher/... of store, non-trainable; with a student config also into /model/... every weight
 // the student uses (the student starts as the teacher, pruned by its model.drop_blocks). It
 // returns the teacher's checkpoint step.
 func LoadTeacher(store *model.Store, t Teacher, useEMA bool, student *models.Config) (int64, error) {
-	step, ts, _, err := checkpoints.LoadLatest(t.Dir)
-	if err != nil {
-		return 0, fmt.Errorf("distill.teacher: %w", err)
-	}
 	src := trainer.ModelScope + "/"
 	if useEMA {
 		src = trainer.EMAScope + "/"
+	}
+	step, ts, err := t.weights(src)
+	if err != nil {
+		return 0, fmt.Errorf("distill.teacher: %w", err)
 	}
 	n := 0
 	for name, tensor := range ts {

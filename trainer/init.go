@@ -9,19 +9,28 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/fewstep/fewstep/checkpoints"
+	"github.com/fewstep/fewstep/export"
 )
 
 // ReadInitWeights reads the network weights of trainer.init_from: a run directory (its newest
-// checkpoint) or a .safetensors checkpoint file. It returns them keyed by their path inside the
-// network ("down0/res0/conv1/weights"): the file's ema/* tensors with useEMA (model/* when it has
-// none), else model/*.
+// checkpoint), a .safetensors checkpoint file, or an exported model file (fewstep export,
+// validated by export.Parse; it holds one set of weights, so useEMA does not apply). It returns
+// them keyed by their path inside the network ("down0/res0/conv1/kernel"): a checkpoint's ema/*
+// tensors with useEMA (model/* when it has none), else model/*.
 func ReadInitWeights(src string, useEMA bool) (map[string]*tensors.Tensor, error) {
 	var ts map[string]*tensors.Tensor
+	var md map[string]string
 	var err error
 	if st, serr := os.Stat(src); serr == nil && st.IsDir() {
 		_, ts, _, err = checkpoints.LoadLatest(checkpoints.RunDir(src))
 	} else if strings.HasSuffix(src, ".safetensors") {
-		ts, _, err = checkpoints.ReadSafetensors(src)
+		if ts, md, err = checkpoints.ReadSafetensors(src); err == nil && export.IsExport(md) {
+			m, err := export.Parse(ts, md)
+			if err != nil {
+				return nil, fmt.Errorf("trainer.init_from %s: %w", src, err)
+			}
+			return m.Tensors, nil
+		}
 	} else {
 		err = fmt.Errorf("neither a run directory nor a .safetensors file")
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/fewstep/fewstep/configs"
 	"github.com/fewstep/fewstep/data"
 	"github.com/fewstep/fewstep/distill"
+	"github.com/fewstep/fewstep/export"
 	"github.com/fewstep/fewstep/internal/engine"
 	"github.com/fewstep/fewstep/models"
 	"github.com/fewstep/fewstep/sampling"
@@ -57,8 +58,15 @@ func distillMethod(cfg *configs.Run) (trainer.MethodFactory, string, error) {
 		cfg.Distill.StudentSteps, cfg.Distill.Times(cfg.Diffusion.TMax)), nil
 }
 
-// loadTeacher reads a teacher run's resolved config.
+// loadTeacher reads a teacher run's resolved config, or an exported model file's configs.
 func loadTeacher(dir string) (distill.Teacher, error) {
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		m, err := export.ReadModel(dir)
+		if err != nil {
+			return distill.Teacher{}, fmt.Errorf("distill.teacher: %w", err)
+		}
+		return distill.Teacher{Dir: checkpoints.RunDir(dir), File: dir, Model: m.Model, Diffusion: m.Diffusion}, nil
+	}
 	rd := checkpoints.RunDir(dir)
 	if steps, err := checkpoints.List(rd); err != nil || len(steps) == 0 {
 		return distill.Teacher{}, fmt.Errorf("distill.teacher: %s has no checkpoint (train it first: fewstep train -config mnist-teacher)", dir)

@@ -57,9 +57,13 @@ func evalTrainClassifier(args []string) error {
 
 // evalRuns evaluates one or more runs at several step counts and prints one table.
 func evalRuns(args []string) error {
-	fs := newFlagSet("eval", "eval -run RUN_DIR [-run RUN_DIR2 …] [-steps 1,2,4,8,50] [-sampler ddim,heun,…] [-schedule trailing,karras,ays.json] [-noise-correction on,off] [-checkpoint newest|best|STEP] [-cfg 2.0] [-n 10000] [-batch 250]")
+	fs := newFlagSet("eval", "eval -run RUN_DIR [-run RUN_DIR2 …] [-model FILE …] [-data-test TEST.parquet] [-steps 1,2,4,8,50] [-sampler ddim,heun,…] [-schedule trailing,karras,ays.json] [-noise-correction on,off] [-checkpoint newest|best|STEP] [-cfg 2.0] [-n 10000] [-batch 250]")
 	var runs multiFlag
 	fs.Var(&runs, "run", "run directory to evaluate (repeatable; DIR@1,2,4 gives that run its own step counts)")
+	var modelFiles multiFlag
+	fs.Var(&modelFiles, "model", "exported model file (fewstep export) to evaluate, alongside or instead of -run (repeatable; FILE@1,2,4 as for -run)")
+	dataTest := fs.String("data-test", "", "test split to score against (default: data.test of the first run or model)")
+	dataTrain := fs.String("data-train", "", "training split of the feature classifier (default: data.classifier_train, else data.train, of the first run or model)")
 	stepsFlag := fs.String("steps", "1,2,4,8,50", "comma-separated step counts")
 	sampler := fs.String("sampler", "", "comma-separated samplers: "+strings.Join(sampling.Samplers, ", ")+" (default: each run's sample.sampler)")
 	schedule := fs.String("schedule", "", "comma-separated spacings ("+strings.Join(sampling.Spacings[:len(sampling.Spacings)-1], ", ")+") or schedule files (*.json; their step count replaces -steps); default: each run's sample.spacing")
@@ -99,6 +103,26 @@ func evalRuns(args []string) error {
 	if err != nil {
 		return err
 	}
+	mspecs, modelOut, tmp, err := modelSpecs(modelFiles)
+	defer func() {
+		for _, d := range tmp {
+			_ = os.RemoveAll(d)
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	if specs = append(specs, mspecs...); len(specs) == 0 {
+		return usagef("eval: -run RUN_DIR or -model FILE is required")
+	}
+	for i := range specs {
+		if *dataTest != "" {
+			specs[i].Job.Data.Test = *dataTest
+		}
+		if *dataTrain != "" {
+			specs[i].Job.Data.ClassifierTrain = *dataTrain
+		}
+	}
 	backend, err := engine.New()
 	if err != nil {
 		return err
@@ -108,7 +132,7 @@ func evalRuns(args []string) error {
 	if err != nil {
 		return err
 	}
-	test, err := tc.LoadTestSet(backend, dc)
+	test, err := tc.LoadTestSet(backend, eval.ClassifierData(dc))
 	if err != nil {
 		return err
 	}
@@ -120,6 +144,9 @@ func evalRuns(args []string) error {
 	}
 	fmt.Print("\n" + eval.Markdown(res))
 	dir := filepath.Join(string(specs[0].Job.RunDir), "eval")
+	if len(runs) == 0 {
+		dir = modelOut // not the temporary run directory of the first model
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -165,9 +192,6 @@ func runSpecs(runs []string) ([]eval.RunSpec, error) {
 			job.RunDir = rd
 			specs = append(specs, eval.RunSpec{Name: filepath.Base(filepath.Clean(dir)), Job: job, Steps: steps})
 		}
-	}
-	if len(specs) == 0 {
-		return nil, usagef("eval: -run RUN_DIR is required")
 	}
 	return specs, nil
 }

@@ -1,6 +1,6 @@
 // Command fewstep trains diffusion teachers, distills them into few-step students, samples, evaluates
-// and exports. Subcommands: train, sample, data, bench, configs, eval, schedule, distill, finetune (and,
-// as it lands, export).
+// and exports. Subcommands: train, sample, data, bench, configs, eval, schedule, distill, finetune,
+// export.
 //
 // Exit codes: 0 success, 1 runtime error, 2 bad usage or config (the message names the key),
 // 130 interrupted (a checkpoint was written first).
@@ -36,7 +36,7 @@ var commands = []struct {
 	{"finetune", "quality-tune a trained teacher or student on a curated subset (finetune -config mnist-qualitytune)", cmdFinetune},
 	{"eval", "FID, class accuracy, precision/recall and speed per step count (eval -run …; eval train-classifier)", cmdEval},
 	{"schedule", "optimize a sampling schedule (Align Your Steps) or show a spacing's times (schedule optimize|show …)", cmdSchedule},
-	{"export", "export safetensors / ONNX (not yet available)", notYet("export", 10)},
+	{"export", "export a run's inference weights and settings as one safetensors file (export -run RUN_DIR -out model.safetensors)", cmdExport},
 }
 
 func main() {
@@ -86,10 +86,4 @@ func exitCode(err error) int {
 		return 130
 	}
 	return 1
-}
-
-func notYet(name string, part int) func([]string) error {
-	return func([]string) error {
-		return fmt.Errorf("%s is not available in this version (planned in part %d of the roadmap; see README)", name, part)
-	}
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/fewstep/fewstep/checkpoints"
-	"github.com/fewstep/fewstep/configs"
 	"github.com/fewstep/fewstep/data"
 	"github.com/fewstep/fewstep/internal/engine"
 	"github.com/fewstep/fewstep/sampling"
@@ -19,8 +18,9 @@ import (
 )
 
 func cmdSample(args []string) error {
-	fs := newFlagSet("sample", "sample -run RUN_DIR [-sampler ddim] [-steps 50] [-spacing trailing | -schedule FILE] [-cfg 2.0] [-class 3|all] [-n 64] [-seed 0] [-out grid.png|DIR/]")
-	runDir := fs.String("run", "", "run directory (required)")
+	fs := newFlagSet("sample", "sample -run RUN_DIR | -model FILE [-sampler ddim] [-steps 50] [-spacing trailing | -schedule FILE] [-cfg 2.0] [-class 3|all] [-n 64] [-seed 0] [-out grid.png|DIR/]")
+	runDir := fs.String("run", "", "run directory (this or -model)")
+	modelFile := fs.String("model", "", "exported model file (fewstep export) instead of -run")
 	steps := fs.Int("steps", 0, "sampler steps (default: the run's sample.steps)")
 	sampler := fs.String("sampler", "", "solver: "+strings.Join(sampling.Samplers, ", ")+" (default: the run's sample.sampler)")
 	spacing := fs.String("spacing", "", "timestep spacing: "+strings.Join(sampling.Spacings, ", ")+" (default: the run's sample.spacing)")
@@ -30,27 +30,18 @@ func cmdSample(args []string) error {
 	class := fs.String("class", "all", "class index, or all for one row per class")
 	n := fs.Int("n", 0, "images (per class with -class all; default: the run's sample.per_class, or 64 for one class)")
 	seed := fs.Int("seed", -1, "seed of the first image; image i uses seed+i (default: the run's sample.seed)")
-	out := fs.String("out", "", "output PNG (default RUN_DIR/samples/sample.png)")
-	ema := fs.Bool("ema", true, "use the EMA weights")
+	out := fs.String("out", "", "output PNG (default RUN_DIR/samples/sample.png, or FILE-sample.png for -model)")
+	ema := fs.Bool("ema", true, "use the EMA weights (-run; a model file holds the weights it was exported with)")
 	ckptFlag := fs.String("checkpoint", "newest", "checkpoint: newest, best (early stopping's RUN/best.json) or a step")
 	batch := fs.Int("batch", 0, "images per executor call (default: the run's sample.batch_size)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
-	if *runDir == "" {
-		return usagef("sample: -run RUN_DIR is required")
-	}
-	run := checkpoints.RunDir(*runDir)
-	ckpt, err := trainer.ResolveCheckpoint(run, *ckptFlag)
-	if err != nil {
-		return usagef("sample: -checkpoint: %v", err)
-	}
-	cfg, resolved, err := configs.Load(run.ConfigPath(), nil, nil)
+	job, loadWeights, err := sampleSource(*runDir, *modelFile, *ckptFlag, *ema)
 	if err != nil {
 		return err
 	}
-	sc := cfg.Sample
-	sc.UseEMA = *ema
+	sc := job.Sample
 	if *steps > 0 {
 		sc.Steps = *steps
 	}
@@ -78,7 +69,7 @@ func cmdSample(args []string) error {
 	if err := sc.Validate(); err != nil {
 		return usagef("sample: %v", err)
 	}
-	seeds, classes, cols, err := sampleLayout(*class, *n, sc, cfg.Model.NumClasses)
+	seeds, classes, cols, err := sampleLayout(*class, *n, sc, job.Model.NumClasses)
 	if err != nil {
 		return err
 	}
@@ -87,17 +78,16 @@ func cmdSample(args []string) error {
 		return err
 	}
 	store := model.NewStore()
-	step, err := trainer.LoadWeights(run, ckpt, store)
+	step, err := loadWeights(store)
 	if err != nil {
 		return err
 	}
-	job := cfg.Job(resolved)
 	job.Sample = sc
-	s, err := trainer.GridSampler(backend, store, job)
+	s, err := trainer.GridSampler(backend, store, *job)
 	if err != nil {
 		return err
 	}
-	side, ch := cfg.Data.ImageSize, cfg.Data.Channels
+	side, ch := job.Data.ImageSize, job.Data.Channels
 	if isDirTarget(*out) {
 		if err := writeSampleDir(*out, s, seeds, classes, side, ch, sc.BatchSize); err != nil {
 			return err
@@ -111,8 +101,10 @@ func cmdSample(args []string) error {
 		return err
 	}
 	path := *out
-	if path == "" {
-		path = run.SamplesDir() + "/sample.png"
+	if path == "" && *modelFile != "" {
+		path = strings.TrimSuffix(*modelFile, ".safetensors") + "-sample.png"
+	} else if path == "" {
+		path = checkpoints.RunDir(*runDir).SamplesDir() + "/sample.png"
 	}
 	if err := sampling.WriteGrid(path, imgs, len(seeds), side, side, ch, cols); err != nil {
 		return err

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fewstep/fewstep/data"
+	"github.com/fewstep/fewstep/export"
+	"github.com/fewstep/fewstep/sampling"
+)
+
+// TestExportSampleEvalModel: train the smoke config briefly, export it, and check that `sample
+// -model` draws the same grid as `sample -run`, byte for byte, and that `eval -model` scores it.
+func TestExportSampleEvalModel(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("FEWSTEP_CACHE_DIR", dir)
+	full := filepath.Join(dir, "mnist-test.parquet")
+	if code := run([]string{"data", "import", "mnist", "-split", "test", "-out", full}); code != 0 {
+		t.Fatalf("data import: exit code %d", code)
+	}
+	pq := smallSplit(t, full, filepath.Join(dir, "mnist-500.parquet"), 500) // keeps eval's classifier quick
+	sets := []string{"-set", "data.train=" + pq, "-set", "run.out_dir=" + dir, "-set", "trainer.steps=6", "-set", "trainer.checkpoint_every=3"}
+	if code := run(append([]string{"train", "-config", "smoke"}, sets...)); code != 0 {
+		t.Fatalf("train: exit code %d", code)
+	}
+	runDir := filepath.Join(dir, "smoke")
+	file := filepath.Join(dir, "smoke.safetensors")
+	for _, args := range [][]string{
+		{"export", "-run", runDir},                                      // no -out
+		{"export", "-run", runDir, "-out", file, "-checkpoint", "best"}, // no best.json
+		{"sample", "-run", runDir, "-model", file},                      // both
+	} {
+		if code := run(args); code != 2 {
+			t.Errorf("%v: exit code %d, want 2", args, code)
+		}
+	}
+	if code := run([]string{"export", "-run", runDir, "-out", file}); code != 0 {
+		t.Fatalf("export: exit code %d", code)
+	}
+	m, err := export.ReadModel(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Source.Step != 6 || m.Source.Weights != "ema" || len(m.ClassNames) != 10 || m.ClassNames[3] != "three" || m.Sample.Steps != 4 {
+		t.Errorf("exported source %+v, class names %v, sample %+v", m.Source, m.ClassNames, m.Sample)
+	}
+	if code := run([]string{"export", "-run", runDir, "-out", filepath.Join(dir, "raw3.safetensors"), "-raw", "-checkpoint", "3"}); code != 0 {
+		t.Fatalf("export -raw -checkpoint 3: exit code %d", code)
+	}
+	if raw, err := export.ReadModel(filepath.Join(dir, "raw3.safetensors")); err != nil || raw.Source.Step != 3 || raw.Source.Weights != "model" {
+		t.Fatalf("raw export: %+v, %v", raw, err)
+	}
+
+	fromRun, fromFile := filepath.Join(dir, "run.png"), filepath.Join(dir, "file.png")
+	args := []string{"-class", "3", "-n", "4", "-steps", "2", "-seed", "5"}
+	if code := run(append([]string{"sample", "-run", runDir, "-out", fromRun}, args...)); code != 0 {
+		t.Fatalf("sample -run: exit code %d", code)
+	}
+	if code := run(append([]string{"sample", "-model", file, "-out", fromFile}, args...)); code != 0 {
+		t.Fatalf("sample -model: exit code %d", code)
+	}
+	a, errA := os.ReadFile(fromRun)
+	b, errB := os.ReadFile(fromFile)
+	if errA != nil || errB != nil || !bytes.Equal(a, b) {
+		t.Fatalf("grids differ between -run and -model (%v, %v)", errA, errB)
+	}
+	if code := run([]string{"sample", "-model", filepath.Join(dir, "missing.safetensors")}); code != 1 {
+		t.Errorf("sample -model missing file: exit code %d, want 1", code)
+	}
+
+	if code := run([]string{"eval", "train-classifier", "-data", pq, "-test", pq, "-epochs", "1"}); code != 0 {
+		t.Fatalf("eval train-classifier: exit code %d", code)
+	}
+	tmp := filepath.Join(dir, "tmp") // eval's temporary run directories go here, and must go away
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", tmp)
+	if code := run([]string{"eval", "-model", file + "@1", "-data-test", pq, "-n", "20", "-batch", "10", "-steps", "1"}); code != 0 {
+		t.Fatalf("eval -model: exit code %d", code)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("eval left temporary files: %v", left)
+	}
+	report, err := os.ReadFile(filepath.Join(dir, "smoke-eval", "eval.csv"))
+	if err != nil || !strings.Contains(string(report), "smoke") {
+		t.Fatalf("eval report: %q, %v", report, err)
+	}
+}
+
+// smallSplit writes the first n rows of a dataset (as 32×32 PNGs, with labels and class names) to
+// out and returns out.
+func smallSplit(t *testing.T, src, out string, n int) string {
+	t.Helper()
+	dc := data.DefaultConfig()
+	dc.Train = src
+	st, err := data.Open(dc, n, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	info := st.Info()
+	b := data.NewBatch(info, dc, n)
+	if err := st.Next(b); err != nil {
+		t.Fatal(err)
+	}
+	w, err := data.NewWriter(out, []string{data.ColImage, data.ColLabel, data.ColCaption, data.ColID, data.ColWidth, data.ColHeight},
+		data.WriterOptions{ClassNames: info.ClassNames})
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := b.H * b.W * b.C
+	for i := range n {
+		img, err := sampling.ImagePNG(b.X[i*per:(i+1)*per], b.H, b.W, b.C)
+		if err != nil {
+			t.Fatal(err)
+		}
+		row := data.Row{Image: img, Label: b.Labels[i], HasLabel: true, Width: int32(b.W), Height: int32(b.H),
+			ID: fmt.Sprintf("small-%d", i), Caption: info.ClassNames[b.Labels[i]]}
+		if err := w.Write(row); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

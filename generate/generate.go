@@ -1,0 +1,185 @@
+package generate
+
+import (
+	"fmt"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/fewstep/fewstep/export"
+	"github.com/fewstep/fewstep/internal/engine"
+	"github.com/fewstep/fewstep/models"
+	"github.com/fewstep/fewstep/sampling"
+)
+
+// scope is the variable scope the file's weights are loaded into.
+const scope = "net"
+
+// Options override the file's recommended sampler; zero values keep the file's.
+type Options struct {
+	// Steps is the number of solver steps.
+	Steps int
+	// Sampler is the solver: ddim, euler, heun, dpmpp-2m, sde or renoise.
+	Sampler string
+	// Spacing is the timestep spacing: trailing, leading, uniform, karras or logsnr.
+	Spacing string
+	// CFG is the classifier-free guidance scale w (1: no guidance). The unconditional model
+	// (w = 0) is class NumClasses, the null class, with any w.
+	CFG float64
+	// BatchSize is the number of images per executor call.
+	BatchSize int
+}
+
+// Generator samples one exported model. It is not safe for concurrent use.
+type Generator struct {
+	m        *export.Model
+	backend  compute.Backend
+	store    *model.Store
+	den      *models.Denoiser
+	base     sampling.Config
+	samplers map[string]*sampling.Sampler // by resolved sampling.Config, so executors compile once
+}
+
+// Load reads and validates an exported model file (export.ReadModel) and returns its generator
+// on the backend of internal/engine: the pure-Go backend unless GOMLX_BACKEND names another.
+func Load(path string) (*Generator, error) {
+	m, err := export.ReadModel(path)
+	if err != nil {
+		return nil, err
+	}
+	backend, err := engine.New()
+	if err != nil {
+		return nil, err
+	}
+	g, err := New(m, backend)
+	if err != nil {
+		return nil, fmt.Errorf("generate: %s: %w", path, err)
+	}
+	return g, nil
+}
+
+// New returns the generator of an already read model on backend.
+func New(m *export.Model, backend compute.Backend) (*Generator, error) {
+	base := sampling.DefaultConfig()
+	if err := m.Sample.Decode(&base); err != nil {
+		return nil, err
+	}
+	if err := base.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", export.KeySample, err)
+	}
+	den, unet, err := models.NewDenoiser(m.Model, m.Diffusion, 0)
+	if err != nil {
+		return nil, err
+	}
+	unet.Frozen = true // every weight comes from the file
+	store := model.NewStore()
+	for _, name := range m.Names() {
+		v, err := store.CreateVariable("/"+scope+"/"+name, m.Tensors[name])
+		if err != nil {
+			return nil, fmt.Errorf("tensor %s: %w", name, err)
+		}
+		v.Trainable = false
+	}
+	return &Generator{m: m, backend: backend, store: store, den: den, base: base, samplers: map[string]*sampling.Sampler{}}, nil
+}
+
+// Model is the exported model: configs, class names, sampling hints and provenance.
+func (g *Generator) Model() *export.Model { return g.m }
+
+// Shape is the side and channels of the generated images: [H, W, C].
+func (g *Generator) Shape() (h, w, c int) {
+	return g.m.Data.ImageSize, g.m.Data.ImageSize, g.m.Data.Channels
+}
+
+// Config is the sampling configuration Generate uses for opts: the file's sample section with
+// opts' non-zero fields applied.
+func (g *Generator) Config(opts Options) (sampling.Config, error) {
+	sc := g.base
+	if opts.Steps > 0 {
+		sc.Steps = opts.Steps
+	}
+	if opts.Sampler != "" {
+		sc.Sampler = opts.Sampler
+	}
+	if opts.Spacing != "" {
+		sc.Spacing = opts.Spacing
+	}
+	if opts.CFG != 0 {
+		sc.CFG = opts.CFG
+	}
+	if opts.BatchSize > 0 {
+		sc.BatchSize = opts.BatchSize
+	}
+	if sc.Spacing == "list" && opts.Steps > 0 && opts.Steps != len(sc.Timesteps) {
+		return sampling.Config{}, fmt.Errorf("generate: the spacing is a list of %d times; give Options.Spacing (e.g. trailing) to sample %d steps",
+			len(sc.Timesteps), opts.Steps)
+	}
+	if err := sc.Validate(); err != nil {
+		return sampling.Config{}, fmt.Errorf("generate: %w", err)
+	}
+	return sc, nil
+}
+
+// sampler returns the (cached) sampler of sc.
+func (g *Generator) sampler(sc sampling.Config) (*sampling.Sampler, error) {
+	key := fmt.Sprintf("%+v", sc)
+	if s, ok := g.samplers[key]; ok {
+		return s, nil
+	}
+	s, err := sampling.NewSampler(g.backend, g.store, sampling.Model{Den: g.den, Scope: scope, NullClass: g.m.Model.NumClasses,
+		TMax: g.m.Diffusion.TMax, Distilled: g.m.Distilled}, sc)
+	if err != nil {
+		return nil, fmt.Errorf("generate: %w", err)
+	}
+	g.samplers[key] = s
+	return s, nil
+}
+
+// Generate returns len(seeds) images [N, H, W, C] (values in [-1, 1], row-major): image i of
+// class classes[i] (0 … NumClasses−1, or NumClasses for the unconditional model) from the noise of
+// seeds[i] alone.
+func (g *Generator) Generate(classes []int, seeds []uint64, opts Options) ([]float32, error) {
+	if len(classes) != len(seeds) {
+		return nil, fmt.Errorf("generate: %d classes but %d seeds", len(classes), len(seeds))
+	}
+	cond := make([]int32, len(classes))
+	for i, c := range classes {
+		if c < 0 || c > g.m.Model.NumClasses {
+			return nil, fmt.Errorf("generate: class %d of image %d is outside [0, %d] (%d = unconditional)", c, i, g.m.Model.NumClasses, g.m.Model.NumClasses)
+		}
+		cond[i] = int32(c)
+	}
+	sc, err := g.Config(opts)
+	if err != nil {
+		return nil, err
+	}
+	s, err := g.sampler(sc)
+	if err != nil {
+		return nil, err
+	}
+	h, w, c := g.Shape()
+	imgs, err := s.Sample(seeds, cond, h, w, c)
+	if err != nil {
+		return nil, fmt.Errorf("generate: %w", err)
+	}
+	return imgs, nil
+}
+
+// PNG encodes image i of a Generate result as PNG (gray or RGB).
+func (g *Generator) PNG(imgs []float32, i int) ([]byte, error) {
+	h, w, c := g.Shape()
+	per := h * w * c
+	if i < 0 || (i+1)*per > len(imgs) {
+		return nil, fmt.Errorf("generate: image %d of a batch of %d values (%d per image)", i, len(imgs), per)
+	}
+	return sampling.ImagePNG(imgs[i*per:(i+1)*per], h, w, c)
+}
+
+// Grid lays out a Generate result in rows of cols images (2-pixel white borders) as one PNG.
+func (g *Generator) Grid(imgs []float32, cols int) ([]byte, error) {
+	h, w, c := g.Shape()
+	if cols <= 0 || len(imgs)%(h*w*c) != 0 {
+		return nil, fmt.Errorf("generate: grid of %d values in %d columns (%d per image)", len(imgs), cols, h*w*c)
+	}
+	return sampling.GridPNG(imgs, len(imgs)/(h*w*c), h, w, c, cols)
+}

@@ -1,0 +1,269 @@
+package generate
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/fewstep/fewstep/checkpoints"
+	"github.com/fewstep/fewstep/configs"
+	"github.com/fewstep/fewstep/data"
+	"github.com/fewstep/fewstep/export"
+	"github.com/fewstep/fewstep/models"
+	"github.com/fewstep/fewstep/sampling"
+	"github.com/fewstep/fewstep/trainer"
+)
+
+var fixture struct {
+	dir  string
+	job  trainer.Job
+	file string // the run exported (EMA weights)
+}
+
+// TestMain imports the MNIST test split, trains a tiny model for 10 steps and exports it, once.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fewstep-generate-test-")
+	if err != nil {
+		panic(err)
+	}
+	fixture.dir = dir
+	code := func() int {
+		src, err := data.FindGoMNIST()
+		if err != nil {
+			panic(err)
+		}
+		mnist := filepath.Join(dir, "mnist-test.parquet")
+		if _, err := data.ImportMNIST(src, "test", mnist); err != nil {
+			panic(err)
+		}
+		fixture.job = tinyJob(filepath.Join(dir, "run"), mnist, 10)
+		backend, err := compute.NewWithConfig("go")
+		if err != nil {
+			panic(err)
+		}
+		if _, err := trainer.Train(context.Background(), backend, fixture.job, trainer.Options{Out: io.Discard}); err != nil {
+			panic(err)
+		}
+		fixture.file = filepath.Join(dir, "model.safetensors")
+		if _, err := exportRun(fixture.file, false); err != nil {
+			panic(err)
+		}
+		return m.Run()
+	}()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// tinyJob is a small class-conditional U-Net on the MNIST test split.
+func tinyJob(dir, mnist string, steps int) trainer.Job {
+	dc := data.DefaultConfig()
+	dc.Train, dc.Test = mnist, mnist
+	mc := models.DefaultConfig()
+	mc.PatchSize, mc.BaseChannels, mc.ChannelMult, mc.AttentionResolutions = 2, 8, []int{1, 2}, []int{8}
+	mc.AttentionHeads, mc.Groups, mc.TimeFeatures, mc.EmbedDim = 2, 4, 16, 32
+	tc := trainer.DefaultConfig()
+	tc.Steps, tc.BatchSize, tc.LR, tc.WarmupSteps, tc.LogEvery, tc.CheckpointEvery, tc.SampleEvery = steps, 8, 1e-3, 2, 1, 1000, 0
+	tc.EMADecay = 0.5 // EMA and raw weights differ visibly after 10 steps
+	sc := sampling.DefaultConfig()
+	sc.Steps, sc.PerClass, sc.BatchSize = 3, 1, 4
+	return trainer.Job{RunDir: checkpoints.RunDir(dir), Seed: 3, Data: dc, Model: mc, Diffusion: models.DefaultDiffusionConfig(),
+		Trainer: tc, Sample: sc, ConfigYAML: []byte("# test\n")}
+}
+
+// runConfig is the resolved config of the fixture run (what `fewstep export` loads from RUN/config.yaml).
+func runConfig() configs.Run {
+	r := configs.Default()
+	j := fixture.job
+	r.Data, r.Model, r.Diffusion, r.Trainer, r.Sample = j.Data, j.Model, j.Diffusion, j.Trainer, j.Sample
+	return r
+}
+
+// exportRun exports the fixture run's newest checkpoint as `fewstep export` does.
+func exportRun(path string, raw bool) (*export.Model, error) {
+	step, ts, _, err := checkpoints.LoadLatest(fixture.job.RunDir)
+	if err != nil {
+		return nil, err
+	}
+	m, err := runConfig().ExportModel(fixture.job.RunDir, step, ts, raw)
+	if err != nil {
+		return nil, err
+	}
+	return m, export.Write(path, m)
+}
+
+func rawBytes(t *testing.T, x *tensors.Tensor) []byte {
+	t.Helper()
+	var out []byte
+	if err := x.ConstBytes(func(d []byte) { out = slices.Clone(d) }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestExportRoundTripBitExact: every tensor of the exported file equals the checkpoint's EMA (or,
+// with -raw, /model) tensor bit for bit, and nothing else is exported.
+func TestExportRoundTripBitExact(t *testing.T) {
+	step, ts, _, err := checkpoints.LoadLatest(fixture.job.RunDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range []bool{false, true} {
+		path := filepath.Join(t.TempDir(), "m.safetensors")
+		if _, err := exportRun(path, raw); err != nil {
+			t.Fatal(err)
+		}
+		m, err := export.ReadModel(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scope := map[bool]string{false: "ema", true: "model"}[raw]
+		n := 0
+		for name, x := range ts {
+			rest, ok := strings.CutPrefix(name, scope+"/")
+			if !ok {
+				continue
+			}
+			n++
+			got, ok := m.Tensors[rest]
+			if !ok {
+				t.Fatalf("%s: %s not exported as %s", scope, name, rest)
+			}
+			if !got.Shape().Equal(x.Shape()) || !bytes.Equal(rawBytes(t, got), rawBytes(t, x)) {
+				t.Errorf("%s: tensor %s differs from the checkpoint's %s", scope, rest, name)
+			}
+		}
+		if n != len(m.Tensors) || n == 0 {
+			t.Errorf("%s: exported %d tensors, the checkpoint has %d %s/* tensors", scope, len(m.Tensors), n, scope)
+		}
+		if m.Source.Step != step || m.Source.Weights != scope || m.Source.Run != string(fixture.job.RunDir) || m.Distilled {
+			t.Errorf("source %+v, distilled %v", m.Source, m.Distilled)
+		}
+	}
+}
+
+// TestGenerateMatchesRun: images generated from the exported file equal those of the run
+// directory's sampler (trainer.GridSampler over its checkpoint, as `fewstep sample -run` does) bit
+// for bit, for the recommended sampler and for overrides.
+func TestGenerateMatchesRun(t *testing.T) {
+	g, err := Load(fixture.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backend, err := compute.NewWithConfig("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := model.NewStore()
+	if _, err := trainer.LoadWeights(fixture.job.RunDir, -1, store); err != nil {
+		t.Fatal(err)
+	}
+	classes, seeds := []int{0, 3, 7, 10, 9}, []uint64{11, 12, 13, 14, 15}
+	cond := []int32{0, 3, 7, 10, 9}
+	for _, opts := range []Options{{}, {Sampler: "dpmpp-2m", Steps: 2, CFG: 1.5, Spacing: "karras"}, {Sampler: "sde", BatchSize: 2}} {
+		got, err := g.Generate(classes, seeds, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		job := fixture.job
+		if job.Sample, err = g.Config(opts); err != nil {
+			t.Fatal(err)
+		}
+		s, err := trainer.GridSampler(backend, store, job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := s.Sample(seeds, cond, 32, 32, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) || len(got) != len(seeds)*32*32 {
+			t.Fatalf("%+v: %d values, want %d", opts, len(got), len(want))
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("%+v: value %d is %v from the file, %v from the run", opts, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// TestGenerateDefaultsAndErrors: the file's sampler is the default, and bad requests are errors.
+func TestGenerateDefaultsAndErrors(t *testing.T) {
+	g, err := Load(fixture.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := g.Config(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fixture.job.Sample; sc.Sampler != want.Sampler || sc.Steps != want.Steps || sc.CFG != want.CFG || sc.Spacing != want.Spacing || sc.BatchSize != want.BatchSize {
+		t.Errorf("default config %+v, want the run's %+v", sc, want)
+	}
+	for _, tc := range []struct {
+		classes []int
+		seeds   []uint64
+		opts    Options
+		want    string
+	}{
+		{[]int{1}, []uint64{1, 2}, Options{}, "1 classes but 2 seeds"},
+		{[]int{11}, []uint64{1}, Options{}, "class 11 of image 0 is outside [0, 10]"},
+		{[]int{1}, []uint64{1}, Options{Sampler: "rk4"}, `sample.sampler: unknown value "rk4"`},
+	} {
+		if _, err := g.Generate(tc.classes, tc.seeds, tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Generate(%v, %v, %+v) error %v, want %q", tc.classes, tc.seeds, tc.opts, err, tc.want)
+		}
+	}
+	imgs, err := g.Generate([]int{1, 2}, []uint64{1, 2}, Options{Steps: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		png, err := g.PNG(imgs, i)
+		if err != nil || !bytes.HasPrefix(png, []byte("\x89PNG")) {
+			t.Errorf("PNG(%d): %v", i, err)
+		}
+	}
+	if _, err := g.PNG(imgs, 2); err == nil {
+		t.Errorf("PNG(2) of 2 images succeeded")
+	}
+}
+
+// TestExportDistilled: a checkpoint with /teacher weights exports as a distilled student with the
+// run's student times, without the teacher.
+func TestExportDistilled(t *testing.T) {
+	step, ts, _, err := checkpoints.LoadLatest(fixture.job.RunDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts["teacher/stem/kernel"] = ts["ema/stem/kernel"]
+	r := runConfig()
+	r.Distill.StudentSteps = 2
+	m, err := r.ExportModel(fixture.job.RunDir, step, ts, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "student.safetensors")
+	if err := export.Write(path, m); err != nil {
+		t.Fatal(err)
+	}
+	got, err := export.ReadModel(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Distilled || !slices.Equal(got.StudentTimes, []float64{1, 0.5}) {
+		t.Errorf("distilled %v, student times %v; want true, [1 0.5]", got.Distilled, got.StudentTimes)
+	}
+	if _, ok := got.Tensors["teacher/stem/kernel"]; ok {
+		t.Errorf("the teacher was exported")
+	}
+}
