@@ -10,7 +10,7 @@ ORT_LIB := $(CURDIR)/$(ORT_DIR)/libonnxruntime.so.1
 
 EMOJI_TGZ := third_party/emoji/emoji-datasource-twitter-16.0.0.tgz
 
-.PHONY: build build-xla build-onnx onnxruntime test-onnx quickstart ladd imagineflash sdxs test test-short fuzz bench clean datasets fashion-mnist emoji
+.PHONY: build build-xla build-onnx onnxruntime test-onnx interop quickstart ladd imagineflash sdxs test test-short fuzz bench clean datasets fashion-mnist emoji
 
 build:
 	$(GO) build -o $(BIN) ./cmd/fewstep
@@ -34,8 +34,12 @@ $(ORT_LIB):
 	@echo "ONNX Runtime: GOMLX_BACKEND=onnx:$(ORT_LIB)"
 
 # Same weights, same losses on the go and ONNX Runtime backends.
+# Cross-runtime check of the ONNX export with onnxruntime-node (npm); not part of CI.
+interop: onnxruntime build-onnx
+	scripts/interop.sh
+
 test-onnx: onnxruntime
-	FEWSTEP_ONNXRUNTIME=$(ORT_LIB) CGO_ENABLED=1 $(GO) test -tags onnx -count=1 -run "Backends|ONNX" ./trainer/ ./models/
+	FEWSTEP_ONNXRUNTIME=$(ORT_LIB) CGO_ENABLED=1 $(GO) test -tags onnx -count=1 -run "Backends|ONNX" ./trainer/ ./models/ ./generate/
 
 # Optional datasets beyond MNIST (which comes with the Go module cache).
 datasets: fashion-mnist emoji

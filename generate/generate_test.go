@@ -3,6 +3,7 @@ package generate
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -265,5 +266,20 @@ func TestExportDistilled(t *testing.T) {
 	}
 	if _, ok := got.Tensors["teacher/stem/kernel"]; ok {
 		t.Errorf("the teacher was exported")
+	}
+}
+
+// TestExportONNXNeedsONNXRuntime: on the pure-Go backend ONNX export says what it needs.
+func TestExportONNXNeedsONNXRuntime(t *testing.T) {
+	g, err := Load(fixture.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.backend.Name() != "go" && !strings.Contains(g.backend.Name(), "Go") {
+		t.Skipf("backend %s", g.backend.Name())
+	}
+	err = g.ExportONNX(filepath.Join(t.TempDir(), "m.onnx"), "", 1, Options{})
+	if !errors.Is(err, ErrNeedsONNXRuntime) {
+		t.Fatalf("ExportONNX on %s: %v, want ErrNeedsONNXRuntime", g.backend.Name(), err)
 	}
 }

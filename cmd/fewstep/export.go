@@ -9,29 +9,56 @@ import (
 	"github.com/fewstep/fewstep/configs"
 	"github.com/fewstep/fewstep/data"
 	"github.com/fewstep/fewstep/export"
+	"github.com/fewstep/fewstep/generate"
 	"github.com/fewstep/fewstep/trainer"
 )
 
 func cmdExport(args []string) error {
-	fs := newFlagSet("export", "export -run RUN_DIR -out model.safetensors [-raw] [-checkpoint newest|best|STEP]")
-	runDir := fs.String("run", "", "run directory (required)")
-	out := fs.String("out", "", "output file, e.g. model.safetensors (required)")
+	fs := newFlagSet("export", "export -run RUN_DIR -out model.safetensors [-raw] [-checkpoint newest|best|STEP]\n  fewstep export -run RUN_DIR | -model FILE -format onnx -batch N -out model.onnx [-steps K] [-sampler S] [-cfg W] [-reference DIR]")
+	runDir := fs.String("run", "", "run directory")
+	modelFile := fs.String("model", "", "exported model file (with -format onnx, instead of -run)")
+	out := fs.String("out", "", "output file, e.g. model.safetensors or model.onnx (required)")
 	raw := fs.Bool("raw", false, "export the raw trained weights (/model) instead of the EMA weights (/ema)")
 	ckptFlag := fs.String("checkpoint", "newest", "checkpoint: newest, best (early stopping's RUN/best.json) or a step")
+	format := fs.String("format", "safetensors", "safetensors, or onnx: the denoiser (OUT) and the K-step generator (OUT with -generator before .onnx)")
+	batch := fs.Int("batch", 1, "onnx: the fixed batch size of both graphs")
+	steps := fs.Int("steps", 0, "onnx generator: sampler steps (default: the model's recommendation)")
+	sampler := fs.String("sampler", "", "onnx generator: sampler (default: the model's)")
+	cfgScale := fs.Float64("cfg", 0, "onnx generator: guidance scale (default: the model's)")
+	reference := fs.String("reference", "", "onnx: also write inputs and fewstep's own outputs to this directory (for make interop)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
+	}
+	if *format == "onnx" {
+		return exportONNX(*runDir, *modelFile, *out, *ckptFlag, *raw, *batch, generate.Options{Steps: *steps, Sampler: *sampler, CFG: *cfgScale}, *reference)
+	}
+	if *format != "safetensors" {
+		return usagef("export: -format: unknown value %q (safetensors or onnx)", *format)
 	}
 	if *runDir == "" || *out == "" {
 		return usagef("export: -run RUN_DIR and -out FILE are required")
 	}
-	run := checkpoints.RunDir(*runDir)
-	ckpt, err := trainer.ResolveCheckpoint(run, *ckptFlag)
+	m, err := runModel(*runDir, *ckptFlag, *raw)
 	if err != nil {
-		return usagef("export: -checkpoint: %v", err)
+		return err
+	}
+	if err := export.Write(*out, m); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s: %s\n", *out, m.Describe())
+	return nil
+}
+
+// runModel builds the export of a run's checkpoint (EMA weights unless raw).
+func runModel(runDir, ckptFlag string, raw bool) (*export.Model, error) {
+	run := checkpoints.RunDir(runDir)
+	ckpt, err := trainer.ResolveCheckpoint(run, ckptFlag)
+	if err != nil {
+		return nil, usagef("export: -checkpoint: %v", err)
 	}
 	cfg, _, err := configs.Load(run.ConfigPath(), nil, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	step := ckpt
 	var ts map[string]*tensors.Tensor
@@ -41,18 +68,14 @@ func cmdExport(args []string) error {
 		ts, _, err = checkpoints.LoadStep(run, ckpt)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	m, err := cfg.ExportModel(run, step, ts, *raw)
+	m, err := cfg.ExportModel(run, step, ts, raw)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m.ClassNames = classNames(cfg.Data)
-	if err := export.Write(*out, m); err != nil {
-		return err
-	}
-	fmt.Printf("wrote %s: %s\n", *out, m.Describe())
-	return nil
+	return m, nil
 }
 
 // classNames reads the class names of the training data's Parquet metadata; nil when the data
