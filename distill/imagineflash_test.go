@@ -1,12 +1,9 @@
 package distill
 
 import (
-	"context"
-	"io"
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/gomlx/compute"
@@ -14,7 +11,6 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
-	"github.com/fewstep/fewstep/checkpoints"
 	"github.com/fewstep/fewstep/sampling"
 	"github.com/fewstep/fewstep/trainer"
 )
@@ -260,69 +256,13 @@ func TestImagineFlashTrainsStudentOnly(t *testing.T) {
 	cfg, fc, lc := testIF()
 	fc.AdvWeight = 0.1
 	fc.Distance = "pseudo_huber"
-	run := func(dir string, stops ...int) checkpoints.RunDir {
-		job := tinyJob(dir, 4)
-		job.Distilled = true
-		for i, stop := range stops {
-			opt := trainer.Options{Out: io.Discard, Resume: i > 0, StopAt: stop, Method: NewImagineFlash(cfg, fc, lc, fixture.teacher)}
-			if _, err := trainer.Train(context.Background(), backendT(t), job, opt); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return job.RunDir
-	}
-	a, b := run(t.TempDir(), 0), run(t.TempDir(), 2, 0)
-	ra, err := trainer.ReadMetrics(a.MetricsPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb, err := trainer.ReadMetrics(b.MetricsPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ra) != 4 || len(rb) != 4 {
-		t.Fatalf("%d and %d metric records, want 4", len(ra), len(rb))
-	}
-	for i := range ra {
-		for _, k := range []string{"srl", "srl_k1", "srl_k2", "srl_k3", "g_adv", "d_loss", "d_real", "d_fake"} {
-			v, ok := ra[i].Terms[k]
-			if !ok || math.IsNaN(v) || math.IsInf(v, 0) {
-				t.Fatalf("step %d: term %s = %g (present %v)", i+1, k, v, ok)
-			}
-			if rb[i].Terms[k] != v {
-				t.Fatalf("step %d: term %s %g vs %g after resume", i+1, k, v, rb[i].Terms[k])
-			}
-		}
-	}
-	_, ta, _, err := checkpoints.LoadLatest(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, tb, _, err := checkpoints.LoadLatest(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, teach, _, err := checkpoints.LoadLatest(fixture.teacher.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	moved := 0
-	for name, x := range ta {
-		xa := tensors.MustCopyFlatData[float32](x)
-		if !slices.Equal(xa, tensors.MustCopyFlatData[float32](tb[name])) {
-			t.Errorf("tensor %s differs after resume", name)
-		}
-		if rest, ok := strings.CutPrefix(name, "teacher/"); ok {
-			if !slices.Equal(xa, tensors.MustCopyFlatData[float32](teach["ema/"+rest])) {
-				t.Errorf("teacher tensor %s changed", rest)
-			}
-		}
-		if rest, ok := strings.CutPrefix(name, "model/"); ok && !slices.Equal(xa, tensors.MustCopyFlatData[float32](teach["ema/"+rest])) {
-			moved++
-		}
-	}
-	if moved == 0 {
-		t.Error("no student tensor moved from the teacher's weights")
+	p := straightAndResumed(t, func(dir string) trainer.Job { return tinyJob(dir, 4) },
+		func() trainer.MethodFactory { return NewImagineFlash(cfg, fc, lc, fixture.teacher) }, 2)
+	p.checkExact(t, 4, func(int) []string {
+		return []string{"srl", "srl_k1", "srl_k2", "srl_k3", "g_adv", "d_loss", "d_real", "d_fake"}
+	})
+	if moved := p.movedFromTeacher(t, "teacher/", "model/"); moved["teacher/"] != 0 || moved["model/"] == 0 {
+		t.Fatalf("tensors moved from the teacher's weights: %v (want teacher 0, student > 0)", moved)
 	}
 }
 

@@ -250,71 +250,17 @@ func TestLogitNormalQuantiles(t *testing.T) {
 // and bit-identical teacher, student, EMA, heads and all AdamW moments.
 func TestLADDResumeIsExact(t *testing.T) {
 	cfg, lc := testLADD()
-	run := func(dir string, stops ...int) checkpoints.RunDir {
-		job := tinyJob(dir, 6)
-		job.Distilled = true
-		for i, stop := range stops {
-			opt := trainer.Options{Out: io.Discard, Resume: i > 0, StopAt: stop, Method: NewLADD(cfg, lc, fixture.teacher)}
-			if _, err := trainer.Train(context.Background(), backendT(t), job, opt); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return job.RunDir
-	}
-	a, b := run(t.TempDir(), 0), run(t.TempDir(), 3, 0)
-	ra, err := trainer.ReadMetrics(a.MetricsPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb, err := trainer.ReadMetrics(b.MetricsPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ra) != 6 || len(rb) != 6 {
-		t.Fatalf("%d and %d metric records, want 6", len(ra), len(rb))
-	}
-	for i := range ra {
-		if ra[i].Loss != rb[i].Loss || len(ra[i].Terms) != 5 {
-			t.Fatalf("step %d: loss %g vs %g, terms %v", i+1, ra[i].Loss, rb[i].Loss, ra[i].Terms)
-		}
-		for k, v := range ra[i].Terms {
-			if rb[i].Terms[k] != v {
-				t.Fatalf("step %d: term %s %g vs %g", i+1, k, v, rb[i].Terms[k])
-			}
-		}
-	}
-	_, ta, _, err := checkpoints.LoadLatest(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, tb, _, err := checkpoints.LoadLatest(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	scopes := map[string]int{}
-	for name, x := range ta {
-		y, ok := tb[name]
-		if !ok || !slices.Equal(tensors.MustCopyFlatData[float32](x), tensors.MustCopyFlatData[float32](y)) {
-			t.Errorf("tensor %s differs after resume", name)
-		}
-		scopes[strings.SplitN(name, "/", 2)[0]]++
-	}
+	p := straightAndResumed(t, func(dir string) trainer.Job { return tinyJob(dir, 6) },
+		func() trainer.MethodFactory { return NewLADD(cfg, lc, fixture.teacher) }, 3)
+	scopes := p.checkExact(t, 6, func(int) []string { return []string{"g_adv", "g_distill", "d_loss", "d_real", "d_fake"} })
 	for _, s := range []string{"teacher", "model", "ema", "disc", "opt"} {
 		if scopes[s] == 0 {
 			t.Errorf("checkpoint lacks /%s tensors: %v", s, scopes)
 		}
 	}
 	// The teacher in the final checkpoint is still the teacher's EMA weights.
-	_, teach, _, err := checkpoints.LoadLatest(fixture.teacher.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, x := range ta {
-		if rest, ok := strings.CutPrefix(name, "teacher/"); ok {
-			if !slices.Equal(tensors.MustCopyFlatData[float32](x), tensors.MustCopyFlatData[float32](teach["ema/"+rest])) {
-				t.Errorf("teacher tensor %s changed during distillation", rest)
-			}
-		}
+	if moved := p.movedFromTeacher(t, "teacher/"); moved["teacher/"] != 0 {
+		t.Errorf("%d teacher tensors changed during distillation", moved["teacher/"])
 	}
 }
 

@@ -1,17 +1,13 @@
 package distill
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/fewstep/fewstep/checkpoints"
@@ -110,62 +106,18 @@ func TestPruningKeepsListedBlocks(t *testing.T) {
 func TestSDXSTrainsStudentAndCorrectiveOnly(t *testing.T) {
 	dir := t.TempDir()
 	cfg, sc, _ := testSDXS(t, dir, 4)
-	run := func(sub string, stops ...int) checkpoints.RunDir {
+	p := straightAndResumed(t, func(sub string) trainer.Job {
 		_, _, job := testSDXS(t, dir, 4)
-		job.RunDir = checkpoints.RunDir(filepath.Join(dir, sub))
-		for i, stop := range stops {
-			opt := trainer.Options{Out: io.Discard, Resume: i > 0, StopAt: stop, Method: NewSDXS(cfg, sc, fixture.teacher)}
-			if _, err := trainer.Train(context.Background(), backendT(t), job, opt); err != nil {
-				t.Fatal(err)
-			}
+		job.RunDir = checkpoints.RunDir(sub)
+		return job
+	}, func() trainer.MethodFactory { return NewSDXS(cfg, sc, fixture.teacher) }, 2)
+	p.checkExact(t, 4, func(step int) []string {
+		if step > 2 { // the second stage (and the corrective's updates) start at step index 2
+			return []string{"ssim", "mse", "fm", "sd", "c_loss"}
 		}
-		return job.RunDir
-	}
-	a, b := run("a", 0), run("b", 2, 0)
-	ra, err := trainer.ReadMetrics(a.MetricsPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rb, err := trainer.ReadMetrics(b.MetricsPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range ra {
-		want := []string{"ssim", "mse", "fm", "sd"}
-		if i >= 2 {
-			want = append(want, "c_loss")
-		}
-		for _, k := range want {
-			v, ok := ra[i].Terms[k]
-			if !ok || math.IsNaN(v) || rb[i].Terms[k] != v {
-				t.Fatalf("step %d: term %s = %g (present %v), resumed %g", i+1, k, v, ok, rb[i].Terms[k])
-			}
-		}
-	}
-	_, ta, _, err := checkpoints.LoadLatest(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, tb, _, err := checkpoints.LoadLatest(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, teach, _, err := checkpoints.LoadLatest(fixture.teacher.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	moved := map[string]int{}
-	for name, x := range ta {
-		xa := tensors.MustCopyFlatData[float32](x)
-		if !slices.Equal(xa, tensors.MustCopyFlatData[float32](tb[name])) {
-			t.Errorf("tensor %s differs after resume", name)
-		}
-		for _, pre := range []string{"teacher/", "model/", "disc/corrective/"} {
-			if rest, ok := strings.CutPrefix(name, pre); ok && !slices.Equal(xa, tensors.MustCopyFlatData[float32](teach["ema/"+rest])) {
-				moved[pre]++
-			}
-		}
-	}
+		return []string{"ssim", "mse", "fm", "sd"}
+	})
+	moved := p.movedFromTeacher(t, "teacher/", "model/", "disc/corrective/")
 	if moved["teacher/"] != 0 || moved["model/"] == 0 || moved["disc/corrective/"] == 0 {
 		t.Fatalf("tensors that moved from the teacher's weights: %v (want teacher 0, student and corrective > 0)", moved)
 	}

@@ -6,24 +6,7 @@
 # FEWSTEP_BIN=bin/fewstep-onnx (after `make onnxruntime build-onnx`, with GOMLX_BACKEND set) runs
 # it on ONNX Runtime, about 2x faster than the default pure-Go backend.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
-bin=${FEWSTEP_BIN:-bin/fewstep}
-[ "$bin" = bin/fewstep ] && go build -o bin/fewstep ./cmd/fewstep
-teacher=runs/mnist-teacher
-if ! ls "$teacher"/checkpoints/ckpt-*.safetensors >/dev/null 2>&1; then
-  echo "no teacher in $teacher: run 'make quickstart' first" >&2
-  exit 1
-fi
-distill() { # run dir, then config arguments
-  local run=$1
-  shift
-  if ls "$run"/checkpoints/ckpt-*.safetensors >/dev/null 2>&1; then
-    "$bin" distill -resume "$run"
-  else
-    "$bin" distill "$@"
-  fi
-}
+source "$(dirname "$0")/common.sh"
 distill runs/mnist-imagineflash -config mnist-imagineflash
 distill runs/mnist-if-forward -config mnist-imagineflash -set imagine_flash.mode=forward -set run.name=mnist-if-forward
 "$bin" eval -run "$teacher@50" -run runs/mnist-imagineflash@1,2,3,4 -run runs/mnist-if-forward@1,2,3,4 -n "${N:-5000}"

@@ -6,21 +6,8 @@
 # FEWSTEP_BIN=bin/fewstep-onnx (after `make onnxruntime build-onnx`, with GOMLX_BACKEND set) runs
 # it on ONNX Runtime, about 2x faster than the default pure-Go backend.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
-bin=${FEWSTEP_BIN:-bin/fewstep}
-[ "$bin" = bin/fewstep ] && go build -o bin/fewstep ./cmd/fewstep
-teacher=runs/mnist-teacher
-if ! ls "$teacher"/checkpoints/ckpt-*.safetensors >/dev/null 2>&1; then
-  echo "no teacher in $teacher: run 'make quickstart' first" >&2
-  exit 1
-fi
+source "$(dirname "$0")/common.sh"
 synth=data/mnist-synth-cfg2.parquet
 [ "${SYNTH:-1}" = 0 ] || [ -f "$synth" ] || "$bin" distill generate -teacher "$teacher" -n 10000 -cfg 2 -steps 8 -out "$synth"
-run=runs/mnist-ladd
-if ls "$run"/checkpoints/ckpt-*.safetensors >/dev/null 2>&1; then
-  "$bin" distill -resume "$run"
-else
-  "$bin" distill -config mnist-ladd
-fi
-"$bin" eval -run "$teacher@50" -run "$run@1,2,4" -n "${N:-5000}"   # each run with its own sampler and cfg
+distill runs/mnist-ladd -config mnist-ladd
+"$bin" eval -run "$teacher@50" -run "runs/mnist-ladd@1,2,4" -n "${N:-5000}"   # each run with its own sampler and cfg

@@ -5,26 +5,9 @@
 # FEWSTEP_BIN=bin/fewstep-onnx (after `make onnxruntime build-onnx`, with GOMLX_BACKEND set) runs
 # it on ONNX Runtime, about 2x faster than the default pure-Go backend.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
-bin=${FEWSTEP_BIN:-bin/fewstep}
-[ "$bin" = bin/fewstep ] && go build -o bin/fewstep ./cmd/fewstep
-teacher=runs/mnist-teacher
-if ! ls "$teacher"/checkpoints/ckpt-*.safetensors >/dev/null 2>&1; then
-  echo "no teacher in $teacher: run 'make quickstart' first" >&2
-  exit 1
-fi
+source "$(dirname "$0")/common.sh"
 pairs=data/mnist-pairs.parquet
 [ -f "$pairs" ] || "$bin" distill pairs -teacher "$teacher" -n 10000 -steps 8 -cfg 2 -out "$pairs"
-distill() { # run dir, then config arguments
-  local run=$1
-  shift
-  if ls "$run"/checkpoints/ckpt-*.safetensors >/dev/null 2>&1; then
-    "$bin" distill -resume "$run"
-  else
-    "$bin" distill "$@"
-  fi
-}
 distill runs/mnist-sdxs -config mnist-sdxs
 distill runs/mnist-sdxs-2stage -config mnist-sdxs -set run.name=mnist-sdxs-2stage -set trainer.steps=1500 \
   -set sdxs.sd_weight=1 -set sdxs.sd_start=1000
