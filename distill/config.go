@@ -159,6 +159,9 @@ type IFConfig struct {
 	ShiftMax    float64 `mapstructure:"shift_max"`
 	ShiftPower  float64 `mapstructure:"shift_power"`
 	ShiftFactor float64 `mapstructure:"shift_factor"`
+	// PathSampler is the student's own sampler on its backward path: ddim (deterministic) or
+	// renoise (fresh noise per step, as LADD students sample); sample with the same one.
+	PathSampler string `mapstructure:"path_sampler"`
 	// Renoise is how x̂0 is moved to τ: path, along the student's own noise estimate ε̂ of its input
 	// (deterministic given x_T), or fresh, with new Gaussian noise.
 	Renoise string `mapstructure:"renoise"`
@@ -188,7 +191,7 @@ var (
 // teacher at high t, detail at low t), a 4-step CFG-2 teacher solve, MSE, no adversarial term.
 func DefaultIFConfig() IFConfig {
 	return IFConfig{Mode: "backward", StepCounts: []int{1, 2, 3, 4}, Shift: "power", ShiftMin: 0.1, ShiftMax: 0.8,
-		ShiftPower: 1, ShiftFactor: 3, Renoise: "path", TeacherSteps: 4, TeacherCFG: 2, Distance: "mse", HuberC: 0.03,
+		ShiftPower: 1, ShiftFactor: 3, PathSampler: "ddim", Renoise: "path", TeacherSteps: 4, TeacherCFG: 2, Distance: "mse", HuberC: 0.03,
 		NoiseCorrection: "auto", AdvWeight: 0}
 }
 
@@ -203,6 +206,8 @@ func (c IFConfig) Validate() error {
 		return fmt.Errorf("imagine_flash.shift_min/shift_max: want 0 <= min <= max <= 1, got %g, %g", c.ShiftMin, c.ShiftMax)
 	case !(c.ShiftPower > 0) || !(c.ShiftFactor > 0):
 		return fmt.Errorf("imagine_flash.shift_power/shift_factor: must be positive, got %g, %g", c.ShiftPower, c.ShiftFactor)
+	case c.PathSampler != "ddim" && c.PathSampler != "renoise":
+		return fmt.Errorf("imagine_flash.path_sampler: unknown value %q (known: [ddim renoise])", c.PathSampler)
 	case !slices.Contains(IFRenoise, c.Renoise):
 		return fmt.Errorf("imagine_flash.renoise: unknown value %q (known: %v)", c.Renoise, IFRenoise)
 	case c.TeacherSteps < 1:

@@ -21,7 +21,8 @@ import (
 //
 //   - Backward distillation (§3.1, eq. 5–6): for each example a schedule t_0 = t_max > … > t_{K'−1}
 //     and a step k are drawn; the student runs its own deterministic sampling steps from pure
-//     noise x_T (DDIM, x_{t_{j+1}} = α_{j+1}·x̂0 + σ_{j+1}·ε̂, no gradient) down to x_{t_k} and then
+//     noise x_T (DDIM, x_{t_{j+1}} = α_{j+1}·x̂0 + σ_{j+1}·ε̂, or renoise with fresh noise:
+//     imagine_flash.path_sampler; no gradient) down to x_{t_k} and then
 //     predicts x̂0 = S(x_{t_k}, t_k, c) with gradient. The data image never enters the student's
 //     input, so no ground-truth signal leaks into it at any t (the forward x_t = α x0 + σ ε would
 //     carry x0's low frequencies even at t_max of a schedule without zero terminal SNR). The
@@ -99,7 +100,8 @@ func NewImagineFlash(cfg Config, fc IFConfig, lc LADDConfig, teacher Teacher) tr
 }
 
 // inputs draws each example's schedule and step k, and the noises of one update, and returns the
-// step inputs (x0, x_T, times [B, kMax], k [B], t_k [B], τ [B], nc [B], cond, ε_τ, t̂, ε'); a
+// step inputs (x0, x_T, times [B, kMax], k [B], t_k [B], τ [B], nc [B], cond, ε_τ, t̂, ε', z
+// [max(kMax−1, 1), B, H, W, C] the renoise path's step noises); a
 // schedule shorter than kMax is padded with its last time (never reached: k < K').
 func (f *ImagineFlash) inputs(b *trainer.Batch, rng *rand.Rand) []*tensors.Tensor {
 	times := make([]float32, b.B*f.kMax)
@@ -140,7 +142,14 @@ func (f *ImagineFlash) inputs(b *trainer.Batch, rng *rand.Rand) []*tensors.Tenso
 	} else {
 		in = append(in, tensors.FromFlatDataAndDimensions(make([]float32, b.B), b.B), normal())
 	}
-	return in
+	nz := max(f.kMax-1, 1) // the fresh noise of each renoise path step
+	z := make([]float32, nz*len(b.X0))
+	if f.fc.PathSampler == "renoise" {
+		for i := range z {
+			z[i] = float32(rng.NormFloat64())
+		}
+	}
+	return append(in, tensors.FromFlatDataAndDimensions(z, nz, b.B, b.H, b.W, b.C))
 }
 
 // Step runs ladd.head_steps head updates (with the adversarial term), then one student update.
@@ -179,10 +188,11 @@ func column(times *Node, j int) *Node {
 }
 
 // studentInput is the student's input at its step k (eq. 5): backward mode runs the student's own
-// DDIM steps from x_T along each example's times (no gradient), keeping the iterate at step k; x0
-// is not read. Forward mode is α(t_k)·x0 + σ(t_k)·x_T. Where nc = 1 the first step uses noise
-// correction. x0, xT: [B, H, W, C]; times: [B, kMax]; k: [B] int32; tK, nc: [B] → [B, H, W, C].
-func (f *ImagineFlash) studentInput(sc *scopes, x0, xT, times, k, tK, nc, cond *Node) *Node {
+// sampling steps (imagine_flash.path_sampler) from x_T along each example's times (no gradient),
+// keeping the iterate at step k; x0 is not read. Forward mode is α(t_k)·x0 + σ(t_k)·x_T. Where
+// nc = 1 the first step uses noise correction. x0, xT: [B, H, W, C]; times: [B, kMax]; k: [B]
+// int32; tK, nc: [B]; z: [max(kMax−1, 1), B, H, W, C] → [B, H, W, C].
+func (f *ImagineFlash) studentInput(sc *scopes, x0, xT, times, k, tK, nc, cond, z *Node) *Node {
 	sched := f.student.Schedule
 	if f.fc.Mode == "forward" {
 		alpha, sigma := sched.AlphaSigmaNode(ExpandAxes(tK, 1, 2, 3))
@@ -190,7 +200,11 @@ func (f *ImagineFlash) studentInput(sc *scopes, x0, xT, times, k, tK, nc, cond *
 	}
 	x, sel := xT, xT
 	for j := 0; j+1 < f.kMax; j++ {
-		x = f.pathStep(sc, x, column(times, j), column(times, j+1), cond, Mul(ExpandAxes(nc, 1, 2, 3), Scalar(x.Graph(), dtypes.Float32, float64(boolInt(j == 0)))))
+		var zj *Node
+		if f.fc.PathSampler == "renoise" {
+			zj = Reshape(Slice(z, AxisElem(j)), xT.Shape().Dimensions...)
+		}
+		x = f.pathStep(sc, x, column(times, j), column(times, j+1), cond, Mul(ExpandAxes(nc, 1, 2, 3), Scalar(x.Graph(), dtypes.Float32, float64(boolInt(j == 0)))), zj)
 		at := ExpandAxes(ConvertDType(Equal(k, Scalar(k.Graph(), dtypes.Int32, j+1)), dtypes.Float32), 1, 2, 3)
 		sel = Add(sel, Mul(at, Sub(x, sel)))
 	}
@@ -199,11 +213,15 @@ func (f *ImagineFlash) studentInput(sc *scopes, x0, xT, times, k, tK, nc, cond *
 
 // pathStep is one of the student's sampling steps from t to s, without gradient: x̂0, ε̂ from the
 // student, x̂0 clipped (sampling.ClipAndCorrect, noise correction where nc = 1), then
-// x_s = α(s)·x̂0 + σ(s)·ε̂ (DDIM, eta = 0). x: [B, H, W, C]; t, s: [B]; nc: [B, 1, 1, 1].
-func (f *ImagineFlash) pathStep(sc *scopes, x, t, s, cond, nc *Node) *Node {
+// x_s = α(s)·x̂0 + σ(s)·ε̂ (DDIM, eta = 0), or with fresh noise z ≠ nil x_s = α(s)·x̂0 + σ(s)·z
+// (the renoise sampler). x, z: [B, H, W, C]; t, s: [B]; nc: [B, 1, 1, 1].
+func (f *ImagineFlash) pathStep(sc *scopes, x, t, s, cond, nc, z *Node) *Node {
 	sched := f.student.Schedule
 	x0hat, epsHat := f.student.Denoise(sc.get(trainer.ModelScope), x, t, cond)
 	x0hat, epsHat = sampling.ClipAndCorrect(sched, x, x0hat, epsHat, t, nc, true)
+	if z != nil {
+		epsHat = z
+	}
 	alpha, sigma := sched.AlphaSigmaNode(ExpandAxes(s, 1, 2, 3))
 	return StopGradient(Add(Mul(alpha, x0hat), Mul(sigma, epsHat)))
 }
@@ -224,7 +242,7 @@ func (f *ImagineFlash) studentX0(sc *scopes, in []*Node) *Node {
 // studentX0Input is studentX0 and the student's input x_{t_k}: [B, H, W, C] each.
 func (f *ImagineFlash) studentX0Input(sc *scopes, in []*Node) (x0hat, x *Node) {
 	x0, xT, times, k, tK, nc, cond := in[0], in[1], in[2], in[3], in[4], in[6], in[7]
-	x = f.studentInput(sc, x0, xT, times, k, tK, nc, cond)
+	x = f.studentInput(sc, x0, xT, times, k, tK, nc, cond, in[11])
 	x0hat, _ = f.student.Denoise(sc.get(trainer.ModelScope), x, tK, cond)
 	return x0hat, x
 }

@@ -61,7 +61,7 @@ func inputExec(t *testing.T, f *ImagineFlash, store *model.Store, backend comput
 	t.Helper()
 	e, err := model.NewExec(backend, store, func(root *model.Scope, in []*Node) []*Node {
 		root.SetTraining(in[0].Graph(), true)
-		return []*Node{f.studentInput(newScopes(root), in[0], in[1], in[2], in[3], in[4], in[6], in[7])}
+		return []*Node{f.studentInput(newScopes(root), in[0], in[1], in[2], in[3], in[4], in[6], in[7], in[11])}
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +74,7 @@ func stepExec(t *testing.T, f *ImagineFlash, store *model.Store, backend compute
 	t.Helper()
 	e, err := model.NewExec(backend, store, func(root *model.Scope, in []*Node) []*Node {
 		root.SetTraining(in[0].Graph(), true)
-		return []*Node{f.pathStep(newScopes(root), in[0], in[1], in[2], in[3], ExpandAxes(in[4], 1, 2, 3))}
+		return []*Node{f.pathStep(newScopes(root), in[0], in[1], in[2], in[3], ExpandAxes(in[4], 1, 2, 3), nil)}
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -289,5 +289,39 @@ func TestShiftedReconstructionFalls(t *testing.T) {
 	t.Logf("srl %.5f -> %.5f", first, last)
 	if !(last < 0.7*first) {
 		t.Fatalf("shifted reconstruction loss %g -> %g, want a fall of at least 30%%", first, last)
+	}
+}
+
+// TestRenoisePathUsesFreshNoise: with path_sampler renoise the input at k = 1 is α(t_1)·x̂0 +
+// σ(t_1)·z_0 (the student's own x̂0 from x_T, the step's fresh noise), still independent of x0.
+func TestRenoisePathUsesFreshNoise(t *testing.T) {
+	cfg, fc, lc := testIF()
+	fc.PathSampler = "renoise"
+	f, store, be := newTestIF(t, cfg, fc, lc, tinyJob(t.TempDir(), 5))
+	b := fakeBatch(rand.New(rand.NewPCG(9, 10)), 4)
+	other := make([]float32, len(b.X0))
+	times := []float64{1, 2.0 / 3, 1.0 / 3}
+	in := ifInputs(f, b, b.X0, times, 1, 0)
+	ex := inputExec(t, f, store, be)
+	got := run1(t, ex, in...)
+	if !slices.Equal(got, run1(t, ex, ifInputs(f, b, other, times, 1, 0)...)) {
+		t.Fatal("the renoise path's input depends on x0")
+	}
+	e, err := model.NewExec(be, store, func(root *model.Scope, x, tt, c *Node) *Node {
+		root.SetTraining(x.Graph(), true)
+		x0hat, _ := f.student.Denoise(newScopes(root).get(trainer.ModelScope), x, tt, c)
+		return ClipScalar(x0hat, -1, 1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tvec := tensors.FromFlatDataAndDimensions(slices.Repeat([]float32{1}, b.B), b.B)
+	x0hat := run1(t, e, tensors.FromFlatDataAndDimensions(b.Eps, b.B, b.H, b.W, b.C), tvec, tensors.FromFlatDataAndDimensions(b.Cond, b.B))
+	z := tensors.MustCopyFlatData[float32](in[11])
+	alpha, sigma := f.student.Schedule.AlphaSigma(times[1])
+	for i := range got {
+		if want := alpha*float64(x0hat[i]) + sigma*float64(z[i]); math.Abs(float64(got[i])-want) > 1e-5 {
+			t.Fatalf("value %d: %g, want α·x̂0 + σ·z = %g", i, got[i], want)
+		}
 	}
 }
