@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"github.com/fewstep/fewstep/data"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -70,5 +71,20 @@ func TestClassConfidenceAndMargin(t *testing.T) {
 	}
 	if got := ClassMargin([]float32{1}, 0); got != 1 {
 		t.Errorf("ClassMargin of one class = %v, want 1", got)
+	}
+}
+
+// TestClassifierData: the evaluation's classifier data drops the run's curation filters and the
+// noise column, and trains on data.classifier_train when set.
+func TestClassifierData(t *testing.T) {
+	dc := data.DefaultConfig()
+	dc.Train, dc.TopK, dc.TopKPerClass, dc.UseMinScore, dc.MinScore, dc.Noise = "scored.parquet", 200, true, true, 0.5, true
+	got := ClassifierData(dc)
+	if got.Train != "scored.parquet" || got.TopK != 0 || got.TopKPerClass || got.UseMinScore || got.Noise {
+		t.Fatalf("ClassifierData = %+v", got)
+	}
+	dc.ClassifierTrain = "train.parquet"
+	if got := ClassifierData(dc); got.Train != "train.parquet" || got.Test != dc.Test {
+		t.Fatalf("with classifier_train: train %q test %q", got.Train, got.Test)
 	}
 }

@@ -66,12 +66,14 @@ func ClassifierFor(backend compute.Backend, cfg data.Config, out io.Writer) (*Tr
 
 // ClassifierData is the data config of a run's feature classifier and reference test split:
 // data.classifier_train (default data.train) and data.test, without the curation filters (top_k,
-// min_score), which select training rows of the run, not of the evaluation.
+// min_score), which select training rows of the run, not of the evaluation, and without the noise
+// column of noise–image pairs.
 func ClassifierData(cfg data.Config) data.Config {
 	if cfg.ClassifierTrain != "" {
 		cfg.Train = cfg.ClassifierTrain
 	}
 	cfg.TopK, cfg.TopKPerClass, cfg.UseMinScore = 0, false, false
+	cfg.Noise = false // noise–image pairs carry images the classifier reads like any others
 	return cfg
 }
 
