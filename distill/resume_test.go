@@ -98,3 +98,36 @@ func (p runPair) movedFromTeacher(t *testing.T, prefixes ...string) map[string]i
 	}
 	return moved
 }
+
+// TestStudentInitFrom: with trainer.init_from a distillation run's student starts from that run's
+// EMA weights (quality-tuning a distilled student), not from the teacher; the teacher is still the
+// teacher.
+func TestStudentInitFrom(t *testing.T) {
+	cfg, lc := testLADD()
+	src := tinyJob(t.TempDir(), 3)
+	src.Distilled = true
+	if _, err := trainer.Train(context.Background(), backendT(t), src, trainer.Options{Out: io.Discard, Method: NewLADD(cfg, lc, fixture.teacher)}); err != nil {
+		t.Fatal(err)
+	}
+	_, srcTs, _, err := checkpoints.LoadLatest(src.RunDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := tinyJob(t.TempDir(), 3)
+	job.Trainer.InitFrom = string(src.RunDir)
+	_, store := newTestLADD(t, cfg, lc, job)
+	student, teacher := snapshot(t, store, trainer.ModelScope), snapshot(t, store, TeacherScope)
+	differs := 0
+	for path, v := range student {
+		rest := strings.TrimPrefix(path, "/model/")
+		if !slices.Equal(v, tensors.MustCopyFlatData[float32](srcTs["ema/"+rest])) {
+			t.Fatalf("student %s is not the init run's EMA weight", rest)
+		}
+		if !slices.Equal(v, teacher["/teacher/"+rest]) {
+			differs++
+		}
+	}
+	if differs == 0 {
+		t.Fatal("the student equals the teacher: init_from was ignored")
+	}
+}
