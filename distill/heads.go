@@ -12,7 +12,6 @@ import (
 
 	"github.com/fewstep/fewstep/losses"
 	"github.com/fewstep/fewstep/models"
-	"github.com/fewstep/fewstep/sampling"
 	"github.com/fewstep/fewstep/trainer"
 )
 
@@ -41,11 +40,16 @@ func (a *adversary) noise(b *trainer.Batch, rng *rand.Rand) (tHat, eps2 *tensors
 	for i := range th {
 		th[i] = float32(SampleLogitNormal(rng, a.lc.TLocation, a.lc.TScale, 1))
 	}
+	return tensors.FromFlatDataAndDimensions(th, b.B), normalImages(b, rng)
+}
+
+// normalImages draws one standard normal per pixel of the batch: [B, H, W, C].
+func normalImages(b *trainer.Batch, rng *rand.Rand) *tensors.Tensor {
 	e := make([]float32, len(b.X0))
 	for i := range e {
 		e[i] = float32(rng.NormFloat64())
 	}
-	return tensors.FromFlatDataAndDimensions(th, b.B), tensors.FromFlatDataAndDimensions(e, b.B, b.H, b.W, b.C)
+	return tensors.FromFlatDataAndDimensions(e, b.B, b.H, b.W, b.C)
 }
 
 // logits re-noises x at t̂ with ε', reads the teacher's taps and returns one logit vector [B] per head.
@@ -106,22 +110,6 @@ func (a *adversary) genLoss(sc *scopes, fake, tHat, eps2, cond *Node) *Node {
 		adv = addOrSet(adv, ReduceAllMean(per))
 	}
 	return adv
-}
-
-// teacherSolve runs n guided DDIM steps of the teacher from x at time t down to 0, per example
-// (times t·(1 − j/n)), and returns the final x̂0 clipped to [-1, 1]: LADD's distillation target
-// (§3.3) and Imagine Flash's shifted-reconstruction target (eq. 7). x: [B, H, W, C]; t: [B].
-func teacherSolve(teacher *models.Denoiser, sc *scopes, x, t, cond *Node, n int, cfg float64, classes int) *Node {
-	w := Scalar(x.Graph(), dtypes.Float32, cfg)
-	var x0hat *Node
-	for j := range n {
-		tj := MulScalar(t, 1-float64(j)/float64(n))
-		s := MulScalar(t, 1-float64(j+1)/float64(n))
-		var epsHat *Node
-		x0hat, epsHat = sampling.GuidedX0Eps(teacher, sc.get(TeacherScope), x, tj, cond, w, classes, cfg != 1)
-		x = sampling.DDIMStep(teacher.Schedule, x, x0hat, epsHat, tj, s, true)
-	}
-	return ClipScalar(x0hat, -1, 1)
 }
 
 // newHeadsStep is the heads' optimizer step (/disc only, no EMA): AdamW at ladd.head_lr with the

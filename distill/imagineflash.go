@@ -119,13 +119,7 @@ func (f *ImagineFlash) inputs(b *trainer.Batch, rng *rand.Rand) []*tensors.Tenso
 			nc[i] = 1
 		}
 	}
-	normal := func() *tensors.Tensor {
-		e := make([]float32, len(b.X0))
-		for i := range e {
-			e[i] = float32(rng.NormFloat64())
-		}
-		return tensors.FromFlatDataAndDimensions(e, b.B, b.H, b.W, b.C)
-	}
+	normal := func() *tensors.Tensor { return normalImages(b, rng) }
 	in := []*tensors.Tensor{
 		tensors.FromFlatDataAndDimensions(b.X0, b.B, b.H, b.W, b.C),
 		tensors.FromFlatDataAndDimensions(b.Eps, b.B, b.H, b.W, b.C),
@@ -199,12 +193,17 @@ func (f *ImagineFlash) studentInput(sc *scopes, x0, xT, times, k, tK, nc, cond, 
 		return Add(Mul(alpha, x0), Mul(sigma, xT))
 	}
 	x, sel := xT, xT
+	ncFirst, ncOff := ExpandAxes(nc, 1, 2, 3), ZerosLike(ExpandAxes(nc, 1, 2, 3)) // noise correction: first step only
 	for j := 0; j+1 < f.kMax; j++ {
 		var zj *Node
 		if f.fc.PathSampler == "renoise" {
 			zj = Reshape(Slice(z, AxisElem(j)), xT.Shape().Dimensions...)
 		}
-		x = f.pathStep(sc, x, column(times, j), column(times, j+1), cond, Mul(ExpandAxes(nc, 1, 2, 3), Scalar(x.Graph(), dtypes.Float32, float64(boolInt(j == 0)))), zj)
+		ncj := ncOff
+		if j == 0 {
+			ncj = ncFirst
+		}
+		x = f.pathStep(sc, x, column(times, j), column(times, j+1), cond, ncj, zj)
 		at := ExpandAxes(ConvertDType(Equal(k, Scalar(k.Graph(), dtypes.Int32, j+1)), dtypes.Float32), 1, 2, 3)
 		sel = Add(sel, Mul(at, Sub(x, sel)))
 	}
@@ -224,13 +223,6 @@ func (f *ImagineFlash) pathStep(sc *scopes, x, t, s, cond, nc, z *Node) *Node {
 	}
 	alpha, sigma := sched.AlphaSigmaNode(ExpandAxes(s, 1, 2, 3))
 	return StopGradient(Add(Mul(alpha, x0hat), Mul(sigma, epsHat)))
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // studentX0 is x̂0 = S(x_{t_k}, t_k, c) on the student's input at step k, with gradient.

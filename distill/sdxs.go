@@ -128,13 +128,7 @@ func copyScope(store *model.Store, from, to string) error {
 // image x of each pair, noise for the feature-matching re-noising, the score-distillation time
 // t_sd ~ U(sd_t_min, sd_t_max)·t_max and its noise, and whether the second stage is on.
 func (s *SDXS) inputs(step int, b *trainer.Batch, rng *rand.Rand) []*tensors.Tensor {
-	normal := func() *tensors.Tensor {
-		e := make([]float32, len(b.X0))
-		for i := range e {
-			e[i] = float32(rng.NormFloat64())
-		}
-		return tensors.FromFlatDataAndDimensions(e, b.B, b.H, b.W, b.C)
-	}
+	normal := func() *tensors.Tensor { return normalImages(b, rng) }
 	tSD := make([]float32, b.B)
 	for i := range tSD {
 		tSD[i] = float32((s.sc.SDTMin + (s.sc.SDTMax-s.sc.SDTMin)*rng.Float64()) * s.tMax)

@@ -219,7 +219,7 @@ func evaluateSetting(backend compute.Backend, store *model.Store, run RunSpec, s
 	if err != nil {
 		return Row{}, nil, err
 	}
-	feats, preds, err := tc.Features(backend, imgs, opts.N, h, h, c)
+	m, err := scoreImages(backend, tc, test, testStats, imgs, classes, h, c, opts.K)
 	if err != nil {
 		return Row{}, nil, err
 	}
@@ -228,19 +228,10 @@ func evaluateSetting(backend compute.Backend, store *model.Store, run RunSpec, s
 		name += "+nc"
 	}
 	row := Row{Run: run.Name, Steps: len(smp.Times()) - 1, Sampler: name, Schedule: label, CFG: sc.CFG, NFE: smp.NFE(), N: opts.N,
-		Batch: sc.BatchSize, Backend: backend.Name(), ClassAcc: ClassAccuracy(preds, classes),
+		Batch: sc.BatchSize, Backend: backend.Name(), ClassAcc: m["class_accuracy"], FID: m["fid"], Precision: m["precision"],
+		Recall: m["recall"], Confidence: m["confidence"],
 		MsPerImage: elapsed.Seconds() * 1000 / float64(opts.N), ImgPerS: float64(opts.N) / elapsed.Seconds()}
-	gen, err := FitGaussian(feats, opts.N, FeatureDim)
-	if err == nil {
-		row.FID, err = FID(gen, testStats)
-	}
-	if err == nil {
-		row.Precision, row.Recall, err = PrecisionRecall(test.Features, feats, test.N, opts.N, FeatureDim, opts.K)
-	}
-	if err == nil {
-		row.Confidence, err = meanConfidence(backend, tc, imgs, classes, h, c)
-	}
-	return row, imgs, err
+	return row, imgs, nil
 }
 
 // meanConfidence is the mean classifier probability p(class_i | image_i) over images [n, h, h, c].

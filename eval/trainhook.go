@@ -31,12 +31,13 @@ func StoreEvaluator(backend compute.Backend, job trainer.Job, tc *TrainedClassif
 		if err != nil {
 			return nil, err
 		}
-		return scoreImages(backend, tc, test, testStats, imgs, classes, h, c)
+		return scoreImages(backend, tc, test, testStats, imgs, classes, h, c, 3)
 	}, nil
 }
 
-// scoreImages measures generated images [n, h, h, c] of the given classes against the test split.
-func scoreImages(backend compute.Backend, tc *TrainedClassifier, test *TestSet, testStats Stats, imgs []float32, classes []int32, h, c int) (map[string]float64, error) {
+// scoreImages measures generated images [n, h, h, c] of the given classes against the test split
+// (precision/recall with k nearest neighbours): fid, precision, recall, class_accuracy, confidence.
+func scoreImages(backend compute.Backend, tc *TrainedClassifier, test *TestSet, testStats Stats, imgs []float32, classes []int32, h, c, k int) (map[string]float64, error) {
 	n := len(classes)
 	feats, preds, err := tc.Features(backend, imgs, n, h, h, c)
 	if err != nil {
@@ -50,7 +51,7 @@ func scoreImages(backend compute.Backend, tc *TrainedClassifier, test *TestSet, 
 	if err != nil {
 		return nil, err
 	}
-	p, r, err := PrecisionRecall(test.Features, feats, test.N, n, FeatureDim, 3)
+	p, r, err := PrecisionRecall(test.Features, feats, test.N, n, FeatureDim, k)
 	if err != nil {
 		return nil, err
 	}
