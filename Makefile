@@ -10,7 +10,7 @@ ORT_LIB := $(CURDIR)/$(ORT_DIR)/libonnxruntime.so.1
 
 EMOJI_TGZ := third_party/emoji/emoji-datasource-twitter-16.0.0.tgz
 
-.PHONY: build build-xla build-onnx onnxruntime test-onnx interop quickstart ladd imagineflash sdxs test test-short fuzz bench clean datasets fashion-mnist emoji
+.PHONY: build build-xla build-onnx onnxruntime test-onnx interop ort-profile quickstart ladd imagineflash sdxs test test-short fuzz bench clean datasets fashion-mnist emoji
 
 build:
 	$(GO) build -o $(BIN) ./cmd/fewstep
@@ -37,6 +37,10 @@ $(ORT_LIB):
 # Cross-runtime check of the ONNX export with onnxruntime-node (npm); not part of CI.
 interop: onnxruntime build-onnx
 	scripts/interop.sh
+
+# ONNX Runtime's per-op profile of the compiled RefUNet-S step (npm: onnxruntime-node); not in CI.
+ort-profile: onnxruntime build-onnx
+	scripts/ort-profile.sh
 
 test-onnx: onnxruntime
 	FEWSTEP_ONNXRUNTIME=$(ORT_LIB) CGO_ENABLED=1 $(GO) test -tags onnx -count=1 -run "Backends|ONNX" ./trainer/ ./models/ ./generate/

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/support/exceptions"
 )
@@ -58,26 +59,22 @@ func (b *Builder) Conv2D(scope *model.Scope, x *Node, out, k, stride int, impl C
 }
 
 // convNative is the backend's convolution on channels-first x: [C, B, H, W] → [N, B, H/s, W/s].
-// On ONNX Runtime the gradient of a strided Conv needs input dilation, which ORT's Conv lacks
-// (gomlx-notes), so stride 2 runs as a stride-1 conv followed by taking every other row and
-// column (4× the work of these few layers, with a plain pad as gradient).
 func convNative(x, kernel, bias *Node, k, stride int) *Node {
 	p := k / 2
-	convStride := stride
-	if stride == 2 && backendKind(x.Graph()) == backendONNX {
-		convStride = 1
-	}
-	y := Convolve(x, kernel).AxesConfig(cfAxes).StridePerAxis(convStride, convStride).PaddingPerDim([][2]int{{p, p}, {p, p}}).Done()
-	if backendKind(x.Graph()) == backendONNX && convStride == 1 && y.Type() == NodeTypeConvGeneral {
-		graphMap[NodeId, bool](y.Graph(), nativeConvsKey{})[y.Id()] = true
-	}
-	if convStride != stride {
-		d := y.Shape().Dimensions
-		y = Reshape(y, d[0], d[1], d[2]/2, 2, d[3]/2, 2)
-		y = SliceAxisFast(SliceAxisFast(y, 3, 0, 1), 5, 0, 1)
-		y = Reshape(y, d[0], d[1], d[2]/2, d[3]/2)
-	}
+	y := convNativePads(x, kernel, stride, [2][2]int{{p, p}, {p, p}})
 	return Add(y, Reshape(bias, kernel.Shape().Dimensions[3], 1, 1, 1))
+}
+
+// convNativePads is the backend's convolution (no bias) of channels-first x: [C, B, H, W] with
+// kernel [kh, kw, C, N], stride s and paddings pads = {{top, bottom}, {left, right}}. On ONNX
+// Runtime, whose Conv lacks the input dilation of GoMLX's strided-conv gradient (gomlx-notes), the
+// node is marked for convNativeVJP, which builds its gradient from plain Convs and GEMMs.
+func convNativePads(x, kernel *Node, stride int, pads [2][2]int) *Node {
+	y := Convolve(x, kernel).AxesConfig(cfAxes).StridePerAxis(stride, stride).PaddingPerDim([][2]int{pads[0], pads[1]}).Done()
+	if backendKind(x.Graph()) == backendONNX && y.Type() == NodeTypeConvGeneral {
+		graphMap[NodeId, nativeConv](y.Graph(), nativeConvsKey{})[y.Id()] = nativeConv{stride: stride, pads: pads}
+	}
+	return y
 }
 
 // Backend kinds that change how fewstep builds graphs.
@@ -209,60 +206,114 @@ func (t *convTaps) inputGradient() *Node {
 	return DotGeneral(wc, []int{1}, nil, Reshape(shifted, k2*n, t.rFull), []int{0}, nil)
 }
 
-// nativeConvsKey marks, in graph state, the ConvGeneral nodes whose gradient convNativeVJP builds.
+// nativeConvsKey marks, in graph state, the ConvGeneral nodes whose gradient convNativeVJP
+// builds, with their nativeConv.
 type nativeConvsKey struct{}
 
-// convNativeVJP is the gradient of a stride-1 "same" channels-first ConvGeneral on ONNX Runtime,
-// where GoMLX's generic conv gradient (grouped convs for the kernel gradient) runs slowly:
-//   - dx = conv(dy, W') with W'[ky, kx, n, c] = W[k−1−ky, k−1−kx, c, n] (a native conv);
-//   - dW = dy·colsᵀ with cols the k² shifted copies of the padded input (native slices) — one GEMM.
+// nativeConv is the stride and the {{top, bottom}, {left, right}} paddings of a marked conv.
+type nativeConv struct {
+	stride int
+	pads   [2][2]int
+}
+
+// convNativeVJP is the gradient of a channels-first ConvGeneral of stride s (1, or 2 with "same"
+// paddings) whose output keeps the input's size (/s), on ONNX Runtime:
+//   - dx = conv(up_s(dy), W') with W'[ky, kx, n, c] = W[kh−1−ky, kw−1−kx, c, n] and paddings
+//     (kh−1−top, kh−1−bottom), (kw−1−left, kw−1−right), where up_s puts dy on the stride-s grid
+//     with zeros between: a native Conv;
+//   - dW = kernelGradient(x, up_s(dy)): GEMMs over contiguous crops.
 //
-// x: [C, B, H, W], kernel: [k, k, C, N], dy: [N, B, H, W].
+// x: [C, B, H, W], kernel: [kh, kw, C, N], dy: [N, B, H/s, W/s].
 func convNativeVJP(node *Node, vjps []*Node, outShape shapes.Shape) []*Node {
-	if !graphMap[NodeId, bool](node.Graph(), nativeConvsKey{})[node.Id()] {
+	nc, ok := graphMap[NodeId, nativeConv](node.Graph(), nativeConvsKey{})[node.Id()]
+	if !ok {
 		return originalConvVJP(node, vjps, outShape)
 	}
 	x, kernel, dy := node.Inputs()[0], node.Inputs()[1], vjps[0]
-	kd := kernel.Shape().Dimensions
-	k, c, n := kd[0], kd[2], kd[3]
-	p := k / 2
-	flipped := Transpose(Reverse(kernel, 0, 1), 2, 3) // [k, k, N, C]
-	dx := Convolve(dy, flipped).AxesConfig(cfAxes).PaddingPerDim([][2]int{{p, p}, {p, p}}).Done()
-	return []*Node{dx, Reshape(Transpose(kernelGradient(x, dy, k), 0, 1), k, k, c, n)}
+	kh, kw := kernel.Shape().Dimensions[0], kernel.Shape().Dimensions[1]
+	dyUp := zeroUpsample(dy, nc.stride)
+	flipped := Transpose(Reverse(kernel, 0, 1), 2, 3) // [kh, kw, N, C]
+	dx := Convolve(dyUp, flipped).AxesConfig(cfAxes).PaddingPerDim([][2]int{
+		{kh - 1 - nc.pads[0][0], kh - 1 - nc.pads[0][1]}, {kw - 1 - nc.pads[1][0], kw - 1 - nc.pads[1][1]}}).Done()
+	return []*Node{dx, kernelGradient(x, dyUp, kh, kw, nc.pads)}
 }
 
-// kernelGradientChunk is the batch chunk of kernelGradient: the k²-fold column matrix is built for
-// this many examples at a time, bounding the memory it takes.
-const kernelGradientChunk = 16
-
-// kernelGradient is dL/dW as [N, k²·C] = Σ_chunks dy_chunk · cols_chunkᵀ, where cols holds the k²
-// shifted copies of the padded input (native slices), for x: [C, B, H, W], dy: [N, B, H, W].
-func kernelGradient(x, dy *Node, k int) *Node {
+// kernelGradient is dL/dW [kh, kw, C, N] of a stride-1 conv with paddings pads whose output has
+// the input's size, for x: [C, B, H, W] and dy: [N, B, H, W]:
+//
+//	dW[ky, kx] = Σ_q x_pad[:, q + ky·Wp + kx]·dy_f[:, q]ᵀ
+//
+// over the flat positions q of the padded frame [B, Hp, Wp] (dy_f: dy in that frame, zero outside
+// [H, W]). Shifted operands are contiguous crops of the flattened tensors, and each tap is one
+// GEMM [C, L]×[L, N]: no kh·kw-fold column matrix is built. Two crop plans, whichever copies less:
+//   - per tap, crop the narrower operand (kh·kw·min(C, N) rows copied);
+//   - per row ky crop x at ky·Wp, per column kx crop dy at −kx (kh·C + kw·N rows copied), using
+//     Σ_q x[q + ky·Wp + kx]·dy[q] = Σ_q' x[q' + ky·Wp]·dy[q' − kx].
+func kernelGradient(x, dy *Node, kh, kw int, pads [2][2]int) *Node {
 	xd := x.Shape().Dimensions
 	c, bsz, h, w := xd[0], xd[1], xd[2], xd[3]
-	n, p := dy.Shape().Dimensions[0], k/2
-	xp := Pad(x, ScalarZero(x.Graph(), x.DType()), compute.PadAxis{}, compute.PadAxis{}, compute.PadAxis{Start: p, End: p}, compute.PadAxis{Start: p, End: p})
-	var dw *Node
-	for b0 := 0; b0 < bsz; b0 += kernelGradientChunk {
-		b1 := min(b0+kernelGradientChunk, bsz)
-		xc := Slice(xp, AxisRange(), AxisRange(b0, b1))
-		taps := make([]*Node, 0, k*k)
-		for ky := range k {
-			for kx := range k {
-				taps = append(taps, Slice(xc, AxisRange(), AxisRange(), AxisRange(ky, ky+h), AxisRange(kx, kx+w)))
+	n := dy.Shape().Dimensions[0]
+	hp, wp := h+pads[0][0]+pads[0][1], w+pads[1][0]+pads[1][1]
+	rFull := bsz * hp * wp
+	maxOff := (kh-1)*wp + kw - 1
+	r := rFull - maxOff // q ∈ [0, r) covers every position where dy_f is nonzero
+	xf := Reshape(PadSigned(x, compute.PadAxis{}, compute.PadAxis{},
+		compute.PadAxis{Start: pads[0][0], End: pads[0][1]}, compute.PadAxis{Start: pads[1][0], End: pads[1][1]}), c, rFull)
+	dyFrame := func(left int) *Node { // dy in the frame [B, Hp, Wp], shifted right by left: [N, rFull]
+		return Reshape(PadSigned(dy, compute.PadAxis{}, compute.PadAxis{}, compute.PadAxis{End: hp - h},
+			compute.PadAxis{Start: left, End: wp - w - left}), n, rFull)
+	}
+	crop := func(t *Node, from, length int) *Node { return Slice(t, AxisRange(), AxisRange(from, from+length)) }
+	gemm := func(xs, dys *Node) *Node { return DotGeneral(xs, []int{1}, nil, dys, []int{1}, nil) } // [C, N]
+	taps := make([]*Node, 0, kh*kw)
+	switch {
+	case kh*c+kw*n < kh*kw*min(c, n) && kh > 1:
+		// dy shifted right by kw−1: in the frame, padded left by kw−1 columns instead of right
+		// (wp − w = kw − 1 for a "same" conv), so the shift costs no extra copy.
+		l := r + kw - 1
+		var dyP *Node
+		if wp-w >= kw-1 {
+			dyP = dyFrame(kw - 1)
+		} else {
+			dyP = PadSigned(dyFrame(0), compute.PadAxis{}, compute.PadAxis{Start: kw - 1})
+		}
+		xs, dys := make([]*Node, kh), make([]*Node, kw)
+		for ky := range kh {
+			xs[ky] = crop(xf, ky*wp, l)
+		}
+		for kx := range kw {
+			dys[kx] = crop(dyP, kw-1-kx, l)
+		}
+		for ky := range kh {
+			for kx := range kw {
+				taps = append(taps, gemm(xs[ky], dys[kx]))
 			}
 		}
-		m := (b1 - b0) * h * w
-		cols := Reshape(Concatenate(taps, 0), k*k*c, m) // [K, M_chunk]
-		dyc := Reshape(Slice(dy, AxisRange(), AxisRange(b0, b1)), n, m)
-		part := DotGeneral(dyc, []int{1}, nil, cols, []int{1}, nil) // [N, K]
-		if dw == nil {
-			dw = part
-		} else {
-			dw = Add(dw, part)
+	case c <= n: // x_pad[:, q + o] with dy_f[:, q], q ∈ [0, r)
+		dys := crop(dyFrame(0), 0, r)
+		for ky := range kh {
+			for kx := range kw {
+				taps = append(taps, gemm(crop(xf, ky*wp+kx, r), dys))
+			}
+		}
+	default: // x_pad[:, q'] with dy_f[:, q' − o], q' ∈ [0, rFull)
+		dyP := PadSigned(dyFrame(0), compute.PadAxis{}, compute.PadAxis{Start: maxOff})
+		for ky := range kh {
+			for kx := range kw {
+				taps = append(taps, gemm(xf, crop(dyP, maxOff-(ky*wp+kx), rFull)))
+			}
 		}
 	}
-	return dw
+	return Reshape(Concatenate(taps, 0), kh, kw, c, n)
+}
+
+// zeroUpsample places y: [N, B, h, w] on a grid s times finer, zeros elsewhere: [N, B, s·h, s·w]
+// with out[.., s·i, s·j] = y[.., i, j].
+func zeroUpsample(y *Node, s int) *Node {
+	if s == 1 {
+		return y
+	}
+	return spreadRows(y, s, true)
 }
 
 // cfAxes is the ConvGeneral axes layout of channels-first activations [C, B, H, W] with HWIO kernels.
@@ -276,4 +327,72 @@ var originalConvVJP = VJPRegistration[NodeTypeConvGeneral]
 
 func init() {
 	VJPRegistration[NodeTypeConvGeneral] = convNativeVJP
+}
+
+// UpsampleConv2D is Conv2D(Upsample2x(x)) with a 3×3 kernel: nearest-neighbour 2× upsampling then
+// a "same" stride-1 conv, x: [Cin, B, H, W] → [out, B, 2H, 2W], with Conv2D's variables (kernel
+// [3, 3, Cin, out], bias [out]).
+//
+// On ONNX Runtime it runs in the sub-pixel form: output pixel (2i+a, 2j+b) only sees input rows
+// i−1..i (a = 0) or i..i+1 (a = 1), and likewise columns, because upsampled rows 2i−1, 2i, 2i+1
+// come from input rows i−1, i, i. So each of the four output phases (a, b) is a 2×2 conv of the
+// low-resolution x with summed taps K_ab = A_a·W·A_bᵀ, A_0 = [[1,0,0],[0,1,1]],
+// A_1 = [[1,1,0],[0,0,1]], and the phases are interleaved into the output. Same function and
+// parameters, 16 instead of 36 multiply-adds per output pixel and input channel.
+func (b *Builder) UpsampleConv2D(scope *model.Scope, x *Node, out int, impl ConvImpl, init Init) *Node {
+	g := x.Graph()
+	if impl == ConvAuto {
+		impl = autoConv(g)
+	}
+	if impl != ConvNative || backendKind(g) != backendONNX {
+		return b.Conv2D(scope, Upsample2x(x), out, 3, 1, impl, init)
+	}
+	dims := x.Shape().Dimensions
+	cin, bsz, h, w := dims[0], dims[1], dims[2], dims[3]
+	kernel := b.Param(scope, g, "kernel", init, 1, 3, 3, cin, out)
+	bias := b.Param(scope, g, "bias", InitZeros, 0, out)
+	b.FLOPs += 2 * int64(bsz*2*h*2*w) * int64(9*cin) * int64(out)   // the architecture's count
+	combine := [2][]float32{{1, 0, 0, 0, 1, 1}, {1, 1, 0, 0, 0, 1}} // A_a: [2, 3]
+	padsOf := [2][2]int{{1, 0}, {0, 1}}                             // rows i−1..i or i..i+1
+	var phases [2][2]*Node
+	for a := range 2 {
+		aa := ConvertDType(Const(g, tensors.FromFlatDataAndDimensions(combine[a], 2, 3)), kernel.DType())
+		ka := DotGeneral(aa, []int{1}, nil, kernel, []int{0}, nil) // [2, 3(kx), Cin, N]
+		for bb := range 2 {
+			ab := ConvertDType(Const(g, tensors.FromFlatDataAndDimensions(combine[bb], 2, 3)), kernel.DType())
+			kab := DotGeneral(ab, []int{1}, nil, ka, []int{1}, nil) // [2(s), 2(r), Cin, N]
+			kab = TransposeAllAxes(kab, 1, 0, 2, 3)                 // [2, 2, Cin, N]
+			phases[a][bb] = convNativePads(x, kab, 1, [2][2]int{padsOf[a], padsOf[bb]})
+		}
+	}
+	y := interleavePhases(phases)
+	return Add(y, Reshape(bias, out, 1, 1, 1))
+}
+
+// interleavePhases assembles p[a][b]: [N, B, H, W] into [N, B, 2H, 2W] with
+// out[.., 2i+a, 2j+b] = p[a][b][.., i, j]: columns by matmuls with constant 0/1 spreading matrices
+// [W, 2W] (exact: one nonzero term per output), rows by concatenating whole rows.
+func interleavePhases(p [2][2]*Node) *Node {
+	g := p[0][0].Graph()
+	d := p[0][0].Shape().Dimensions
+	n, bsz, h, w := d[0], d[1], d[2], d[3]
+	rows := make([]*Node, 2)
+	for a := range 2 {
+		var r *Node
+		for b := range 2 {
+			m := make([]float32, w*2*w)
+			for j := range w {
+				m[j*2*w+2*j+b] = 1
+			}
+			spread := ConvertDType(Const(g, tensors.FromFlatDataAndDimensions(m, w, 2*w)), p[a][b].DType())
+			t := DotGeneral(Reshape(p[a][b], n*bsz*h, w), []int{1}, nil, spread, []int{0}, nil) // [N·B·H, 2W]
+			if r == nil {
+				r = t
+			} else {
+				r = Add(r, t)
+			}
+		}
+		rows[a] = Reshape(r, n*bsz*h, 1, 2*w)
+	}
+	return Reshape(Concatenate(rows, 1), n, bsz, 2*h, 2*w)
 }

@@ -4,8 +4,9 @@ import (
 	"math"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
-	"github.com/gomlx/gomlx/ml/layers/activation"
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/ml/nn"
 	"github.com/gomlx/gomlx/support/exceptions"
@@ -23,15 +24,41 @@ func (b *Builder) Dense(scope *model.Scope, x *Node, out int, init Init) *Node {
 }
 
 // SiLU is x·sigmoid(x) (the "swish" of Ramachandran et al.).
-func SiLU(x *Node) *Node { return activation.Swish(x) }
+func SiLU(x *Node) *Node {
+	sig := Sigmoid(StopGradient(x))
+	y := Mul(x, sig)
+	if y.Type() == NodeTypeMul && y.Inputs()[0] == x && y.Inputs()[1] == sig {
+		graphMap[NodeId, bool](x.Graph(), siluKey{})[y.Id()] = true
+	}
+	return y
+}
+
+// siluKey marks, in graph state, the x·σ(x) nodes built by SiLU.
+type siluKey struct{}
+
+// siluVJP is SiLU's gradient in one expression of the forward's σ and y = x·σ:
+// dy/dx = σ + x·σ·(1 − σ) = σ + y·(1 − σ). σ was computed from StopGradient(x), so nothing flows
+// through the sigmoid: two fewer passes over the activation than differentiating x·σ(x).
+func siluVJP(node *Node, v *Node) []*Node {
+	sig := node.Inputs()[1]
+	return []*Node{Mul(v, Add(sig, Mul(node, OneMinus(sig)))), nil}
+}
 
 // GroupNorm normalizes a channels-first x: [C, B, H, W] over (C/groups, H, W) per example and
 // group (Wu & He, arXiv 1803.08494), then applies a per-channel gain and bias; same shape out.
 //
 // The statistics come from E[x] and E[x²] (two reductions of the big tensor) and gain, bias,
 // mean and 1/std are folded into one per-(channel, example) scale and shift, so the big tensor is
-// touched by one multiply and one add: fewer full passes than the textbook form, forward and
-// backward.
+// touched by one multiply-add: y = x·scale + shift.
+//
+// Gradient: the statistics are computed from StopGradient(x), so autodiff gives the gain and bias
+// gradients and the direct term dy·scale; groupNormVJP (registered on the multiply) adds the terms
+// through the mean and variance in closed form, per group of M = (C/groups)·H·W elements,
+//
+//	dx = inv·(γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂)),  x̂ = (x − μ)·inv,
+//
+// as dx = dy·scale + x·α + β with per-(group, example) α, β: fewer passes over the big tensor
+// than differentiating the reductions.
 func (b *Builder) GroupNorm(scope *model.Scope, x *Node, groups int) *Node {
 	g := x.Graph()
 	dims := x.Shape().Dimensions
@@ -41,24 +68,116 @@ func (b *Builder) GroupNorm(scope *model.Scope, x *Node, groups int) *Node {
 	}
 	cg := c / groups
 	xg := Reshape(x, groups, cg, bsz, h*w)
-	mean := ReduceMean(xg, 1, 3)                                              // [G, B]
-	variance := MaxScalar(Sub(ReduceMean(Square(xg), 1, 3), Square(mean)), 0) // [G, B]
+	xs := StopGradient(xg)
+	mean := ReduceMean(xs, 1, 3)                                              // [G, B]
+	variance := MaxScalar(Sub(ReduceMean(Square(xs), 1, 3), Square(mean)), 0) // [G, B]
 	inv := Div(OnesLike(variance), Sqrt(AddScalar(variance, 1e-5)))
 	gain := Reshape(b.Param(scope, g, "gain", InitOnes, 0, c), groups, cg, 1)
 	bias := Reshape(b.Param(scope, g, "bias", InitZeros, 0, c), groups, cg, 1)
 	scale := Mul(gain, ExpandAxes(inv, 1))              // [G, Cg, B]
 	shift := Sub(bias, Mul(ExpandAxes(mean, 1), scale)) // [G, Cg, B]
-	y := Add(Mul(xg, ExpandAxes(scale, -1)), ExpandAxes(shift, -1))
+	prod := Mul(xg, ExpandAxes(scale, -1))
+	if prod.Type() == NodeTypeMul && prod.Inputs()[0] == xg {
+		graphMap[NodeId, groupNormStats](g, groupNormKey{})[prod.Id()] = groupNormStats{
+			gain: gain, mean: mean, inv: inv, m: float64(cg * h * w)}
+	}
+	y := Add(prod, ExpandAxes(shift, -1))
 	return Reshape(y, c, bsz, h, w)
 }
 
+// groupNormKey holds, in graph state, the groupNormStats of each GroupNorm's x·scale node.
+type groupNormKey struct{}
+
+// groupNormStats are what groupNormVJP needs: gain [G, Cg, 1], mean and inv = 1/std [G, B], and
+// the group size M.
+type groupNormStats struct {
+	gain, mean, inv *Node
+	m               float64
+}
+
+// groupNormVJP is the gradient of a GroupNorm's x·scale multiply (x: [G, Cg, B, HW], scale:
+// [G, Cg, B, 1] or broadcast to x): the plain product rule plus, for x, the mean and variance terms x·α + β with
+//
+//	T1 = Σ γ·dy,  T2 = Σ γ·dy·x̂ = inv·(Σ γ·dy·x − μ·T1)   (sums over the group's Cg·HW elements)
+//	α = −inv²·T2/M,  β = (μ·inv²·T2 − inv·T1)/M.
+func groupNormVJP(node *Node, st groupNormStats, v *Node) []*Node {
+	xg, scale := node.Inputs()[0], node.Inputs()[1]
+	d := xg.Shape().Dimensions
+	dyx := Mul(v, xg)
+	dyxSum := ReduceSum(dyx, 3)                       // [G, Cg, B]
+	t1 := ReduceSum(Mul(st.gain, ReduceSum(v, 3)), 1) // [G, B]
+	p := ReduceSum(Mul(st.gain, dyxSum), 1)           // [G, B]
+	t2 := Mul(st.inv, Sub(p, Mul(st.mean, t1)))
+	inv2 := Square(st.inv)
+	alpha := MulScalar(Mul(inv2, t2), -1/st.m)
+	beta := MulScalar(Sub(Mul(Mul(st.mean, inv2), t2), Mul(st.inv, t1)), 1/st.m)
+	expand := func(t *Node) *Node { return Reshape(t, d[0], 1, d[2], 1) }
+	dx := Add(Add(Mul(v, scale), Mul(xg, expand(alpha))), expand(beta))
+	dScale := dyx
+	if !scale.Shape().Equal(xg.Shape()) { // scale: [G, Cg, B, 1], broadcast by the multiply
+		dScale = Reshape(dyxSum, scale.Shape().Dimensions...)
+	}
+	return []*Node{dx, dScale}
+}
+
+// mulVJP is the gradient of Mul nodes: closed forms for those built by GroupNorm and SiLU,
+// GoMLX's own for the others.
+func mulVJP(node *Node, vjps []*Node, outShape shapes.Shape) []*Node {
+	g := node.Graph()
+	if st, ok := graphMap[NodeId, groupNormStats](g, groupNormKey{})[node.Id()]; ok {
+		return groupNormVJP(node, st, vjps[0])
+	}
+	if graphMap[NodeId, bool](g, siluKey{})[node.Id()] {
+		return siluVJP(node, vjps[0])
+	}
+	return originalMulVJP(node, vjps, outShape)
+}
+
+var originalMulVJP = VJPRegistration[NodeTypeMul]
+
+func init() {
+	VJPRegistration[NodeTypeMul] = mulVJP
+}
+
 // Upsample2x repeats every pixel 2×2 (nearest neighbour). x: [C, B, H, W] → [C, B, 2H, 2W].
+// On ONNX Runtime, whose Expand copies element by element when the innermost axis is broadcast,
+// it runs as spreadRows (the same values).
 func Upsample2x(x *Node) *Node {
+	if backendKind(x.Graph()) == backendONNX {
+		return spreadRows(x, 2, false)
+	}
 	dims := x.Shape().Dimensions
 	c, bsz, h, w := dims[0], dims[1], dims[2], dims[3]
 	y := Reshape(x, c, bsz, h, 1, w, 1)
 	y = BroadcastToDims(y, c, bsz, h, 2, w, 2)
 	return Reshape(y, c, bsz, 2*h, 2*w)
+}
+
+// spreadRows puts x: [C, B, H, W] on a grid s times finer: [C, B, s·H, s·W] with each value
+// repeated s×s (repeat) or placed at [s·i, s·j] with zeros elsewhere. Columns are spread by one
+// matmul with a constant 0/1 matrix [W, s·W] (exact: one nonzero term per output), rows by
+// broadcasting or padding whole rows, so every copy moves contiguous blocks.
+func spreadRows(x *Node, s int, zeros bool) *Node {
+	g := x.Graph()
+	dims := x.Shape().Dimensions
+	c, bsz, h, w := dims[0], dims[1], dims[2], dims[3]
+	m := make([]float32, w*s*w)
+	for j := range w {
+		for t := range s {
+			if t == 0 || !zeros {
+				m[j*s*w+j*s+t] = 1
+			}
+		}
+	}
+	spread := ConvertDType(Const(g, tensors.FromFlatDataAndDimensions(m, w, s*w)), x.DType()) // [W, s·W]
+	y := DotGeneral(Reshape(x, c*bsz*h, w), []int{1}, nil, spread, []int{0}, nil)             // [C·B·H, s·W]
+	y = Reshape(y, c*bsz*h, 1, s*w)
+	if zeros {
+		y = Pad(y, ScalarZero(g, x.DType()), compute.PadAxis{}, compute.PadAxis{End: s - 1}, compute.PadAxis{})
+	} else {
+		y = BroadcastToDims(y, c*bsz*h, s, s*w)
+	}
+	return Reshape(y, c, bsz, s*h, s*w)
 }
 
 // DenseCF is the channels-first dense layer: x: [in, M] → W'·x + b: [out, M], with the same

@@ -169,35 +169,7 @@ func TestGroupNormMatchesReference(t *testing.T) {
 		x[i] = 3 + 2*x[i]
 	}
 	gain, bias := randSlice(rng, c), randSlice(rng, c)
-	want := make([]float64, len(x))
-	cg := c / groups
-	for b := range bsz {
-		for gr := range groups {
-			var sum, sq float64
-			n := float64(h * w * cg)
-			for p := range h * w {
-				for k := range cg {
-					v := x[(b*h*w+p)*c+gr*cg+k]
-					sum += v
-				}
-			}
-			mean := sum / n
-			for p := range h * w {
-				for k := range cg {
-					d := x[(b*h*w+p)*c+gr*cg+k] - mean
-					sq += d * d
-				}
-			}
-			std := math.Sqrt(sq/n + 1e-5)
-			for p := range h * w {
-				for k := range cg {
-					ch := gr*cg + k
-					i := (b*h*w+p)*c + ch
-					want[i] = (x[i]-mean)/std*gain[ch] + bias[ch]
-				}
-			}
-		}
-	}
+	want := refGroupNorm(x, gain, bias, bsz, h*w, c, groups)
 	store := model.NewStore()
 	mustVar(t, store, "/gn/gain", tensors.FromFlatDataAndDimensions(to32(gain), c))
 	mustVar(t, store, "/gn/bias", tensors.FromFlatDataAndDimensions(to32(bias), c))
@@ -208,6 +180,91 @@ func TestGroupNormMatchesReference(t *testing.T) {
 	if e := maxRelErr(t, "groupnorm", out, want); e > 2e-5 {
 		t.Fatalf("GroupNorm max relative error %.3g", e)
 	}
+}
+
+// TestGroupNormGradient checks GroupNorm's closed-form gradient (groupNormVJP) for x, gain and
+// bias against float64 central differences of the reference, with inputs of large mean.
+func TestGroupNormGradient(t *testing.T) {
+	backend := testBackend(t)
+	rng := rand.New(rand.NewPCG(9, 10))
+	const bsz, h, w, c, groups = 2, 3, 4, 6, 3
+	x := randSlice(rng, bsz*h*w*c)
+	for i := range x {
+		x[i] = 3 + 2*x[i]
+	}
+	gain, bias, r := randSlice(rng, c), randSlice(rng, c), randSlice(rng, bsz*h*w*c)
+	loss := func(x, gain, bias []float64) float64 {
+		var l float64
+		for i, y := range refGroupNorm(x, gain, bias, bsz, h*w, c, groups) {
+			l += y * r[i]
+		}
+		return l
+	}
+	numGrad := func(v []float64) []float64 {
+		gr := make([]float64, len(v))
+		for i := range v {
+			old := v[i]
+			v[i] = old + 1e-6
+			up := loss(x, gain, bias)
+			v[i] = old - 1e-6
+			down := loss(x, gain, bias)
+			v[i] = old
+			gr[i] = (up - down) / 2e-6
+		}
+		return gr
+	}
+	wantX, wantGain, wantBias := numGrad(x), numGrad(gain), numGrad(bias)
+	store := model.NewStore()
+	mustVar(t, store, "/gn/gain", tensors.FromFlatDataAndDimensions(to32(gain), c))
+	mustVar(t, store, "/gn/bias", tensors.FromFlatDataAndDimensions(to32(bias), c))
+	b := &Builder{Frozen: true}
+	out := model.MustNewExec(backend, store, func(scope *model.Scope, xn, rn *Node) []*Node {
+		y := TransposeAllAxes(b.GroupNorm(scope.In("gn"), TransposeAllAxes(xn, 3, 0, 1, 2), groups), 1, 2, 3, 0)
+		gv := store.GetVariable("/gn/gain").NodeValue(xn.Graph())
+		bv := store.GetVariable("/gn/bias").NodeValue(xn.Graph())
+		return Gradient(ReduceAllSum(Mul(y, rn)), xn, gv, bv)
+	}).MustCall(tensors.FromFlatDataAndDimensions(to32(x), bsz, h, w, c), tensors.FromFlatDataAndDimensions(to32(r), bsz, h, w, c))
+	for i, c := range []struct {
+		name string
+		want []float64
+	}{{"dx", wantX}, {"dgain", wantGain}, {"dbias", wantBias}} {
+		if e := maxRelErr(t, c.name, out[i], c.want); e > 1e-4 {
+			t.Errorf("GroupNorm %s: max relative error %.3g > 1e-4", c.name, e)
+		}
+	}
+}
+
+// refGroupNorm is GroupNorm in float64 on NHWC data x: [bsz, hw, c].
+func refGroupNorm(x, gain, bias []float64, bsz, hw, c, groups int) []float64 {
+	want := make([]float64, len(x))
+	cg := c / groups
+	n := float64(hw * cg)
+	for b := range bsz {
+		for gr := range groups {
+			var sum, sq float64
+			for p := range hw {
+				for k := range cg {
+					sum += x[(b*hw+p)*c+gr*cg+k]
+				}
+			}
+			mean := sum / n
+			for p := range hw {
+				for k := range cg {
+					d := x[(b*hw+p)*c+gr*cg+k] - mean
+					sq += d * d
+				}
+			}
+			std := math.Sqrt(sq/n + 1e-5)
+			for p := range hw {
+				for k := range cg {
+					ch := gr*cg + k
+					i := (b*hw+p)*c + ch
+					want[i] = (x[i]-mean)/std*gain[ch] + bias[ch]
+				}
+			}
+		}
+	}
+	return want
 }
 
 // TestUNetShapesAndInit: the RefUNet-S configuration maps [B, 32, 32, 1] to the same shape, its
@@ -245,3 +302,23 @@ func TestUNetShapesAndInit(t *testing.T) {
 }
 
 func testBackendB() (compute.Backend, error) { return compute.NewWithConfig("go") }
+
+// TestSiLUGradient checks SiLU's closed-form gradient (siluVJP) against float64 central
+// differences of x/(1+e^−x).
+func TestSiLUGradient(t *testing.T) {
+	backend := testBackend(t)
+	rng := rand.New(rand.NewPCG(11, 12))
+	x, r := randSlice(rng, 40), randSlice(rng, 40)
+	want := make([]float64, len(x))
+	silu := func(v float64) float64 { return v / (1 + math.Exp(-v)) }
+	for i := range x {
+		x[i] *= 6
+		want[i] = r[i] * (silu(x[i]+1e-6) - silu(x[i]-1e-6)) / 2e-6
+	}
+	out := model.MustNewExec(backend, model.NewStore(), func(_ *model.Scope, xn, rn *Node) *Node {
+		return Gradient(ReduceAllSum(Mul(SiLU(xn), rn)), xn)[0]
+	}).MustCall1(tensors.FromFlatDataAndDimensions(to32(x), len(x)), tensors.FromFlatDataAndDimensions(to32(r), len(r)))
+	if e := maxRelErr(t, "silu", out, want); e > 1e-5 {
+		t.Fatalf("SiLU gradient: max relative error %.3g > 1e-5", e)
+	}
+}

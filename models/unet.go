@@ -117,7 +117,7 @@ func (u *UNet) Net(scope *model.Scope, x, t, cond *Node) *Node {
 		}
 		u.tap(fmt.Sprintf("up%d", lvl), h)
 		if lvl > 0 {
-			h = u.Conv2D(s.In("upsample"), Upsample2x(h), ch, 3, 1, conv, InitFanIn)
+			h = u.UpsampleConv2D(s.In("upsample"), h, ch, conv, InitFanIn)
 		}
 	}
 	out := scope.In("out")

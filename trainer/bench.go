@@ -33,6 +33,9 @@ type BenchOptions struct {
 	Batch, Side, Channels int
 	Warmup, Steps         int  // untimed and timed repetitions (medians of Steps)
 	ForwardOnly           bool // skip the training-step timing
+	// OnGraph, when set, is called with the compiled training-step ("train") and forward
+	// ("forward") graphs after their timings (e.g. to save them for an outside profiler).
+	OnGraph func(name string, g *Graph) error
 }
 
 // Bench times the training step (diffusion loss + AdamW + EMA) and the forward pass of a model on
@@ -70,6 +73,11 @@ func Bench(backend compute.Backend, mc models.Config, dc models.DiffusionConfig,
 		}); err != nil {
 			return nil, err
 		}
+		if o.OnGraph != nil {
+			if err := o.OnGraph("train", step.Graph()); err != nil {
+				return nil, err
+			}
+		}
 	}
 	fwd, err := model.NewExec(backend, store, func(root *model.Scope, x, t, cond *Node) *Node {
 		root.SetTraining(x.Graph(), true)
@@ -81,14 +89,21 @@ func Bench(backend compute.Backend, mc models.Config, dc models.DiffusionConfig,
 	xt := tensors.FromFlatDataAndDimensions(normals(n), o.Batch, o.Side, o.Side, o.Channels)
 	tt := tensors.FromFlatDataAndDimensions(b.T, o.Batch)
 	ct := tensors.FromFlatDataAndDimensions(b.Cond, o.Batch)
+	var fwdGraph *Graph
 	if r.ForwardMS, err = timeMedian(o.Warmup, o.Steps, func(int) error {
-		out, err := fwd.Call1(xt, tt, ct)
+		outs, g, err := fwd.CallWithGraph(xt, tt, ct)
 		if err == nil {
-			err = out.FinalizeAll()
+			fwdGraph = g
+			err = outs[0].FinalizeAll()
 		}
 		return err
 	}); err != nil {
 		return nil, err
+	}
+	if o.OnGraph != nil {
+		if err := o.OnGraph("forward", fwdGraph); err != nil {
+			return nil, err
+		}
 	}
 	r.PeakRSSMB, r.ForwardGFLOP, r.Params = peakRSSMB(), float64(unet.FLOPs)/1e9, paramCount(store)
 	r.TrainGFLOP = 3 * r.ForwardGFLOP

@@ -44,7 +44,11 @@ type Step struct {
 	cfg   Config
 	exec  *model.Exec
 	terms []string // names of the extra outputs, sorted
+	graph *Graph   // the graph of the last call
 }
+
+// Graph is the compiled graph of the last call (nil before the first).
+func (s *Step) Graph() *Graph { return s.graph }
 
 // NewLossStep compiles (lazily, at the first call) an optimizer step of loss over the /model
 // weights of store, with EMA. Its data inputs are those passed to RunInputs, in order.
@@ -115,10 +119,11 @@ func (s *Step) RunInputs(step int, inputs ...*tensors.Tensor) (StepResult, error
 	}
 	args = append(args, tensors.FromScalar(float32(LR(s.cfg, step))), tensors.FromScalar(float32(step+1)),
 		tensors.FromScalar(float32(EMADecay(s.cfg, step))))
-	outs, err := s.exec.Call(args...)
+	outs, g, err := s.exec.CallWithGraph(args...)
 	if err != nil {
 		return StepResult{}, fmt.Errorf("train step %d: %w", step, err)
 	}
+	s.graph = g
 	loss := tensors.ToScalar[float32](outs[0])
 	gnorm := tensors.ToScalar[float32](outs[1])
 	applied := tensors.ToScalar[bool](outs[2])

@@ -5,19 +5,22 @@ import (
 	"os"
 	"runtime/pprof"
 
+	. "github.com/gomlx/gomlx/core/graph"
+
 	"github.com/fewstep/fewstep/configs"
 	"github.com/fewstep/fewstep/internal/engine"
 	"github.com/fewstep/fewstep/trainer"
 )
 
 func cmdBench(args []string) error {
-	fs := newFlagSet("bench", "bench [-config bench-refunet-s] [-batch 64] [-warmup 3] [-steps 20] [-name refunet-s]")
+	fs := newFlagSet("bench", "bench [-config bench-refunet-s] [-batch 64] [-warmup 3] [-steps 20] [-name refunet-s] [-forward-only] [-cpuprofile F] [-dump-onnx DIR]")
 	config := fs.String("config", "bench-refunet-s", "embedded config name or YAML file of the model to time")
 	batch := fs.Int("batch", 0, "batch size (default: the config's trainer.batch_size)")
 	warmup := fs.Int("warmup", 3, "untimed warm-up steps")
 	steps := fs.Int("steps", 20, "timed steps (medians)")
 	name := fs.String("name", "", "model name in the summary line (default: the config's run.name)")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the timed steps to this file")
+	dumpONNX := fs.String("dump-onnx", "", "ONNX Runtime backend: save the compiled train-step and forward graphs as DIR/NAME-{train,forward}.onnx (for scripts/ort-profile.mjs)")
 	forwardOnly := fs.Bool("forward-only", false, "time only the forward pass")
 	var sets multiFlag
 	fs.Var(&sets, "set", "override a config key: section.key=value (repeatable)")
@@ -49,9 +52,17 @@ func cmdBench(args []string) error {
 	if err != nil {
 		return err
 	}
+	var onGraph func(string, *Graph) error
+	if *dumpONNX != "" {
+		if !engine.KeepONNXModels(backend) {
+			return usagef("bench -dump-onnx: needs the ONNX Runtime backend (GOMLX_BACKEND=onnx:…, bin/fewstep-onnx)")
+		}
+		onGraph = func(part string, g *Graph) error { return engine.DumpGraph(g, *dumpONNX, *name+"-"+part) }
+	}
 	fmt.Printf("bench %s: backend %s, batch %d, %d warm-up + %d timed steps\n", *name, backend.Description(), *batch, *warmup, *steps)
 	r, err := trainer.Bench(backend, cfg.Model, cfg.Diffusion, cfg.Trainer, trainer.BenchOptions{Batch: *batch,
-		Side: cfg.Data.ImageSize, Channels: cfg.Data.Channels, Warmup: *warmup, Steps: *steps, ForwardOnly: *forwardOnly})
+		Side: cfg.Data.ImageSize, Channels: cfg.Data.Channels, Warmup: *warmup, Steps: *steps, ForwardOnly: *forwardOnly,
+		OnGraph: onGraph})
 	if err != nil {
 		return err
 	}
