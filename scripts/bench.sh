@@ -30,6 +30,9 @@ else
   torch_anchor
 fi
 "$BIN" bench -config mnist-teacher -name mnist-teacher -batch 64 -warmup 3 -steps "$STEPS" | tee -a $out
+# Formulations on the pure-Go backend: the library's own conv (forward only: its training step
+# takes about two minutes) against the default im2col conv below.
+"$BIN" bench -config bench-refunet-s -name refunet-s-libconv -set model.conv=native -forward-only -batch 64 -warmup 0 -steps 1 | tee -a $out
 "$BIN" bench -config bench-refunet-s -name refunet-s -batch 64 -warmup 3 -steps "$STEPS" | tee -a $out
 # Data loader throughput (decoded, batched, 2 workers) next to what training consumes.
 [ -f data/mnist-train.parquet ] || "$BIN" data import mnist -split train -out data/mnist-train.parquet
