@@ -18,14 +18,7 @@ import (
 // (convNativeVJP: dx by a conv of the zero-upsampled dy, dW by a conv with dy as kernel) match the
 // float64 reference, for odd and even sizes, stride 1 and 2. Run with `make test-onnx`.
 func TestConv2DOnONNXRuntime(t *testing.T) {
-	lib := os.Getenv("FEWSTEP_ONNXRUNTIME")
-	if lib == "" {
-		t.Skip("FEWSTEP_ONNXRUNTIME (path of libonnxruntime.so.1) not set; run `make test-onnx`")
-	}
-	ort, err := compute.NewWithConfig("onnx:" + lib)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ort := ortBackend(t)
 	checkConvs(t, ort, []convCase{
 		{"3x3 s1 native", 6, 5, 3, 4, 3, 1, ConvNative},
 		{"5x5 s1 native", 5, 5, 2, 2, 5, 1, ConvNative},
@@ -42,14 +35,7 @@ func TestConv2DOnONNXRuntime(t *testing.T) {
 // TestUpsampleConvOnONNXRuntime: the sub-pixel UpsampleConv2D equals Conv2D(Upsample2x(x)) on ONNX
 // Runtime, in value and in the input, kernel and bias gradients.
 func TestUpsampleConvOnONNXRuntime(t *testing.T) {
-	lib := os.Getenv("FEWSTEP_ONNXRUNTIME")
-	if lib == "" {
-		t.Skip("FEWSTEP_ONNXRUNTIME (path of libonnxruntime.so.1) not set; run `make test-onnx`")
-	}
-	ort, err := compute.NewWithConfig("onnx:" + lib)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ort := ortBackend(t)
 	const c, n, bsz, h, w = 3, 4, 2, 5, 6
 	rng := rand.New(rand.NewPCG(3, 4))
 	store := model.NewStore()
@@ -85,4 +71,19 @@ func TestUpsampleConvOnONNXRuntime(t *testing.T) {
 			t.Errorf("%s: sub-pixel vs upsample+conv: max relative error %.3g > 1e-5", name, e)
 		}
 	}
+}
+
+// ortBackend is the ONNX Runtime backend of $FEWSTEP_ONNXRUNTIME (set by `make test-onnx`); the
+// test is skipped without it.
+func ortBackend(t *testing.T) compute.Backend {
+	t.Helper()
+	lib := os.Getenv("FEWSTEP_ONNXRUNTIME")
+	if lib == "" {
+		t.Skip("FEWSTEP_ONNXRUNTIME (path of libonnxruntime.so.1) not set; run `make test-onnx`")
+	}
+	ort, err := compute.NewWithConfig("onnx:" + lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ort
 }

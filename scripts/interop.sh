@@ -6,11 +6,7 @@
 # when present, whose renoise sampler feeds fresh step noise through the z input).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ort=third_party/node/node_modules/onnxruntime-node
-if [ ! -d "$ort" ]; then
-  mkdir -p third_party/node
-  (cd third_party/node && npm install --ignore-scripts --no-audit --no-fund onnxruntime-node@1.30.0)
-fi
+source scripts/node-ort.sh
 export GOMLX_BACKEND=onnx:$PWD/third_party/onnxruntime/libonnxruntime.so.1 GOMLX_NO_AUTO_INSTALL=1
 runs=${RUNS:-runs/mnist-teacher $(ls -d runs/mnist-ladd 2>/dev/null || true)}
 out=${OUT:-runs/interop}

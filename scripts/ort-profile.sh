@@ -5,11 +5,7 @@
 # onnxruntime-node@1.30.0 (the same ORT version) and prints the time per op type and per node.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ort=third_party/node/node_modules/onnxruntime-node
-if [ ! -d "$ort" ]; then
-  mkdir -p third_party/node
-  (cd third_party/node && npm install --ignore-scripts --no-audit --no-fund onnxruntime-node@1.30.0)
-fi
+source scripts/node-ort.sh
 config=${CONFIG:-bench-refunet-s}
 dir=${OUT:-runs/ort-profile}
 GOMLX_BACKEND=onnx:$PWD/third_party/onnxruntime/libonnxruntime.so.1 GOMLX_NO_AUTO_INSTALL=1 \
