@@ -64,7 +64,7 @@ func (c Config) Times(tMax float64) []float64 {
 	}
 	ts := make([]float64, c.StudentSteps)
 	for k := range ts {
-		ts[k] = tMax * float64(c.StudentSteps-k) / float64(c.StudentSteps)
+		ts[k] = tMax * (float64(c.StudentSteps-k) / float64(c.StudentSteps)) // ts[0] = tMax exactly
 	}
 	return ts
 }
@@ -257,7 +257,7 @@ func (c IFConfig) Schedules(dc Config, tMax float64) [][]float64 {
 		}
 		ts := make([]float64, k)
 		for j := range ts {
-			ts[j] = tMax * float64(k-j) / float64(k)
+			ts[j] = tMax * (float64(k-j) / float64(k))
 		}
 		out = append(out, ts)
 	}

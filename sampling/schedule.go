@@ -15,7 +15,7 @@ import (
 func UniformTimes(n int, tMax float64) []float64 {
 	ts := make([]float64, n+1)
 	for i := range ts {
-		ts[i] = tMax * float64(n-i) / float64(n)
+		ts[i] = tMax * (float64(n-i) / float64(n)) // t_0 = tMax exactly (noise correction gates on it)
 	}
 	return ts
 }

@@ -154,3 +154,26 @@ func TestNoiseCorrection(t *testing.T) {
 		}
 	}
 }
+
+// TestNoiseCorrectionAtEveryStepCount: with t_max = 0.95 (not a float for which t_max·n/n is
+// exact), the first step of every trailing schedule still starts at t_max and gets the noise
+// correction. (It silently did not at 3 steps when the times were computed as t_max·(n−i)/n.)
+func TestNoiseCorrectionAtEveryStepCount(t *testing.T) {
+	sched := models.Schedule{Kind: "cosine"}
+	zero := &models.Denoiser{Net: func(_ *model.Scope, xt, _, _ *Node) *Node { return ZerosLike(xt) }, Prediction: models.PredEps, Schedule: sched}
+	for n := 1; n <= 8; n++ {
+		cfg := DefaultConfig()
+		cfg.Steps, cfg.CFG, cfg.Spacing, cfg.NoiseCorrection = n, 1, "trailing", "on"
+		smp, err := NewSampler(testBackend(t), model.NewStore(), Model{Den: zero, Scope: "z", TMax: 0.95, Distilled: true}, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := smp.Plan()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !plan[0].NoiseCorrection || plan[0].T != 0.95 {
+			t.Errorf("%d steps: first step at t = %.17g, noise correction %v; want t = 0.95 with correction", n, plan[0].T, plan[0].NoiseCorrection)
+		}
+	}
+}
