@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/fewstep/fewstep/losses"
+	"github.com/fewstep/fewstep/sampling"
 )
 
 // Config is the `distill:` section: which method distills which teacher into how many steps.
@@ -62,11 +63,7 @@ func (c Config) Times(tMax float64) []float64 {
 	if len(c.StudentTimes) != 0 {
 		return slices.Clone(c.StudentTimes)
 	}
-	ts := make([]float64, c.StudentSteps)
-	for k := range ts {
-		ts[k] = tMax * (float64(c.StudentSteps-k) / float64(c.StudentSteps)) // ts[0] = tMax exactly
-	}
-	return ts
+	return sampling.UniformTimes(c.StudentSteps, tMax)[:c.StudentSteps] // the trailing times, without 0
 }
 
 // LADDConfig is the `ladd:` section (Sauer et al., arXiv 2403.12015).
@@ -255,11 +252,7 @@ func (c IFConfig) Schedules(dc Config, tMax float64) [][]float64 {
 			out = append(out, dc.Times(tMax))
 			continue
 		}
-		ts := make([]float64, k)
-		for j := range ts {
-			ts[j] = tMax * (float64(k-j) / float64(k))
-		}
-		out = append(out, ts)
+		out = append(out, sampling.UniformTimes(k, tMax)[:k])
 	}
 	return out
 }

@@ -380,11 +380,7 @@ func interleavePhases(p [2][2]*Node) *Node {
 	for a := range 2 {
 		var r *Node
 		for b := range 2 {
-			m := make([]float32, w*2*w)
-			for j := range w {
-				m[j*2*w+2*j+b] = 1
-			}
-			spread := ConvertDType(Const(g, tensors.FromFlatDataAndDimensions(m, w, 2*w)), p[a][b].DType())
+			spread := spreadMatrix(g, p[a][b].DType(), w, 2, b)                                 // [W, 2W]: column j → 2j + b
 			t := DotGeneral(Reshape(p[a][b], n*bsz*h, w), []int{1}, nil, spread, []int{0}, nil) // [N·B·H, 2W]
 			if r == nil {
 				r = t

@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -161,16 +162,14 @@ func spreadRows(x *Node, s int, zeros bool) *Node {
 	g := x.Graph()
 	dims := x.Shape().Dimensions
 	c, bsz, h, w := dims[0], dims[1], dims[2], dims[3]
-	m := make([]float32, w*s*w)
-	for j := range w {
+	phases := []int{0} // zeros: column j → s·j; repeat: → s·j, …, s·j + s − 1
+	if !zeros {
+		phases = make([]int, s)
 		for t := range s {
-			if t == 0 || !zeros {
-				m[j*s*w+j*s+t] = 1
-			}
+			phases[t] = t
 		}
 	}
-	spread := ConvertDType(Const(g, tensors.FromFlatDataAndDimensions(m, w, s*w)), x.DType()) // [W, s·W]
-	y := DotGeneral(Reshape(x, c*bsz*h, w), []int{1}, nil, spread, []int{0}, nil)             // [C·B·H, s·W]
+	y := DotGeneral(Reshape(x, c*bsz*h, w), []int{1}, nil, spreadMatrix(g, x.DType(), w, s, phases...), []int{0}, nil) // [C·B·H, s·W]
 	y = Reshape(y, c*bsz*h, 1, s*w)
 	if zeros {
 		y = Pad(y, ScalarZero(g, x.DType()), compute.PadAxis{}, compute.PadAxis{End: s - 1}, compute.PadAxis{})
@@ -178,6 +177,18 @@ func spreadRows(x *Node, s int, zeros bool) *Node {
 		y = BroadcastToDims(y, c*bsz*h, s, s*w)
 	}
 	return Reshape(y, c, bsz, s*h, s*w)
+}
+
+// spreadMatrix is the constant 0/1 matrix [w, s·w] with ones at (j, s·j + p) for each p in
+// phases: x·M moves column j of x to columns s·j + p (exact: one nonzero term per output).
+func spreadMatrix(g *Graph, dt dtypes.DType, w, s int, phases ...int) *Node {
+	m := make([]float32, w*s*w)
+	for j := range w {
+		for _, p := range phases {
+			m[j*s*w+s*j+p] = 1
+		}
+	}
+	return ConvertDType(Const(g, tensors.FromFlatDataAndDimensions(m, w, s*w)), dt)
 }
 
 // DenseCF is the channels-first dense layer: x: [in, M] → W'·x + b: [out, M], with the same
