@@ -86,6 +86,9 @@ type LADDConfig struct {
 	DistillSteps int `mapstructure:"distill_steps"`
 	// DistillCFG is the guidance scale of that teacher solve.
 	DistillCFG float64 `mapstructure:"distill_cfg"`
+	// DistillGuidanceInterval [lo, hi] limits that guidance to the solve's steps with t in it
+	// (arXiv 2404.07724); empty: every step.
+	DistillGuidanceInterval []float64 `mapstructure:"distill_guidance_interval"`
 	// HeadLR is the heads' AdamW learning rate (same warmup and cosine as trainer.lr).
 	HeadLR float64 `mapstructure:"head_lr"`
 	// HeadSteps is the number of head updates per student update.
@@ -130,6 +133,9 @@ func (c LADDConfig) Validate(tapNames []string) error {
 	if c.DistillCFG < 0 {
 		return fmt.Errorf("ladd.distill_cfg: must be >= 0, got %g", c.DistillCFG)
 	}
+	if err := sampling.CheckGuidanceInterval(c.DistillGuidanceInterval); err != nil {
+		return fmt.Errorf("ladd.distill_guidance_interval: %w", err)
+	}
 	if !(c.HeadLR > 0) {
 		return fmt.Errorf("ladd.head_lr: must be positive, got %g", c.HeadLR)
 	}
@@ -165,6 +171,9 @@ type IFConfig struct {
 	// TeacherSteps and TeacherCFG set the teacher's solve from x_τ to its target: DDIM steps, guidance.
 	TeacherSteps int     `mapstructure:"teacher_steps"`
 	TeacherCFG   float64 `mapstructure:"teacher_cfg"`
+	// TeacherGuidanceInterval [lo, hi] limits the teacher's guidance to solve steps with t in it
+	// (arXiv 2404.07724); empty: every step.
+	TeacherGuidanceInterval []float64 `mapstructure:"teacher_guidance_interval"`
 	// Distance between x̂0 and the target: mse, or pseudo_huber sqrt(mean (x̂0 − y)² + c²) − c with
 	// c = huber_c (a per-pixel RMS scale).
 	Distance string  `mapstructure:"distance"`
@@ -211,6 +220,8 @@ func (c IFConfig) Validate() error {
 		return fmt.Errorf("imagine_flash.teacher_steps: must be positive, got %d", c.TeacherSteps)
 	case c.TeacherCFG < 0:
 		return fmt.Errorf("imagine_flash.teacher_cfg: must be >= 0, got %g", c.TeacherCFG)
+	case sampling.CheckGuidanceInterval(c.TeacherGuidanceInterval) != nil:
+		return fmt.Errorf("imagine_flash.teacher_guidance_interval: %w", sampling.CheckGuidanceInterval(c.TeacherGuidanceInterval))
 	case !slices.Contains(IFDistances, c.Distance):
 		return fmt.Errorf("imagine_flash.distance: unknown value %q (known: %v)", c.Distance, IFDistances)
 	case !(c.HuberC > 0):

@@ -263,7 +263,7 @@ func (f *ImagineFlash) studentLoss(root *model.Scope, in []*Node) (*Node, map[st
 	sc := newScopes(root)
 	x0hat, x := f.studentX0Input(sc, in)
 	xTau := f.shifted(x0hat, x, tK, tau, epsTau)
-	target := teacherSolve(f.teacher, sc, xTau, tau, cond, f.fc.TeacherSteps, f.fc.TeacherCFG, f.classes)
+	target := teacherSolve(f.teacher, sc, xTau, tau, cond, f.fc.TeacherSteps, f.fc.TeacherCFG, f.fc.TeacherGuidanceInterval, f.classes)
 	per := losses.ShiftedReconstruction(x0hat, target, f.fc.Distance, f.fc.HuberC) // [B]
 	loss := ReduceAllMean(per)
 	terms := map[string]*Node{"srl": loss}

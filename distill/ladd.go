@@ -173,7 +173,7 @@ func (l *LADD) studentLoss(root *model.Scope, in []*Node) (*Node, map[string]*No
 	if l.lc.DistillWeight > 0 {
 		alpha, sigma := l.teacher.Schedule.AlphaSigmaNode(ExpandAxes(tS, 1, 2, 3))
 		xt := Add(Mul(alpha, x0), Mul(sigma, eps))
-		target := StopGradient(teacherSolve(l.teacher, sc, xt, tS, cond, l.lc.DistillSteps, l.lc.DistillCFG, l.classes))
+		target := StopGradient(teacherSolve(l.teacher, sc, xt, tS, cond, l.lc.DistillSteps, l.lc.DistillCFG, l.lc.DistillGuidanceInterval, l.classes))
 		dist := ReduceAllMean(losses.MeanSquared(x0hat, target))
 		loss = Add(loss, MulScalar(dist, l.lc.DistillWeight))
 		terms["g_distill"] = dist

@@ -303,3 +303,57 @@ func TestHeadsLearnToDiscriminate(t *testing.T) {
 		t.Errorf("heads did not learn: hinge loss %.3f -> %.3f, chance level %.0f", first, last, chance)
 	}
 }
+
+// TestTeacherSolveGuidanceInterval: the teacher's solve guides exactly the steps whose own time
+// lies in the interval, per example. With t = 0.5 and 0.9 and two steps (times 0.5, 0.25 and
+// 0.9, 0.45), the interval [0.4, 1] guides example 1 at both steps (= full guidance) and
+// example 0 only at its first (≠ full guidance, ≠ none); an interval outside every step equals
+// the unguided solve.
+func TestTeacherSolveGuidanceInterval(t *testing.T) {
+	cfg, lc := testLADD()
+	job := tinyJob(t.TempDir(), 5)
+	l, store := newTestLADD(t, cfg, lc, job)
+	b := fakeBatch(rand.New(rand.NewPCG(5, 6)), 2)
+	solve := func(w float64, interval []float64) []float32 {
+		exec, err := model.NewExec(backendT(t), store, func(root *model.Scope, x, ts, cond *Node) *Node {
+			return teacherSolve(l.teacher, newScopes(root), x, ts, cond, 2, w, interval, l.classes)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Call1(tensors.FromFlatDataAndDimensions(b.Eps, 2, 32, 32, 1),
+			tensors.FromFlatDataAndDimensions([]float32{0.5, 0.9}, 2), tensors.FromFlatDataAndDimensions(b.Cond, 2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tensors.MustCopyFlatData[float32](out)
+	}
+	maxDiff := func(a, b []float32, ex int) float64 {
+		n := len(a) / 2
+		d := 0.0
+		for i := ex * n; i < (ex+1)*n; i++ {
+			d = math.Max(d, math.Abs(float64(a[i]-b[i])))
+		}
+		return d
+	}
+	none, full := solve(1, nil), solve(3, nil)
+	everywhere, outside, upper := solve(3, []float64{0, 1}), solve(3, []float64{0.95, 1}), solve(3, []float64{0.4, 1})
+	for ex := range 2 {
+		if d := maxDiff(none, full, ex); d < 1e-4 {
+			t.Fatalf("example %d: guidance 3 changes the solve by only %g; the test cannot tell them apart", ex, d)
+		}
+		if d := maxDiff(everywhere, full, ex); d > 1e-6 {
+			t.Errorf("example %d: interval [0, 1] differs from guidance everywhere by %g", ex, d)
+		}
+		if d := maxDiff(outside, none, ex); d > 1e-5 {
+			t.Errorf("example %d: interval [0.95, 1] differs from the unguided solve by %g", ex, d)
+		}
+	}
+	if d := maxDiff(upper, full, 1); d > 1e-6 {
+		t.Errorf("example 1 (t 0.9, 0.45): interval [0.4, 1] differs from full guidance by %g", d)
+	}
+	if maxDiff(upper, full, 0) < 1e-5 || maxDiff(upper, none, 0) < 1e-5 {
+		t.Errorf("example 0 (t 0.5, 0.25): interval [0.4, 1] should guide only its first step (vs full %g, vs none %g)",
+			maxDiff(upper, full, 0), maxDiff(upper, none, 0))
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"reflect"
 	"strings"
 
-	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
@@ -166,14 +165,15 @@ func hasScope(store *model.Store, scope string) bool {
 
 // teacherSolve runs n guided DDIM steps of the teacher from x at time t down to 0, per example
 // (times t·(1 − j/n)), and returns the final x̂0 clipped to [-1, 1]: LADD's distillation target
-// (§3.3) and Imagine Flash's shifted-reconstruction target (eq. 7). x: [B, H, W, C]; t: [B].
-func teacherSolve(teacher *models.Denoiser, sc *scopes, x, t, cond *Node, n int, cfg float64, classes int) *Node {
-	w := Scalar(x.Graph(), dtypes.Float32, cfg)
+// (§3.3) and Imagine Flash's shifted-reconstruction target (eq. 7). Guidance cfg applies at the
+// steps whose time lies in interval ([lo, hi]; empty: every step). x: [B, H, W, C]; t: [B].
+func teacherSolve(teacher *models.Denoiser, sc *scopes, x, t, cond *Node, n int, cfg float64, interval []float64, classes int) *Node {
 	var x0hat *Node
 	for j := range n {
 		tj := MulScalar(t, 1-float64(j)/float64(n))
 		s := MulScalar(t, 1-float64(j+1)/float64(n))
 		var epsHat *Node
+		w := sampling.GuidanceScale(tj, cfg, interval)
 		x0hat, epsHat = sampling.GuidedX0Eps(teacher, sc.get(TeacherScope), x, tj, cond, w, classes, cfg != 1)
 		x = sampling.DDIMStep(teacher.Schedule, x, x0hat, epsHat, tj, s, true)
 	}

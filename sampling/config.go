@@ -103,8 +103,8 @@ func (c Config) Validate() error {
 	if c.CFG < 0 {
 		return fmt.Errorf("sample.cfg: must be >= 0, got %g", c.CFG)
 	}
-	if gi := c.GuidanceInterval; len(gi) != 0 && (len(gi) != 2 || gi[0] < 0 || gi[1] < gi[0]) {
-		return fmt.Errorf("sample.guidance_interval: want [lo, hi] with 0 <= lo <= hi, got %v", gi)
+	if err := CheckGuidanceInterval(c.GuidanceInterval); err != nil {
+		return fmt.Errorf("sample.guidance_interval: %w", err)
 	}
 	if c.PerClass <= 0 {
 		return fmt.Errorf("sample.per_class: must be positive, got %d", c.PerClass)
@@ -127,6 +127,15 @@ func checkDescending(ts []float64, tMax float64) error {
 		if i > 0 && t >= ts[i-1] {
 			return fmt.Errorf("times must decrease strictly: %g then %g", ts[i-1], t)
 		}
+	}
+	return nil
+}
+
+// CheckGuidanceInterval accepts an empty interval (guidance everywhere) or [lo, hi] with
+// 0 <= lo <= hi; callers prefix the error with their key.
+func CheckGuidanceInterval(gi []float64) error {
+	if len(gi) != 0 && (len(gi) != 2 || !(gi[0] >= 0) || !(gi[1] >= gi[0])) {
+		return fmt.Errorf("want [lo, hi] with 0 <= lo <= hi, got %v", gi)
 	}
 	return nil
 }

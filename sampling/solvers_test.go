@@ -7,6 +7,7 @@ import (
 
 	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/fewstep/fewstep/models"
@@ -291,5 +292,41 @@ func TestParameterizationsAgree(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestGuidanceScale: per-example scales are w inside [lo, hi] (both ends included), 1 outside,
+// and w everywhere without an interval; an interval must be [lo, hi] with 0 <= lo <= hi.
+func TestGuidanceScale(t *testing.T) {
+	backend := testBackend(t)
+	ts := []float32{0.1, 0.3, 0.5, 0.8, 0.9}
+	for _, tc := range []struct {
+		interval []float64
+		want     []float32
+	}{
+		{nil, []float32{3, 3, 3, 3, 3}},
+		{[]float64{0.3, 0.8}, []float32{1, 3, 3, 3, 1}},
+		{[]float64{0.95, 1}, []float32{1, 1, 1, 1, 1}},
+	} {
+		out := model.MustNewExec(backend, model.NewStore(), func(_ *model.Scope, tn *Node) *Node {
+			return GuidanceScale(tn, 3, tc.interval)
+		}).MustCall1(tensors.FromValue(ts))
+		if got := out.Shape().Dimensions; len(got) != 4 || got[0] != 5 || got[1]*got[2]*got[3] != 1 {
+			t.Fatalf("interval %v: shape %v, want [5 1 1 1]", tc.interval, got)
+		}
+		got := tensors.MustCopyFlatData[float32](out)
+		for i := range ts {
+			if got[i] != tc.want[i] {
+				t.Errorf("interval %v: scale at t=%g is %g, want %g", tc.interval, ts[i], got[i], tc.want[i])
+			}
+		}
+	}
+	for _, bad := range [][]float64{{0.5}, {0.8, 0.3}, {-0.1, 0.5}, {0.1, 0.2, 0.3}} {
+		if CheckGuidanceInterval(bad) == nil {
+			t.Errorf("interval %v accepted", bad)
+		}
+	}
+	if err := CheckGuidanceInterval([]float64{0.3, 0.3}); err != nil {
+		t.Errorf("[0.3, 0.3] rejected: %v", err)
 	}
 }

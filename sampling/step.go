@@ -10,7 +10,7 @@ import (
 // GuidedX0Eps evaluates the denoiser with classifier-free guidance (Ho & Salimans, arXiv 2207.12598,
 // eq. 6 in prediction space): the conditional and null batches run as one batch of 2B, and
 // pred = pred_null + w·(pred_cond − pred_null); guide=false builds the conditional model alone.
-// x: [B, H, W, C], t: [B], cond: [B] int32, w: scalar → x̂0, ε̂: [B, H, W, C].
+// x: [B, H, W, C], t: [B], cond: [B] int32, w: scalar or [B, 1, 1, 1] → x̂0, ε̂: [B, H, W, C].
 func GuidedX0Eps(d *models.Denoiser, scope *model.Scope, x, t, cond, w *Node, nullClass int, guide bool) (x0, eps *Node) {
 	var pred *Node
 	if guide {
@@ -25,6 +25,21 @@ func GuidedX0Eps(d *models.Denoiser, scope *model.Scope, x, t, cond, w *Node, nu
 	}
 	alpha, sigma := d.Schedule.AlphaSigmaNode(ExpandAxes(t, 1, 2, 3))
 	return d.Prediction.X0Eps(x, pred, alpha, sigma)
+}
+
+// GuidanceScale is the guidance scale of each example at its own time t: w where t lies in the
+// guidance interval [lo, hi] (Kynkäänniemi et al., arXiv 2404.07724; empty interval: everywhere),
+// 1 (the conditional model alone) elsewhere. For solvers whose examples sit at different times,
+// such as a distillation teacher's solve; the samplers decide per step on the host (guidedAt).
+// t: [B] → [B, 1, 1, 1].
+func GuidanceScale(t *Node, w float64, interval []float64) *Node {
+	g := t.Graph()
+	scale := BroadcastToShape(Scalar(g, t.DType(), w), t.Shape())
+	if len(interval) == 2 {
+		in := LogicalAnd(GreaterOrEqual(t, Scalar(g, t.DType(), interval[0])), LessOrEqual(t, Scalar(g, t.DType(), interval[1])))
+		scale = Where(in, scale, OnesLike(t))
+	}
+	return ExpandAxes(scale, 1, 2, 3)
 }
 
 // ClipAndCorrect post-processes the denoiser's (x̂0, ε̂) at (x, t) for a solver step:
