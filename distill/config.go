@@ -76,6 +76,9 @@ type LADDConfig struct {
 	Taps []string `mapstructure:"taps"`
 	// HeadChannels is the width of each discriminator head.
 	HeadChannels int `mapstructure:"head_channels"`
+	// HeadOutput is patch (one logit per feature-map location, the losses averaged over them) or
+	// pooled (one logit per image, the mean of the patch logits).
+	HeadOutput string `mapstructure:"head_output"`
 	// GenLoss is the student's adversarial loss: non_saturating (−log σ(D)) or hinge (−D).
 	GenLoss string `mapstructure:"gen_loss"`
 	// AdvWeight scales the adversarial term of the student's loss.
@@ -95,13 +98,16 @@ type LADDConfig struct {
 	HeadSteps int `mapstructure:"head_steps"`
 }
 
-// GenLosses lists the accepted values of ladd.gen_loss.
-var GenLosses = []string{"non_saturating", "hinge"}
+// GenLosses and HeadOutputs list the accepted values of ladd.gen_loss and ladd.head_output.
+var (
+	GenLosses   = []string{"non_saturating", "hinge"}
+	HeadOutputs = []string{"patch", "pooled"}
+)
 
 // DefaultLADDConfig: t̂ ~ logit-normal(1, 1), heads on encoder, middle and decoder features,
 // non-saturating generator loss, no distillation term, one head update per student update.
 func DefaultLADDConfig() LADDConfig {
-	return LADDConfig{TLocation: 1, TScale: 1, Taps: []string{"down1", "down2", "mid", "up2", "up1"}, HeadChannels: 32,
+	return LADDConfig{TLocation: 1, TScale: 1, Taps: []string{"down1", "down2", "mid", "up2", "up1"}, HeadChannels: 32, HeadOutput: "pooled",
 		GenLoss: "non_saturating", AdvWeight: 1, DistillWeight: 0, DistillSteps: 4, DistillCFG: 2, HeadLR: 2e-4, HeadSteps: 1}
 }
 
@@ -120,6 +126,9 @@ func (c LADDConfig) Validate(tapNames []string) error {
 	}
 	if c.HeadChannels <= 0 {
 		return fmt.Errorf("ladd.head_channels: must be positive, got %d", c.HeadChannels)
+	}
+	if !slices.Contains(HeadOutputs, c.HeadOutput) {
+		return fmt.Errorf("ladd.head_output: unknown value %q (known: %v)", c.HeadOutput, HeadOutputs)
 	}
 	if !slices.Contains(GenLosses, c.GenLoss) {
 		return fmt.Errorf("ladd.gen_loss: unknown value %q (known: %v)", c.GenLoss, GenLosses)

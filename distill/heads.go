@@ -52,7 +52,8 @@ func normalImages(b *trainer.Batch, rng *rand.Rand) *tensors.Tensor {
 	return tensors.FromFlatDataAndDimensions(e, b.B, b.H, b.W, b.C)
 }
 
-// logits re-noises x at t̂ with ε', reads the teacher's taps and returns one logit vector [B] per head.
+// logits re-noises x at t̂ with ε', reads the teacher's taps and returns one logit map [B, N] per
+// head (N = h·w patches, or 1 with ladd.head_output pooled).
 func (a *adversary) logits(sc *scopes, x, tHat, eps2, cond *Node) []*Node {
 	alpha, sigma := a.teacher.Schedule.AlphaSigmaNode(ExpandAxes(tHat, 1, 2, 3))
 	xt := Add(Mul(alpha, x), Mul(sigma, eps2))
@@ -66,7 +67,10 @@ func (a *adversary) logits(sc *scopes, x, tHat, eps2, cond *Node) []*Node {
 }
 
 // head is one discriminator head on a teacher feature map f: [C, B, h, w] (channels-first):
-// z = SiLU(FiLM_t̂(Conv3×3(f))); logit = mean_{h,w} Conv1×1(z) + ⟨mean_{h,w} z, E[c]⟩/√Ch. → [B].
+// z = SiLU(FiLM_t̂(Conv3×3(f))); the logit at each location is Conv1×1(z) + ⟨z, E[c]⟩/√Ch
+// (projection conditioning). ladd.head_output patch keeps one logit per location, [B, h·w], so
+// the losses apply per patch (as ADD's token-wise heads, arXiv 2311.17042 §3.2); pooled averages
+// them first, [B, 1] (the mean of the patch logits: the losses see one logit per image).
 func (a *adversary) head(scope *model.Scope, f, tHat, cond *Node) *Node {
 	ch := a.lc.HeadChannels
 	z := a.heads.Conv2D(scope.In("conv"), f, ch, 3, 1, a.conv, models.InitFanIn) // [Ch, B, h, w]
@@ -74,31 +78,42 @@ func (a *adversary) head(scope *model.Scope, f, tHat, cond *Node) *Node {
 	film = ExpandAxes(Transpose(film, 0, 1), 2, 3) // [2Ch, B, 1, 1]
 	scale, shift := Slice(film, AxisRange(0, ch)), Slice(film, AxisRange(ch, 2*ch))
 	z = models.SiLU(Add(Mul(z, OnePlus(scale)), shift))
-	local := ReduceMean(a.heads.Conv2D(scope.In("out"), z, 1, 1, 1, a.conv, models.InitFanIn), 0, 2, 3) // [B]
-	pooled := Transpose(ReduceMean(z, 2, 3), 0, 1)                                                      // [B, Ch]
+	local := Squeeze(a.heads.Conv2D(scope.In("out"), z, 1, 1, 1, a.conv, models.InitFanIn), 0) // [B, h, w]
 	table := a.heads.Param(scope.In("class"), f.Graph(), "table", models.InitNormal, 1, a.classes+1, ch)
-	emb := Dot(OneHot(cond, a.classes+1, dtypes.Float32), table).Product() // [B, Ch]
-	proj := MulScalar(ReduceSum(Mul(pooled, emb), 1), 1/math.Sqrt(float64(ch)))
-	return Add(local, proj)
+	emb := Dot(OneHot(cond, a.classes+1, dtypes.Float32), table).Product()                                    // [B, Ch]
+	proj := MulScalar(ReduceSum(Mul(z, ExpandAxes(Transpose(emb, 0, 1), 2, 3)), 0), 1/math.Sqrt(float64(ch))) // [B, h, w]
+	logits := Add(local, proj)
+	bsz := logits.Shape().Dimensions[0]
+	if a.lc.HeadOutput == "pooled" {
+		return Reshape(ReduceMean(logits, 1, 2), bsz, 1)
+	}
+	return Reshape(logits, bsz, -1)
 }
 
-// discLoss is Σ_heads mean_b hinge(D(real), D(fake)), real and fake re-noised at the same t̂ with
-// the same ε' in one batch. real, fake: [B, H, W, C]. Terms: d_loss, d_real and d_fake (mean logits).
+// discLoss is Σ_heads mean hinge(D(real), D(fake)) over examples and patches, real and fake
+// re-noised at the same t̂ with the same ε' in one batch. real, fake: [B, H, W, C]. Terms: d_loss;
+// d_real and d_fake (mean logits); d_acc_real and d_acc_fake, the fraction of images a head calls
+// right (mean logit > 0 for real, < 0 for fake), averaged over heads.
 func (a *adversary) discLoss(sc *scopes, real, fake, tHat, eps2, cond *Node) (*Node, map[string]*Node) {
 	both := a.logits(sc, Concatenate([]*Node{real, fake}, 0), Concatenate([]*Node{tHat, tHat}, 0),
 		Concatenate([]*Node{eps2, eps2}, 0), Concatenate([]*Node{cond, cond}, 0))
 	bsz := real.Shape().Dimensions[0]
-	var loss, r, f *Node
+	var loss, r, f, accR, accF *Node
 	for _, lg := range both {
 		lr, lf := Slice(lg, AxisRange(0, bsz)), Slice(lg, AxisRange(bsz, 2*bsz))
 		loss = addOrSet(loss, ReduceAllMean(losses.HingeDiscriminator(lr, lf)))
 		r, f = addOrSet(r, ReduceAllMean(lr)), addOrSet(f, ReduceAllMean(lf))
+		right := func(x *Node) *Node {
+			return ReduceAllMean(ConvertDType(GreaterThan(ReduceMean(x, 1), ZerosLike(ReduceMean(x, 1))), dtypes.Float32))
+		}
+		accR, accF = addOrSet(accR, right(lr)), addOrSet(accF, OneMinus(right(lf)))
 	}
 	k := 1 / float64(len(both))
-	return loss, map[string]*Node{"d_loss": loss, "d_real": MulScalar(r, k), "d_fake": MulScalar(f, k)}
+	return loss, map[string]*Node{"d_loss": loss, "d_real": MulScalar(r, k), "d_fake": MulScalar(f, k),
+		"d_acc_real": MulScalar(accR, k), "d_acc_fake": MulScalar(accF, k)}
 }
 
-// genLoss is Σ_heads mean_b gen(D(fake re-noised)) with ladd.gen_loss (non-saturating or hinge);
+// genLoss is Σ_heads mean gen(D(fake re-noised)) over examples and patches with ladd.gen_loss (non-saturating or hinge);
 // its gradient flows through the frozen teacher into fake: [B, H, W, C].
 func (a *adversary) genLoss(sc *scopes, fake, tHat, eps2, cond *Node) *Node {
 	var adv *Node

@@ -268,39 +268,46 @@ func TestLADDResumeIsExact(t *testing.T) {
 // outputs from pure noise (blurry class means), 40 head updates bring the hinge loss well below
 // its chance level of 2 per head.
 func TestHeadsLearnToDiscriminate(t *testing.T) {
-	cfg, lc := testLADD()
-	cfg.StudentTimes, cfg.StudentSteps = []float64{1}, 1
-	lc.HeadLR = 2e-3
-	job := tinyJob(t.TempDir(), 40)
-	l, _ := newTestLADD(t, cfg, lc, job)
-	st, err := data.Open(job.Data, 16, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	db := data.NewBatch(st.Info(), job.Data, 16)
-	if err := st.Next(db); err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(7, 8))
-	b := fakeBatch(rng, 16)
-	copy(b.X0, db.X)
-	copy(b.Cond, db.Labels)
-	var first, last float64
-	for i := range 40 {
-		d, err := l.dStep.RunInputs(i, l.inputs(b, rng)...)
-		if err != nil || !d.Applied {
-			t.Fatalf("heads step %d: %v %+v", i, err, d)
-		}
-		if i == 0 {
-			first = d.Terms["d_loss"]
-		}
-		last = d.Terms["d_loss"]
-	}
-	chance := 2 * float64(len(lc.Taps))
-	t.Logf("hinge loss %.3f -> %.3f (chance %.0f)", first, last, chance)
-	if !(last < 0.6*chance) {
-		t.Errorf("heads did not learn: hinge loss %.3f -> %.3f, chance level %.0f", first, last, chance)
+	for _, output := range HeadOutputs {
+		t.Run(output, func(t *testing.T) {
+			cfg, lc := testLADD()
+			cfg.StudentTimes, cfg.StudentSteps = []float64{1}, 1
+			lc.HeadLR, lc.HeadOutput = 2e-3, output
+			job := tinyJob(t.TempDir(), 40)
+			l, _ := newTestLADD(t, cfg, lc, job)
+			st, err := data.Open(job.Data, 16, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			db := data.NewBatch(st.Info(), job.Data, 16)
+			if err := st.Next(db); err != nil {
+				t.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(7, 8))
+			b := fakeBatch(rng, 16)
+			copy(b.X0, db.X)
+			copy(b.Cond, db.Labels)
+			var first, last, acc float64
+			for i := range 40 {
+				d, err := l.dStep.RunInputs(i, l.inputs(b, rng)...)
+				if err != nil || !d.Applied {
+					t.Fatalf("heads step %d: %v %+v", i, err, d)
+				}
+				if i == 0 {
+					first = d.Terms["d_loss"]
+				}
+				last, acc = d.Terms["d_loss"], (d.Terms["d_acc_real"]+d.Terms["d_acc_fake"])/2
+			}
+			chance := 2 * float64(len(lc.Taps))
+			t.Logf("hinge loss %.3f -> %.3f (chance %.0f), accuracy %.3f", first, last, chance, acc)
+			if !(last < 0.6*chance) {
+				t.Errorf("heads did not learn: hinge loss %.3f -> %.3f, chance level %.0f", first, last, chance)
+			}
+			if !(acc > 0.8 && acc <= 1) {
+				t.Errorf("heads' accuracy on real vs fake %.3f, want > 0.8 after learning", acc)
+			}
+		})
 	}
 }
 
