@@ -1,6 +1,7 @@
 package distill
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 
@@ -125,6 +126,33 @@ func (a *adversary) genLoss(sc *scopes, fake, tHat, eps2, cond *Node) *Node {
 		adv = addOrSet(adv, ReduceAllMean(per))
 	}
 	return adv
+}
+
+// headUpdates runs n head updates (update indices step·n … step·n + n − 1), each on freshly drawn
+// inputs, and returns their terms averaged over the updates plus d_grad_norm, the heads' gradient
+// norm. When an update is not applied (a non-finite loss stops the run) it returns that update's result.
+func headUpdates(dStep *trainer.Step, step, n int, inputs func() []*tensors.Tensor) (map[string]float64, trainer.StepResult, error) {
+	terms := map[string]float64{}
+	var d trainer.StepResult
+	for j := range n {
+		var err error
+		if d, err = dStep.RunInputs(step*n+j, inputs()...); err != nil || !d.Applied {
+			return nil, d, err
+		}
+		for k, v := range d.Terms {
+			terms[k] += v / float64(n)
+		}
+		terms["d_grad_norm"] += d.GradNorm / float64(n)
+	}
+	return terms, d, nil
+}
+
+// wrapErr prefixes a non-nil error with what failed.
+func wrapErr(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // newHeadsStep is the heads' optimizer step (/disc only, no EMA): AdamW at ladd.head_lr with the

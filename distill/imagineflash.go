@@ -152,17 +152,11 @@ func (f *ImagineFlash) inputs(b *trainer.Batch, rng *rand.Rand) []*tensors.Tenso
 func (f *ImagineFlash) Step(step int, b *trainer.Batch, rng *rand.Rand) (trainer.StepResult, error) {
 	terms := map[string]float64{}
 	if f.adv != nil {
-		for j := range f.lc.HeadSteps {
-			d, err := f.dStep.RunInputs(step*f.lc.HeadSteps+j, f.inputs(b, rng)...)
-			if err != nil {
-				return d, fmt.Errorf("imagine_flash heads: %w", err)
-			}
-			if !d.Applied {
-				return d, nil
-			}
-			for k, v := range d.Terms {
-				terms[k] += v / float64(f.lc.HeadSteps)
-			}
+		var d trainer.StepResult
+		var err error
+		terms, d, err = headUpdates(f.dStep, step, f.lc.HeadSteps, func() []*tensors.Tensor { return f.inputs(b, rng) })
+		if err != nil || !d.Applied {
+			return d, wrapErr("imagine_flash heads", err)
 		}
 	}
 	g, err := f.gStep.RunInputs(step, f.inputs(b, rng)...)

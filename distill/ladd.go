@@ -97,18 +97,9 @@ func (l *LADD) inputs(b *trainer.Batch, rng *rand.Rand) []*tensors.Tensor {
 // Step runs ladd.head_steps head updates, then one student update, each on freshly drawn t_s, t̂
 // and ε' for the batch. Terms: the heads' d_* (averaged over their updates) and the student's g_*.
 func (l *LADD) Step(step int, b *trainer.Batch, rng *rand.Rand) (trainer.StepResult, error) {
-	terms := map[string]float64{}
-	for j := range l.lc.HeadSteps {
-		d, err := l.dStep.RunInputs(step*l.lc.HeadSteps+j, l.inputs(b, rng)...)
-		if err != nil {
-			return d, fmt.Errorf("ladd heads: %w", err)
-		}
-		if !d.Applied {
-			return d, nil
-		}
-		for k, v := range d.Terms {
-			terms[k] += v / float64(l.lc.HeadSteps)
-		}
+	terms, d, err := headUpdates(l.dStep, step, l.lc.HeadSteps, func() []*tensors.Tensor { return l.inputs(b, rng) })
+	if err != nil || !d.Applied {
+		return d, wrapErr("ladd heads", err)
 	}
 	g, err := l.gStep.RunInputs(step, l.inputs(b, rng)...)
 	if err != nil {
