@@ -229,8 +229,6 @@ func (c IFConfig) Validate() error {
 		return fmt.Errorf("imagine_flash.teacher_steps: must be positive, got %d", c.TeacherSteps)
 	case c.TeacherCFG < 0:
 		return fmt.Errorf("imagine_flash.teacher_cfg: must be >= 0, got %g", c.TeacherCFG)
-	case sampling.CheckGuidanceInterval(c.TeacherGuidanceInterval) != nil:
-		return fmt.Errorf("imagine_flash.teacher_guidance_interval: %w", sampling.CheckGuidanceInterval(c.TeacherGuidanceInterval))
 	case !slices.Contains(IFDistances, c.Distance):
 		return fmt.Errorf("imagine_flash.distance: unknown value %q (known: %v)", c.Distance, IFDistances)
 	case !(c.HuberC > 0):
@@ -239,6 +237,9 @@ func (c IFConfig) Validate() error {
 		return fmt.Errorf("imagine_flash.noise_correction: unknown value %q (known: auto, on, off)", c.NoiseCorrection)
 	case c.AdvWeight < 0:
 		return fmt.Errorf("imagine_flash.adv_weight: must be >= 0, got %g", c.AdvWeight)
+	}
+	if err := sampling.CheckGuidanceInterval(c.TeacherGuidanceInterval); err != nil {
+		return fmt.Errorf("imagine_flash.teacher_guidance_interval: %w", err)
 	}
 	for _, k := range c.StepCounts {
 		if k < 1 || k > 8 {

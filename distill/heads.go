@@ -99,23 +99,25 @@ func (a *adversary) discLoss(sc *scopes, real, fake, tHat, eps2, cond *Node) (*N
 	both := a.logits(sc, Concatenate([]*Node{real, fake}, 0), Concatenate([]*Node{tHat, tHat}, 0),
 		Concatenate([]*Node{eps2, eps2}, 0), Concatenate([]*Node{cond, cond}, 0))
 	bsz := real.Shape().Dimensions[0]
+	// saysReal is the fraction of images whose mean logit is > 0. logits: [B, N] → scalar.
+	saysReal := func(logits *Node) *Node {
+		m := ReduceMean(logits, 1)
+		return ReduceAllMean(ConvertDType(GreaterThan(m, ZerosLike(m)), dtypes.Float32))
+	}
 	var loss, r, f, accR, accF *Node
 	for _, lg := range both {
 		lr, lf := Slice(lg, AxisRange(0, bsz)), Slice(lg, AxisRange(bsz, 2*bsz))
 		loss = addOrSet(loss, ReduceAllMean(losses.HingeDiscriminator(lr, lf)))
 		r, f = addOrSet(r, ReduceAllMean(lr)), addOrSet(f, ReduceAllMean(lf))
-		right := func(x *Node) *Node {
-			return ReduceAllMean(ConvertDType(GreaterThan(ReduceMean(x, 1), ZerosLike(ReduceMean(x, 1))), dtypes.Float32))
-		}
-		accR, accF = addOrSet(accR, right(lr)), addOrSet(accF, OneMinus(right(lf)))
+		accR, accF = addOrSet(accR, saysReal(lr)), addOrSet(accF, OneMinus(saysReal(lf)))
 	}
 	k := 1 / float64(len(both))
 	return loss, map[string]*Node{"d_loss": loss, "d_real": MulScalar(r, k), "d_fake": MulScalar(f, k),
 		"d_acc_real": MulScalar(accR, k), "d_acc_fake": MulScalar(accF, k)}
 }
 
-// genLoss is Σ_heads mean gen(D(fake re-noised)) over examples and patches with ladd.gen_loss (non-saturating or hinge);
-// its gradient flows through the frozen teacher into fake: [B, H, W, C].
+// genLoss is Σ_heads mean gen(D(fake re-noised)) over examples and patches, with ladd.gen_loss
+// (non-saturating or hinge); its gradient flows through the frozen teacher into fake: [B, H, W, C].
 func (a *adversary) genLoss(sc *scopes, fake, tHat, eps2, cond *Node) *Node {
 	var adv *Node
 	for _, lg := range a.logits(sc, fake, tHat, eps2, cond) {

@@ -172,8 +172,10 @@ func teacherSolve(teacher *models.Denoiser, sc *scopes, x, t, cond *Node, n int,
 	for j := range n {
 		tj := MulScalar(t, 1-float64(j)/float64(n))
 		s := MulScalar(t, 1-float64(j+1)/float64(n))
-		var epsHat *Node
-		w := sampling.GuidanceScale(tj, cfg, interval)
+		var epsHat, w *Node
+		if cfg != 1 {
+			w = sampling.GuidanceScale(tj, cfg, interval)
+		}
 		x0hat, epsHat = sampling.GuidedX0Eps(teacher, sc.get(TeacherScope), x, tj, cond, w, classes, cfg != 1)
 		x = sampling.DDIMStep(teacher.Schedule, x, x0hat, epsHat, tj, s, true)
 	}
