@@ -5,8 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/fewstep/fewstep/trainer"
 )
 
 func writeYAML(t *testing.T, text string) string {
@@ -101,5 +106,29 @@ func TestPresetsLoad(t *testing.T) {
 	}
 	if _, _, err := Load("no-such-preset", nil, nil); err == nil || !strings.Contains(err.Error(), "mnist-teacher") {
 		t.Errorf("unknown preset error %v should list the presets", err)
+	}
+}
+
+// TestStudentSpacingOfPreset: the Imagine Flash preset's student samples on the times it trains at
+// (distill.student_times at 3 steps, trailing at 2), and only once it is a distilled student.
+func TestStudentSpacingOfPreset(t *testing.T) {
+	cfg, resolved, err := Load("mnist-imagineflash", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := cfg.Job(resolved)
+	if _, err := trainer.GridSampler(nil, model.NewStore(), job); err == nil || !strings.Contains(err.Error(), "not a distilled student") {
+		t.Fatalf("teacher job with spacing student: error %v", err)
+	}
+	job.Distilled = true
+	for steps, want := range map[int][]float64{3: {1, 0.5, 0.25, 0}, 2: {1, 0.5, 0}, 4: {1, 0.75, 0.5, 0.25, 0}} {
+		job.Sample.Steps = steps
+		s, err := trainer.GridSampler(nil, model.NewStore(), job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Times(); !slices.Equal(got, want) {
+			t.Errorf("%d steps: times %v, want %v", steps, got, want)
+		}
 	}
 }

@@ -97,8 +97,12 @@ func (r Run) Dir() checkpoints.RunDir {
 // Job assembles the trainer's job from the config and its resolved YAML.
 func (r Run) Job(resolved []byte) trainer.Job {
 	return trainer.Job{RunDir: r.Dir(), Seed: uint64(r.Run.Seed), Data: r.Data, Model: r.Model,
-		Diffusion: r.Diffusion, Trainer: r.Trainer, Sample: r.Sample, ConfigYAML: resolved}
+		Diffusion: r.Diffusion, Trainer: r.Trainer, Sample: r.Sample, ConfigYAML: resolved, StudentTimes: r.StudentTimes()}
 }
+
+// StudentTimes are the K times a distilled student of this config trains at (distill.student_times,
+// or its trailing times): the sample.spacing "student".
+func (r Run) StudentTimes() []float64 { return r.Distill.Times(r.Diffusion.TMax) }
 
 // YAML renders the resolved config with the section order of Run and the YAML key names.
 func (r Run) YAML() ([]byte, error) {

@@ -42,6 +42,9 @@ func (m *Model) checkMetadata() error {
 	if m.ClassNames != nil && len(m.ClassNames) != m.Model.NumClasses {
 		return fmt.Errorf("metadata %s: %d names for %d classes", KeyClassNames, len(m.ClassNames), m.Model.NumClasses)
 	}
+	if s.Spacing == "student" && !m.Distilled {
+		return fmt.Errorf("metadata %s: spacing student is for distilled models (their %s)", KeySample, KeyStudentTimes)
+	}
 	if !m.Distilled && m.StudentTimes != nil {
 		return fmt.Errorf("metadata %s: only distilled models have student times", KeyStudentTimes)
 	}

@@ -231,6 +231,9 @@ func TestReadModelRejectsBadContents(t *testing.T) {
 		{"student times ascending", nil, func(md map[string]string) {
 			md[KeyDistilled], md[KeyStudentTimes] = "true", "[0.5,1]"
 		}, []string{"metadata fewstep.student_times: want times descending in (0, t_max=1]"}},
+		{"student spacing of a teacher", nil, func(md map[string]string) {
+			md[KeySample] = strings.Replace(md[KeySample], `"spacing":"trailing"`, `"spacing":"student"`, 1)
+		}, []string{"metadata fewstep.sample: spacing student is for distilled models"}},
 		{"bad distilled", nil, func(md map[string]string) { md[KeyDistilled] = "yes" },
 			[]string{`metadata fewstep.distilled: want true or false, got "yes"`}},
 		{"bad weights", nil, func(md map[string]string) { md[KeyWeights] = "opt" },

@@ -67,7 +67,7 @@ type Sampling struct {
 	Sampler string  // ddim, euler, heun, dpmpp-2m, sde or renoise
 	Steps   int     // solver steps
 	CFG     float64 // classifier-free guidance scale (1: none)
-	Spacing string  // timestep spacing: trailing, leading, uniform, karras, logsnr or list
+	Spacing string  // timestep spacing: trailing, leading, uniform, karras, logsnr, student (StudentTimes) or list
 	// Section is the whole sample section with sampling.Config's key names; the typed fields
 	// above override its sampler, steps, cfg and spacing keys when written. Decode turns it into
 	// a sampling.Config.

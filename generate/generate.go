@@ -21,7 +21,8 @@ type Options struct {
 	Steps int
 	// Sampler is the solver: ddim, euler, heun, dpmpp-2m, sde or renoise.
 	Sampler string
-	// Spacing is the timestep spacing: trailing, leading, uniform, karras or logsnr.
+	// Spacing is the timestep spacing: trailing, leading, uniform, karras, logsnr or student (a
+	// distilled model's own times, Model().StudentTimes, at their step count).
 	Spacing string
 	// CFG is the classifier-free guidance scale w (1: no guidance). The unconditional model
 	// (w = 0) is class NumClasses, the null class, with any w.
@@ -127,7 +128,7 @@ func (g *Generator) sampler(sc sampling.Config) (*sampling.Sampler, error) {
 		return s, nil
 	}
 	s, err := sampling.NewSampler(g.backend, g.store, sampling.Model{Den: g.den, Scope: scope, NullClass: g.m.Model.NumClasses,
-		TMax: g.m.Diffusion.TMax, Distilled: g.m.Distilled}, sc)
+		TMax: g.m.Diffusion.TMax, Distilled: g.m.Distilled, StudentTimes: g.m.StudentTimes}, sc)
 	if err != nil {
 		return nil, fmt.Errorf("generate: %w", err)
 	}

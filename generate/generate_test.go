@@ -240,7 +240,7 @@ func TestGenerateDefaultsAndErrors(t *testing.T) {
 }
 
 // TestExportDistilled: a checkpoint with /teacher weights exports as a distilled student with the
-// run's student times, without the teacher.
+// run's student times, without the teacher, and the student spacing samples on those times.
 func TestExportDistilled(t *testing.T) {
 	step, ts, _, err := checkpoints.LoadLatest(fixture.job.RunDir)
 	if err != nil {
@@ -248,7 +248,8 @@ func TestExportDistilled(t *testing.T) {
 	}
 	ts["teacher/stem/kernel"] = ts["ema/stem/kernel"]
 	r := runConfig()
-	r.Distill.StudentSteps = 2
+	r.Distill.StudentSteps, r.Distill.StudentTimes = 3, []float64{1, 0.5, 0.25}
+	r.Sample.Spacing = "student"
 	m, err := r.ExportModel(fixture.job.RunDir, step, ts, false)
 	if err != nil {
 		t.Fatal(err)
@@ -261,8 +262,25 @@ func TestExportDistilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.Distilled || !slices.Equal(got.StudentTimes, []float64{1, 0.5}) {
-		t.Errorf("distilled %v, student times %v; want true, [1 0.5]", got.Distilled, got.StudentTimes)
+	if !got.Distilled || !slices.Equal(got.StudentTimes, []float64{1, 0.5, 0.25}) {
+		t.Errorf("distilled %v, student times %v; want true, [1 0.5 0.25]", got.Distilled, got.StudentTimes)
+	}
+	g, err := New(got, nil) // times only: nothing runs
+	if err != nil {
+		t.Fatal(err)
+	}
+	for steps, want := range map[int][]float64{3: {1, 0.5, 0.25, 0}, 2: {1, 0.5, 0}} {
+		sc, err := g.Config(Options{Steps: steps})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := g.sampler(sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if times := s.Times(); !slices.Equal(times, want) {
+			t.Errorf("student spacing at %d steps: times %v, want %v", steps, times, want)
+		}
 	}
 	if _, ok := got.Tensors["teacher/stem/kernel"]; ok {
 		t.Errorf("the teacher was exported")

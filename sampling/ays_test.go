@@ -44,7 +44,7 @@ func TestAYSBeatsHandmadeSpacings(t *testing.T) {
 			for _, sp := range []string{"trailing", "uniform", "karras", "logsnr"} {
 				c := cfg
 				c.Spacing = sp
-				ts, err := Times(c, sched, tMax)
+				ts, err := Times(c, sched, tMax, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -119,7 +119,7 @@ func TestRefine(t *testing.T) {
 	sched := models.Schedule{Kind: "cosine"}
 	cfg := DefaultConfig()
 	cfg.Steps, cfg.Spacing = 10, "karras"
-	ts, err := Times(cfg, sched, 1)
+	ts, err := Times(cfg, sched, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,8 @@ type Config struct {
 	Steps int `mapstructure:"steps"`
 	// Eta scales the fresh noise of ddim: 0 is deterministic DDIM, 1 the DDPM posterior.
 	Eta float64 `mapstructure:"eta"`
-	// Spacing chooses the timesteps (see Times): trailing, leading, uniform, karras, logsnr or list.
+	// Spacing chooses the timesteps (see Times): trailing, leading, uniform, karras, logsnr,
+	// student (a distilled student's own times) or list.
 	Spacing string `mapstructure:"spacing"`
 	// Rho is the exponent of the karras spacing (EDM eq. 5; 7 in the paper).
 	Rho float64 `mapstructure:"rho"`
@@ -65,7 +66,7 @@ func DefaultConfig() Config {
 // Samplers, Spacings and NoiseCorrections list the accepted values.
 var (
 	Samplers         = []string{"ddim", "euler", "heun", "dpmpp-2m", "sde", "renoise"}
-	Spacings         = []string{"trailing", "leading", "uniform", "karras", "logsnr", "list"}
+	Spacings         = []string{"trailing", "leading", "uniform", "karras", "logsnr", "student", "list"} // list last (eval's -schedule omits it)
 	NoiseCorrections = []string{"auto", "on", "off"}
 )
 

@@ -20,6 +20,9 @@ type Model struct {
 	NullClass int     // class index meaning "no condition"
 	TMax      float64 // start time of sampling
 	Distilled bool    // a few-step student (turns noise_correction "auto" on for eps-prediction)
+	// StudentTimes are a distilled student's K training times (distill.student_times, or its
+	// trailing times), the "student" spacing; nil for other models.
+	StudentTimes []float64
 }
 
 // Sampler generates images with one compiled executor per (guidance on/off, batch shape); times
@@ -44,7 +47,7 @@ func NewSampler(backend compute.Backend, store *model.Store, m Model, cfg Config
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	times, err := Times(cfg, m.Den.Schedule, m.TMax)
+	times, err := Times(cfg, m.Den.Schedule, m.TMax, m.StudentTimes)
 	if err != nil {
 		return nil, err
 	}

@@ -32,10 +32,13 @@ func UniformTimes(n int, tMax float64) []float64 {
 //   - logsnr:   log-SNR λ = log(α²/σ²) evenly spaced from max(λ(tMax), −2·log(sigma_max)) to
 //     −2·log(sigma_min) (the spacing DPM-Solver recommends, Lu et al., arXiv 2206.00927 §3.3);
 //     t_0 = tMax.
+//   - student:  a distilled student's own times (student, its distill.student_times, K of them):
+//     those at n = K, the trailing times (what it trained on for other step counts) at n ≠ K; an
+//     error for a model that is not a distilled student (student nil).
 //   - list:     cfg.Timesteps, then 0.
 //
 // A schedule file (cfg.ScheduleFile) overrides the spacing.
-func Times(cfg Config, sched models.Schedule, tMax float64) ([]float64, error) {
+func Times(cfg Config, sched models.Schedule, tMax float64, student []float64) ([]float64, error) {
 	if cfg.ScheduleFile != "" {
 		sf, err := ReadScheduleFile(cfg.ScheduleFile)
 		if err != nil {
@@ -87,6 +90,17 @@ func Times(cfg Config, sched models.Schedule, tMax float64) ([]float64, error) {
 			ts[i] = sched.TimeOfLogSNR(hi+frac*(lo-hi), tMax)
 		}
 		ts[0] = tMax
+	case "student":
+		switch {
+		case student == nil:
+			return nil, fmt.Errorf("sample.spacing: student: the model is not a distilled student (it has no student times)")
+		case len(student) != n:
+			return UniformTimes(n, tMax), nil
+		}
+		if err := checkDescending(student, tMax); err != nil {
+			return nil, fmt.Errorf("distill.student_times: %w", err)
+		}
+		return append(append([]float64(nil), student...), 0), nil
 	case "list":
 		if err := checkDescending(cfg.Timesteps, tMax); err != nil {
 			return nil, fmt.Errorf("sample.timesteps: %w", err)

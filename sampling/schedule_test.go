@@ -4,6 +4,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -20,7 +21,7 @@ func TestSpacings(t *testing.T) {
 	get := func(spacing string) []float64 {
 		c := cfg
 		c.Spacing = spacing
-		ts, err := Times(c, sched, 1)
+		ts, err := Times(c, sched, 1, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,12 +58,38 @@ func TestSpacings(t *testing.T) {
 		t.Errorf("logsnr steps %g, %g differ", d1, d2)
 	}
 	cfg.Spacing, cfg.Timesteps = "list", []float64{0.9, 0.5, 0.2}
-	if ts, err := Times(cfg, sched, 1); err != nil || len(ts) != 4 || ts[1] != 0.5 {
+	if ts, err := Times(cfg, sched, 1, nil); err != nil || len(ts) != 4 || ts[1] != 0.5 {
 		t.Errorf("list: %v, %v", ts, err)
 	}
 	cfg.Timesteps = []float64{0.5, 0.9}
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "sample.timesteps") {
 		t.Errorf("increasing list: error %v", err)
+	}
+}
+
+// TestStudentSpacing: a distilled student samples on its own K times at K steps, on the trailing
+// times at other step counts, and a model without student times is refused.
+func TestStudentSpacing(t *testing.T) {
+	sched := models.Schedule{Kind: "cosine"}
+	cfg := DefaultConfig()
+	cfg.Spacing = "student"
+	student := []float64{1, 0.5, 0.25}
+	for _, tc := range []struct {
+		steps int
+		want  []float64
+	}{{3, []float64{1, 0.5, 0.25, 0}}, {2, []float64{1, 0.5, 0}}, {4, []float64{1, 0.75, 0.5, 0.25, 0}}, {1, []float64{1, 0}}} {
+		cfg.Steps = tc.steps
+		ts, err := Times(cfg, sched, 1, student)
+		if err != nil || !slices.Equal(ts, tc.want) {
+			t.Errorf("%d steps: %v, %v; want %v", tc.steps, ts, err, tc.want)
+		}
+	}
+	cfg.Steps = 3
+	if _, err := Times(cfg, sched, 1, nil); err == nil || !strings.Contains(err.Error(), "not a distilled student") {
+		t.Errorf("no student times: error %v", err)
+	}
+	if _, err := Times(cfg, sched, 1, []float64{0.5, 1, 0.25}); err == nil || !strings.Contains(err.Error(), "distill.student_times") {
+		t.Errorf("unordered student times: error %v", err)
 	}
 }
 
@@ -74,11 +101,11 @@ func TestScheduleFile(t *testing.T) {
 	}
 	cfg := DefaultConfig()
 	cfg.ScheduleFile = path
-	ts, err := Times(cfg, models.Schedule{Kind: "cosine"}, 1)
+	ts, err := Times(cfg, models.Schedule{Kind: "cosine"}, 1, nil)
 	if err != nil || len(ts) != 4 || ts[1] != 0.4 || ts[3] != 0 {
 		t.Fatalf("schedule file times %v, %v", ts, err)
 	}
-	if _, err := Times(cfg, models.Schedule{Kind: "flow"}, 1); err == nil || !strings.Contains(err.Error(), "cosine") {
+	if _, err := Times(cfg, models.Schedule{Kind: "flow"}, 1, nil); err == nil || !strings.Contains(err.Error(), "cosine") {
 		t.Errorf("schedule mismatch: error %v", err)
 	}
 	for name, text := range map[string]string{

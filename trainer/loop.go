@@ -32,6 +32,9 @@ type Job struct {
 	Sample     sampling.Config
 	ConfigYAML []byte // the resolved config, written to RUN/config.yaml and into every checkpoint
 	Distilled  bool   // a few-step student (sampling's noise_correction "auto")
+	// StudentTimes are the times a distilled student trains at (sample.spacing "student"); the
+	// sampler sees them only when Distilled.
+	StudentTimes []float64
 }
 
 // Method is one optimization step of a run: the diffusion loss for teachers (the default), a
@@ -394,8 +397,11 @@ func GridSampler(backend compute.Backend, store *model.Store, job Job) (*samplin
 	if !job.Sample.UseEMA {
 		scope = ModelScope
 	}
-	return sampling.NewSampler(backend, store, sampling.Model{Den: den, Scope: scope, NullClass: job.Model.NumClasses,
-		TMax: job.Diffusion.TMax, Distilled: job.Distilled}, job.Sample)
+	m := sampling.Model{Den: den, Scope: scope, NullClass: job.Model.NumClasses, TMax: job.Diffusion.TMax, Distilled: job.Distilled}
+	if job.Distilled {
+		m.StudentTimes = job.StudentTimes
+	}
+	return sampling.NewSampler(backend, store, m, job.Sample)
 }
 
 // ClassGrid samples cfg.PerClass images for each class (row = class) and writes the grid PNG.

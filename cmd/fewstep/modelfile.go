@@ -27,7 +27,7 @@ func modelJob(m *export.Model) (trainer.Job, error) {
 	}
 	sc.UseEMA = m.Source.Weights == export.WeightsEMA
 	return trainer.Job{Data: m.Data, Model: m.Model, Diffusion: m.Diffusion, Trainer: trainer.DefaultConfig(),
-		Sample: sc, Distilled: m.Distilled}, nil
+		Sample: sc, Distilled: m.Distilled, StudentTimes: m.StudentTimes}, nil
 }
 
 // modelTensors names the file's weights as a checkpoint holds them: <scope>/<path>.

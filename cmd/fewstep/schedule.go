@@ -61,7 +61,7 @@ func scheduleShow(args []string) error {
 		return usagef("schedule show: %v", err)
 	}
 	sched := cfg.Diffusion.Sched()
-	ts, err := sampling.Times(sc, sched, cfg.Diffusion.TMax)
+	ts, err := sampling.Times(sc, sched, cfg.Diffusion.TMax, cfg.StudentTimes()) // student: the times of the run's distill section
 	if err != nil {
 		return err
 	}
@@ -145,7 +145,7 @@ func scheduleOptimize(args []string) error {
 	for _, sp := range names {
 		c := sc
 		c.Spacing = sp
-		ts, err := sampling.Times(c, sched, tMax)
+		ts, err := sampling.Times(c, sched, tMax, nil)
 		if err != nil {
 			return err
 		}
