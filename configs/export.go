@@ -60,7 +60,7 @@ func (r Run) ExportModel(dir checkpoints.RunDir, step int64, ts map[string]*tens
 		Tensors:   weights,
 	}
 	if distilled {
-		m.StudentTimes = r.Distill.Times(r.Diffusion.TMax)
+		m.StudentTimes = r.StudentTimes()
 	}
 	return m, nil
 }

@@ -66,7 +66,7 @@ func DefaultConfig() Config {
 // Samplers, Spacings and NoiseCorrections list the accepted values.
 var (
 	Samplers         = []string{"ddim", "euler", "heun", "dpmpp-2m", "sde", "renoise"}
-	Spacings         = []string{"trailing", "leading", "uniform", "karras", "logsnr", "student", "list"} // list last (eval's -schedule omits it)
+	Spacings         = []string{"trailing", "leading", "uniform", "karras", "logsnr", "student", "list"}
 	NoiseCorrections = []string{"auto", "on", "off"}
 )
 

@@ -66,7 +66,7 @@ func evalRuns(args []string) error {
 	dataTrain := fs.String("data-train", "", "training split of the feature classifier (default: data.classifier_train, else data.train, of the first run or model)")
 	stepsFlag := fs.String("steps", "1,2,4,8,50", "comma-separated step counts")
 	sampler := fs.String("sampler", "", "comma-separated samplers: "+strings.Join(sampling.Samplers, ", ")+" (default: each run's sample.sampler)")
-	schedule := fs.String("schedule", "", "comma-separated spacings ("+strings.Join(sampling.Spacings[:len(sampling.Spacings)-1], ", ")+") or schedule files (*.json; their step count replaces -steps); default: each run's sample.spacing")
+	schedule := fs.String("schedule", "", "comma-separated spacings ("+strings.Join(evalSpacings(), ", ")+") or schedule files (*.json; their step count replaces -steps); default: each run's sample.spacing")
 	ckptFlag := fs.String("checkpoint", "newest", "checkpoint of every run: newest, best (early stopping's RUN/best.json) or a step")
 	ncFlag := fs.String("noise-correction", "", "comma-separated noise correction settings to compare: auto, on, off (default: each run's sample.noise_correction)")
 	cfgScale := fs.Float64("cfg", -1, "guidance scale (default: each run's sample.cfg)")
@@ -90,8 +90,8 @@ func evalRuns(args []string) error {
 			if _, err := sampling.ReadScheduleFile(sch); err != nil {
 				return usagef("eval: -schedule: %v", err)
 			}
-		} else if !slices.Contains(sampling.Spacings, sch) || sch == "list" {
-			return usagef("eval: -schedule: %q is neither a spacing (%s) nor a .json schedule file", sch, strings.Join(sampling.Spacings[:len(sampling.Spacings)-1], ", "))
+		} else if !slices.Contains(evalSpacings(), sch) {
+			return usagef("eval: -schedule: %q is neither a spacing (%s) nor a .json schedule file", sch, strings.Join(evalSpacings(), ", "))
 		}
 	}
 	for _, nc := range splitList(*ncFlag) {
@@ -218,4 +218,10 @@ func parseInts(s string) ([]int, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// evalSpacings are the spacings -schedule accepts: all but list, whose times come from a run's
+// sample.timesteps (a schedule file is eval's list).
+func evalSpacings() []string {
+	return slices.DeleteFunc(slices.Clone(sampling.Spacings), func(s string) bool { return s == "list" })
 }
