@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -115,6 +116,21 @@ func TestClassifierAndMetricsOnImages(t *testing.T) {
 	clean, err := FitGaussian(test.Features, test.N, FeatureDim)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The feature scales give the parts mean per-feature variance 1 and textureWeight on the test
+	// split (the unbiased covariance here: n/(n−1) of it).
+	for _, part := range []struct {
+		name   string
+		lo, hi int
+		want   float64
+	}{{"semantic", 0, SemanticDim, 1}, {"texture", SemanticDim, FeatureDim, textureWeight}} {
+		var tr float64
+		for j := part.lo; j < part.hi; j++ {
+			tr += clean.Cov[j*FeatureDim+j]
+		}
+		if v := tr / float64(part.hi-part.lo); math.Abs(v-part.want) > 2e-3 {
+			t.Errorf("%s features: mean per-feature variance %.5f on the test split, want %g", part.name, v, part.want)
+		}
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	prev := -1.0

@@ -17,7 +17,8 @@ import (
 const featureBatch = 500
 
 // Features runs the classifier on images [n, h, w, c] (values in [-1, 1]) and returns the
-// penultimate features [n, FeatureDim] and the predicted classes [n].
+// metric's features [n, FeatureDim] (semantic, then texture; see Classifier) and the predicted
+// classes [n].
 func (tc *TrainedClassifier) Features(backend compute.Backend, imgs []float32, n, h, w, c int) ([]float32, []int32, error) {
 	exec, err := model.NewExec(backend, tc.Store, func(root *model.Scope, x *Node) (*Node, *Node) {
 		root.SetTraining(x.Graph(), true) // weights as parameters (gomlx-notes trap 2)
@@ -113,6 +114,7 @@ type TestSet struct {
 	Features []float32 // [N, FeatureDim]
 	Preds    []int32
 	N        int
+	H, W, C  int
 }
 
 // LoadTestSet reads every row of cfg.Test that passes cfg's filters (one epoch of the data
@@ -121,7 +123,18 @@ func (tc *TrainedClassifier) LoadTestSet(backend compute.Backend, cfg data.Confi
 	if cfg.Test == "" {
 		return nil, fmt.Errorf("data.test: no test split configured")
 	}
-	cfg.Train, cfg.HFlip, cfg.CropScale, cfg.Condition = cfg.Test, false, 1, data.ConditionLabel
+	ts, err := LoadSplit(cfg, cfg.Test)
+	if err != nil {
+		return nil, err
+	}
+	ts.Features, ts.Preds, err = tc.Features(backend, ts.Images, ts.N, ts.H, ts.W, ts.C)
+	return ts, err
+}
+
+// LoadSplit decodes every row of the Parquet file(s) at path that passes cfg's filters (one
+// epoch, no augmentation) into a TestSet without features: images [N, H, W, C] and labels.
+func LoadSplit(cfg data.Config, path string) (*TestSet, error) {
+	cfg.Train, cfg.HFlip, cfg.CropScale, cfg.Condition, cfg.Noise = path, false, 1, data.ConditionLabel, false
 	probe, err := data.Open(cfg, 1, 0)
 	if err != nil {
 		return nil, err
@@ -137,9 +150,7 @@ func (tc *TrainedClassifier) LoadTestSet(backend compute.Backend, cfg data.Confi
 	if err := stream.Next(b); err != nil {
 		return nil, err
 	}
-	ts := &TestSet{Images: b.X, Labels: b.Labels, N: n}
-	ts.Features, ts.Preds, err = tc.Features(backend, ts.Images, n, b.H, b.W, b.C)
-	return ts, err
+	return &TestSet{Images: b.X, Labels: b.Labels, N: n, H: b.H, W: b.W, C: b.C}, nil
 }
 
 // Accuracy is the classifier's accuracy on cfg.Test.

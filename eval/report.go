@@ -20,8 +20,8 @@ func Markdown(res *Result) string {
 		fmt.Fprintf(&b, "| %s | %d | %s | %s | %g | %d | %d | %.3f | %.4f | %.3f | %.3f | %.4f | %.2f | %.1f | %d | %s |\n",
 			r.Run, r.Steps, r.Sampler, r.Schedule, r.CFG, r.NFE, r.N, r.FID, r.ClassAcc, r.Precision, r.Recall, r.Confidence, r.MsPerImage, r.ImgPerS, r.Batch, r.Backend)
 	}
-	fmt.Fprintf(&b, "\nfeature classifier test accuracy: %.2f%% (FID, precision and recall use its %d penultimate features; not comparable with Inception FIDs)\n",
-		100*res.ClassifierAcc, FeatureDim)
+	fmt.Fprintf(&b, "\nfeature classifier test accuracy: %.2f%% (FID uses its %d semantic and texture features, precision and recall the %d semantic ones; not comparable with Inception FIDs)\n",
+		100*res.ClassifierAcc, FeatureDim, SemanticDim)
 	return b.String()
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -110,6 +111,9 @@ func TrainClassifier(backend compute.Backend, opts ClassifierOptions) (*TrainedC
 	if err := tc.fit(stream, step, tcfg.Steps, opts.BatchSize, opts.Out); err != nil {
 		return nil, err
 	}
+	if err := tc.setFeatureScales(backend, cfg); err != nil {
+		return nil, err
+	}
 	if tc.TestAccuracy, err = tc.Accuracy(backend, cfg); err != nil {
 		return nil, err
 	}
@@ -185,7 +189,7 @@ func LoadClassifier(path string) (*TrainedClassifier, error) {
 		return nil, fmt.Errorf("%s: classifier metadata: %w", path, err)
 	}
 	tc := &TrainedClassifier{Classifier: NewClassifier(k), Store: model.NewStore(), TestAccuracy: acc, Path: path}
-	tc.b.Frozen = true
+	tc.b.Frozen, tc.unscaled = true, false // the file holds the feature scales
 	for name, t := range ts {
 		v, err := tc.Store.CreateVariable("/"+name, t)
 		if err != nil {
@@ -194,4 +198,47 @@ func LoadClassifier(path string) (*TrainedClassifier, error) {
 		v.Trainable = false
 	}
 	return tc, nil
+}
+
+// setFeatureScales measures the unscaled semantic and texture features on the test split (the
+// reference of every FID) and stores each part's scale, so that the semantic features have mean
+// variance 1 there and the texture features textureWeight, then switches Net to the scaled
+// features.
+func (tc *TrainedClassifier) setFeatureScales(backend compute.Backend, cfg data.Config) error {
+	tc.unscaled = true
+	test, err := tc.LoadTestSet(backend, cfg)
+	if err != nil {
+		return err
+	}
+	sum, sq := make([]float64, FeatureDim), make([]float64, FeatureDim)
+	for i, v := range test.Features {
+		sum[i%FeatureDim] += float64(v)
+		sq[i%FeatureDim] += float64(v) * float64(v)
+	}
+	m := float64(test.N)
+	partScale := func(lo, hi int, weight float64) (float32, error) {
+		var tr float64
+		for j := lo; j < hi; j++ {
+			mu := sum[j] / m
+			tr += sq[j]/m - mu*mu
+		}
+		if !(tr > 0) || math.IsInf(tr, 0) {
+			return 0, fmt.Errorf("classifier: features %d..%d have total variance %g on the test split", lo, hi-1, tr)
+		}
+		return float32(math.Sqrt(weight * float64(hi-lo) / tr)), nil
+	}
+	semScale, err1 := partScale(0, SemanticDim, 1)
+	texScale, err2 := partScale(SemanticDim, FeatureDim, textureWeight)
+	if err := errors.Join(err1, err2); err != nil {
+		return err
+	}
+	for name, v := range map[string]float32{semScaleVar: semScale, texScaleVar: texScale} {
+		variable, err := tc.Store.CreateVariable("/"+trainer.ModelScope+"/"+name, tensors.FromScalar(v))
+		if err != nil {
+			return err
+		}
+		variable.Trainable = false
+	}
+	tc.unscaled = false
+	return nil
 }

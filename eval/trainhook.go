@@ -51,7 +51,7 @@ func scoreImages(backend compute.Backend, tc *TrainedClassifier, test *TestSet, 
 	if err != nil {
 		return nil, err
 	}
-	p, r, err := PrecisionRecall(test.Features, feats, test.N, n, FeatureDim, k)
+	p, r, err := PrecisionRecall(SemanticPart(test.Features, test.N), SemanticPart(feats, n), test.N, n, SemanticDim, k)
 	if err != nil {
 		return nil, err
 	}
@@ -60,4 +60,14 @@ func scoreImages(backend compute.Backend, tc *TrainedClassifier, test *TestSet, 
 		return nil, err
 	}
 	return map[string]float64{"fid": fid, "precision": p, "recall": r, "class_accuracy": ClassAccuracy(preds, classes), "confidence": conf}, nil
+}
+
+// SemanticPart copies the semantic features [n, SemanticDim] out of the metric's features
+// [n, FeatureDim] (precision and recall are k-NN in the semantic space).
+func SemanticPart(feats []float32, n int) []float32 {
+	out := make([]float32, 0, n*SemanticDim)
+	for i := range n {
+		out = append(out, feats[i*FeatureDim:i*FeatureDim+SemanticDim]...)
+	}
+	return out
 }

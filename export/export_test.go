@@ -8,6 +8,7 @@ import (
 
 	"github.com/fewstep/fewstep/checkpoints"
 	"github.com/fewstep/fewstep/data"
+	"github.com/fewstep/fewstep/models"
 )
 
 // TestRoundTrip: Write → ReadModel gives back every tensor bit for bit and every metadata field.
@@ -80,5 +81,37 @@ func TestDataKeysDefault(t *testing.T) {
 	}
 	if got.Data.Workers != 5 || got.Data.ShuffleBuffer != data.DefaultConfig().ShuffleBuffer || got.Data.ImageSize != 32 {
 		t.Errorf("data %+v", got.Data)
+	}
+}
+
+// TestExpectedPixelHead: model.pixel_head adds exactly the two full-resolution head convs, with
+// the shapes the README documents ([3, 3, 2c, H] and [3, 3, H, c]).
+func TestExpectedPixelHead(t *testing.T) {
+	mc := models.DefaultConfig()
+	mc.BaseChannels, mc.ChannelMult, mc.AttentionResolutions, mc.PatchSize = 8, []int{1, 2}, nil, 2
+	base, err := Expected(mc, 8, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc.PixelHead = 5
+	head, err := Expected(mc, 8, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]int{
+		"out/pixel_head1/kernel": {3, 3, 6, 5}, "out/pixel_head1/bias": {5},
+		"out/pixel_head2/kernel": {3, 3, 5, 3}, "out/pixel_head2/bias": {3},
+	}
+	if len(head) != len(base)+len(want) {
+		t.Fatalf("pixel_head 5: %d tensors, want %d + %d", len(head), len(base), len(want))
+	}
+	for name, dims := range want {
+		if s, ok := head[name]; !ok || !slices.Equal(s.Dimensions, dims) {
+			t.Errorf("%s: %v (present %v), want %v", name, s, ok, dims)
+		}
+	}
+	mc.PixelHead = -1
+	if _, err := Expected(mc, 8, 3); err == nil || !strings.Contains(err.Error(), "model.pixel_head") {
+		t.Errorf("pixel_head -1: %v, want a model.pixel_head error", err)
 	}
 }

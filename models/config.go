@@ -39,6 +39,11 @@ type Config struct {
 	// output conv (space-to-depth, as the patchify stem of DiT, Peebles & Xie arXiv 2212.09748), so
 	// the U-Net runs at 1/p resolution. 1 disables it.
 	PatchSize int `mapstructure:"patch_size"`
+	// PixelHead > 0 adds a full-resolution refinement after the patch output (patch_size > 1):
+	// y = y_patch + conv3×3(SiLU(conv3×3([x_t, y_patch]))) with PixelHead hidden channels, the
+	// second conv zero-initialized. The patch output predicts each pixel of a p×p patch from its own
+	// output channel; the head mixes neighbours across patch borders. 0 disables it.
+	PixelHead int `mapstructure:"pixel_head"`
 	// DropBlocks removes blocks from the U-Net (SDXS pruning, arXiv 2403.16627 §3.2): names from
 	// BlockNames, e.g. mid/attn, mid/res1, down1/attn0, up2/res0. A removed residual block keeps its
 	// skip path (identity, or its 1×1 skip conv where the channels change); a removed attention
@@ -122,6 +127,9 @@ func (c Config) Validate() error {
 	}
 	if len(c.ChannelMult) == 0 {
 		return fmt.Errorf("model.channel_mult: needs at least one level")
+	}
+	if c.PixelHead < 0 {
+		return fmt.Errorf("model.pixel_head: must be >= 0 (0 disables it), got %d", c.PixelHead)
 	}
 	for i, m := range c.ChannelMult {
 		ch := m * c.BaseChannels

@@ -123,8 +123,16 @@ func (u *UNet) Net(scope *model.Scope, x, t, cond *Node) *Node {
 	out := scope.In("out")
 	h = SiLU(u.GroupNorm(out.In("norm"), h, cfg.Groups))
 	p := cfg.PatchSize
-	h = u.Conv2D(out.In("conv"), h, x.Shape().Dimensions[3]*p*p, 3, 1, conv, InitZeros)
-	return DepthToSpace(TransposeAllAxes(h, 1, 2, 3, 0), p)
+	c := x.Shape().Dimensions[3]
+	h = u.Conv2D(out.In("conv"), h, c*p*p, 3, 1, conv, InitZeros)
+	y := DepthToSpace(TransposeAllAxes(h, 1, 2, 3, 0), p) // [B, H, W, C]
+	if cfg.PixelHead > 0 {
+		ph := TransposeAllAxes(Concatenate([]*Node{x, y}, -1), 3, 0, 1, 2) // [2C, B, H, W]
+		ph = SiLU(u.Conv2D(out.In("pixel_head1"), ph, cfg.PixelHead, 3, 1, conv, InitFanIn))
+		ph = u.Conv2D(out.In("pixel_head2"), ph, c, 3, 1, conv, InitZeros)
+		y = Add(y, TransposeAllAxes(ph, 1, 2, 3, 0))
+	}
+	return y
 }
 
 // SpaceToDepth folds p×p patches into channels: [B, H, W, C] → [B, H/p, W/p, p·p·C] ordered (py, px, c).

@@ -19,6 +19,9 @@ func cmdEval(args []string) error {
 	if len(args) > 0 && args[0] == "train-classifier" {
 		return evalTrainClassifier(args[1:])
 	}
+	if len(args) > 0 && args[0] == "calibrate" {
+		return evalCalibrate(args[1:])
+	}
 	return evalRuns(args)
 }
 
@@ -52,6 +55,71 @@ func evalTrainClassifier(args []string) error {
 		return err
 	}
 	fmt.Printf("classifier: %s\ntest accuracy: %.2f%%\n", tc.Path, 100*tc.TestAccuracy)
+	return nil
+}
+
+// evalCalibrate prints and writes the metric's response table on real data (eval.Calibrate).
+func evalCalibrate(args []string) error {
+	fs := newFlagSet("eval calibrate", "eval calibrate [-config NAME|FILE] [-data-train TRAIN.parquet] [-data-test TEST.parquet] [-n 5000,10000] [-seed 0] [-out FILE.md]")
+	config := fs.String("config", "mnist-teacher", "run config whose data section describes the dataset")
+	train := fs.String("data-train", "", "training split: the classifier's data and the candidates' pool (default: the config's data.classifier_train, else data.train)")
+	test := fs.String("data-test", "", "test split, the reference (default: the config's data.test)")
+	nFlag := fs.String("n", "5000,10000", "comma-separated candidate counts")
+	seed := fs.Int("seed", 0, "seed of the candidates' choice and of the noise")
+	outPath := fs.String("out", "", "Markdown file to write (default: eval/<classifier>/calibration.md in the cache)")
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
+	ns, err := parseInts(*nFlag)
+	if err != nil {
+		return usagef("eval calibrate: -n: %v", err)
+	}
+	cfg, _, err := configs.Load(*config, nil, os.Environ())
+	if err != nil {
+		return err
+	}
+	dc := cfg.Data
+	if *train != "" {
+		dc.ClassifierTrain = *train
+	}
+	if *test != "" {
+		dc.Test = *test
+	}
+	dc = eval.ClassifierData(dc)
+	backend, err := engine.New()
+	if err != nil {
+		return err
+	}
+	tc, err := eval.ClassifierFor(backend, dc, os.Stdout)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("feature classifier %s: test accuracy %.2f%%\n", tc.Path, 100*tc.TestAccuracy)
+	testSet, err := tc.LoadTestSet(backend, dc)
+	if err != nil {
+		return err
+	}
+	pool, err := eval.LoadSplit(dc, dc.Train)
+	if err != nil {
+		return err
+	}
+	rows, err := eval.Calibrate(backend, tc, testSet, pool, ns, uint64(*seed), os.Stdout)
+	if err != nil {
+		return err
+	}
+	md := eval.CalibrationMarkdown(rows, tc, dc.Train, dc.Test)
+	fmt.Print("\n" + md)
+	path := *outPath
+	if path == "" {
+		path = eval.CalibrationPath(tc.Path)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	if err := checkpoints.WriteFileAtomic(path, []byte(md), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s\n", path)
 	return nil
 }
 
