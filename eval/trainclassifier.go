@@ -111,12 +111,11 @@ func TrainClassifier(backend compute.Backend, opts ClassifierOptions) (*TrainedC
 	if err := tc.fit(stream, step, tcfg.Steps, opts.BatchSize, opts.Out); err != nil {
 		return nil, err
 	}
-	if err := tc.setFeatureScales(backend, cfg); err != nil {
+	test, err := tc.setFeatureScales(backend, cfg)
+	if err != nil {
 		return nil, err
 	}
-	if tc.TestAccuracy, err = tc.Accuracy(backend, cfg); err != nil {
-		return nil, err
-	}
+	tc.TestAccuracy = ClassAccuracy(test.Preds, test.Labels) // the predictions do not depend on the scales
 	if opts.Out != nil {
 		fmt.Fprintf(opts.Out, "classifier test accuracy on %s: %.2f%%\n", cfg.Test, 100*tc.TestAccuracy)
 	}
@@ -203,12 +202,12 @@ func LoadClassifier(path string) (*TrainedClassifier, error) {
 // setFeatureScales measures the unscaled semantic and texture features on the test split (the
 // reference of every FID) and stores each part's scale, so that the semantic features have mean
 // variance 1 there and the texture features textureWeight, then switches Net to the scaled
-// features.
-func (tc *TrainedClassifier) setFeatureScales(backend compute.Backend, cfg data.Config) error {
+// features. It returns the test set it measured (unscaled features, predictions and labels).
+func (tc *TrainedClassifier) setFeatureScales(backend compute.Backend, cfg data.Config) (*TestSet, error) {
 	tc.unscaled = true
 	test, err := tc.LoadTestSet(backend, cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sum, sq := make([]float64, FeatureDim), make([]float64, FeatureDim)
 	for i, v := range test.Features {
@@ -230,15 +229,15 @@ func (tc *TrainedClassifier) setFeatureScales(backend compute.Backend, cfg data.
 	semScale, err1 := partScale(0, SemanticDim, 1)
 	texScale, err2 := partScale(SemanticDim, FeatureDim, textureWeight)
 	if err := errors.Join(err1, err2); err != nil {
-		return err
+		return nil, err
 	}
 	for name, v := range map[string]float32{semScaleVar: semScale, texScaleVar: texScale} {
 		variable, err := tc.Store.CreateVariable("/"+trainer.ModelScope+"/"+name, tensors.FromScalar(v))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		variable.Trainable = false
 	}
 	tc.unscaled = false
-	return nil
+	return test, nil
 }
