@@ -36,8 +36,10 @@ func (e *Error) Error() string {
 const EnvPrefix = "FEWSTEP_"
 
 // ReservedEnv lists FEWSTEP_ variables that are not config overrides: FEWSTEP_CACHE_DIR (where
-// eval classifiers are cached) and FEWSTEP_ONNXRUNTIME (the ONNX Runtime library for tests).
-var ReservedEnv = map[string]bool{"FEWSTEP_CACHE_DIR": true, "FEWSTEP_ONNXRUNTIME": true}
+// eval classifiers are cached), FEWSTEP_ONNXRUNTIME (the ONNX Runtime library for tests), and the
+// scripts' FEWSTEP_BIN (which binary `make ladd` etc. run) and FEWSTEP_ENGINE (quickstart's engine),
+// which reach the binary through the environment of `FEWSTEP_BIN=… make ladd`.
+var ReservedEnv = map[string]bool{"FEWSTEP_CACHE_DIR": true, "FEWSTEP_ONNXRUNTIME": true, "FEWSTEP_BIN": true, "FEWSTEP_ENGINE": true}
 
 // Presets lists the names of the embedded configs (usable as `-config NAME`).
 func Presets() []string {

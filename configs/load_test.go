@@ -70,7 +70,7 @@ func TestBadConfigs(t *testing.T) {
 func TestOverrides(t *testing.T) {
 	path := writeYAML(t, "trainer:\n  steps: 10\n  lr: 1e-4\nmodel:\n  channel_mult: [1, 2]\n")
 	cfg, resolved, err := Load(path, []string{"trainer.steps=30", "model.channel_mult=[1,1,2]"},
-		[]string{"FEWSTEP_TRAINER_STEPS=20", "FEWSTEP_TRAINER_BATCH_SIZE=8", "HOME=/root", "FEWSTEP_CACHE_DIR=/tmp/c", "FEWSTEP_ONNXRUNTIME=/x.so"})
+		[]string{"FEWSTEP_TRAINER_STEPS=20", "FEWSTEP_TRAINER_BATCH_SIZE=8", "HOME=/root", "FEWSTEP_CACHE_DIR=/tmp/c", "FEWSTEP_ONNXRUNTIME=/x.so", "FEWSTEP_BIN=bin/fewstep-onnx", "FEWSTEP_ENGINE=go"})
 	if err != nil {
 		t.Fatal(err)
 	}

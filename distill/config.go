@@ -96,7 +96,32 @@ type LADDConfig struct {
 	HeadLR float64 `mapstructure:"head_lr"`
 	// HeadSteps is the number of head updates per student update.
 	HeadSteps int `mapstructure:"head_steps"`
+	// HeadDepth is the number of [Conv3×3 (stride 2 while the map is larger than 4×4) →
+	// GroupNorm → FiLM(t̂) → SiLU] blocks of each head before its 1×1 logit conv, as the heads of
+	// public LADD/DMD2 implementations (there 4×4 stride-2 convs; odd kernels here, gomlx-notes
+	// trap 1). 0 is the one-conv head of part 5 (Conv3×3 → FiLM → SiLU, no normalization).
+	HeadDepth int `mapstructure:"head_depth"`
+	// HeadWarmup is the number of student updates during which the adversarial term is off: the
+	// heads train alone first (and the student on the distillation term, if any).
+	HeadWarmup int `mapstructure:"head_warmup"`
+	// R1Weight scales a finite-difference R1 penalty on real inputs (Mescheder et al. arXiv
+	// 1801.04406): mean (D(x + σ·n) − D(x))²/σ² ≈ ‖∇ₓD‖², σ = R1Sigma, n ~ N(0, I); 0 = off.
+	R1Weight float64 `mapstructure:"r1_weight"`
+	R1Sigma  float64 `mapstructure:"r1_sigma"`
+	// TDist is the law of t̂: logit_normal (t_location, t_scale) or uniform over t_range.
+	TDist string `mapstructure:"t_dist"`
+	// TRange [lo, hi] bounds t̂: logit-normal draws are clamped to it, uniform draws fill it.
+	TRange []float64 `mapstructure:"t_range"`
+	// SameNoise re-noises real and fake with one shared ε' (LADD); false draws independent noise
+	// (SANA-Sprint).
+	SameNoise bool `mapstructure:"same_noise"`
+	// FreezeStudent trains only the heads (a diagnosis: can they separate the data from the
+	// current student's samples? see the d_acc_* terms per t̂ bucket).
+	FreezeStudent bool `mapstructure:"freeze_student"`
 }
+
+// TDists lists the accepted values of ladd.t_dist.
+var TDists = []string{"logit_normal", "uniform"}
 
 // GenLosses and HeadOutputs list the accepted values of ladd.gen_loss and ladd.head_output.
 var (
@@ -108,7 +133,8 @@ var (
 // non-saturating generator loss, no distillation term, one head update per student update.
 func DefaultLADDConfig() LADDConfig {
 	return LADDConfig{TLocation: 1, TScale: 1, Taps: []string{"down1", "down2", "mid", "up2", "up1"}, HeadChannels: 32, HeadOutput: "pooled",
-		GenLoss: "non_saturating", AdvWeight: 1, DistillWeight: 0, DistillSteps: 4, DistillCFG: 2, HeadLR: 2e-4, HeadSteps: 1}
+		GenLoss: "non_saturating", AdvWeight: 1, DistillWeight: 0, DistillSteps: 4, DistillCFG: 2, HeadLR: 2e-4, HeadSteps: 1,
+		R1Sigma: 0.01, TDist: "logit_normal", TRange: []float64{1e-4, 1}, SameNoise: true}
 }
 
 // Validate checks every key; errors name the key as "ladd.<key>". tapNames are the teacher's.
@@ -150,6 +176,24 @@ func (c LADDConfig) Validate(tapNames []string) error {
 	}
 	if c.HeadSteps < 1 {
 		return fmt.Errorf("ladd.head_steps: must be >= 1, got %d", c.HeadSteps)
+	}
+	if c.HeadDepth < 0 || c.HeadDepth > 6 {
+		return fmt.Errorf("ladd.head_depth: must be in 0..6, got %d", c.HeadDepth)
+	}
+	if c.HeadWarmup < 0 {
+		return fmt.Errorf("ladd.head_warmup: must be >= 0, got %d", c.HeadWarmup)
+	}
+	if c.R1Weight < 0 || math.IsNaN(c.R1Weight) {
+		return fmt.Errorf("ladd.r1_weight: must be >= 0, got %g", c.R1Weight)
+	}
+	if !(c.R1Sigma > 0) {
+		return fmt.Errorf("ladd.r1_sigma: must be positive, got %g", c.R1Sigma)
+	}
+	if !slices.Contains(TDists, c.TDist) {
+		return fmt.Errorf("ladd.t_dist: unknown value %q (known: %v)", c.TDist, TDists)
+	}
+	if len(c.TRange) != 2 || !(c.TRange[0] > 0) || !(c.TRange[0] < c.TRange[1]) || c.TRange[1] > 1 {
+		return fmt.Errorf("ladd.t_range: want [lo, hi] with 0 < lo < hi <= 1, got %v", c.TRange)
 	}
 	return nil
 }

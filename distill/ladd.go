@@ -79,8 +79,9 @@ func SampleLogitNormal(rng *rand.Rand, m, s, tMax float64) float64 {
 }
 
 // inputs draws the student timesteps t_s, the re-noising times t̂ and noise ε' of one update and
-// returns the step inputs (x0, ε, t_s, cond, t̂, ε').
-func (l *LADD) inputs(b *trainer.Batch, rng *rand.Rand) []*tensors.Tensor {
+// returns the step inputs (x0, ε, t_s, cond, t̂, ε' [3B, …] (see adversary.noise), w_adv), with
+// w_adv the adversarial term's switch for the student: 0 during ladd.head_warmup, else 1.
+func (l *LADD) inputs(step int, b *trainer.Batch, rng *rand.Rand) []*tensors.Tensor {
 	tS := make([]float32, b.B)
 	for i := range tS {
 		tS[i] = float32(l.times[rng.IntN(len(l.times))])
@@ -91,17 +92,31 @@ func (l *LADD) inputs(b *trainer.Batch, rng *rand.Rand) []*tensors.Tensor {
 		tensors.FromFlatDataAndDimensions(b.Eps, b.B, b.H, b.W, b.C),
 		tensors.FromFlatDataAndDimensions(tS, b.B),
 		tensors.FromFlatDataAndDimensions(b.Cond, b.B),
-		tHat, eps2}
+		tHat, eps2, tensors.FromScalar(float32(l.advSwitch(step)))}
+}
+
+// advSwitch is 0 while the heads warm up (student update step < ladd.head_warmup), else 1.
+func (l *LADD) advSwitch(step int) float64 {
+	if step < l.lc.HeadWarmup {
+		return 0
+	}
+	return 1
 }
 
 // Step runs ladd.head_steps head updates, then one student update, each on freshly drawn t_s, t̂
 // and ε' for the batch. Terms: the heads' d_* (averaged over their updates) and the student's g_*.
+// The student update is skipped with ladd.freeze_student, and during the heads' warm-up when it
+// would have no loss (distill_weight 0); the step then reports the heads' loss.
 func (l *LADD) Step(step int, b *trainer.Batch, rng *rand.Rand) (trainer.StepResult, error) {
-	terms, d, err := headUpdates(l.dStep, step, l.lc.HeadSteps, func() []*tensors.Tensor { return l.inputs(b, rng) })
+	terms, d, err := headUpdates(l.dStep, step, l.lc.HeadSteps, func() []*tensors.Tensor { return l.inputs(step, b, rng) })
 	if err != nil || !d.Applied {
 		return d, wrapErr("ladd heads", err)
 	}
-	g, err := l.gStep.RunInputs(step, l.inputs(b, rng)...)
+	if l.lc.FreezeStudent || (l.advSwitch(step) == 0 && l.lc.DistillWeight == 0) {
+		d.Terms = terms
+		return d, nil
+	}
+	g, err := l.gStep.RunInputs(step, l.inputs(step, b, rng)...)
 	if err != nil {
 		return g, fmt.Errorf("ladd student: %w", err)
 	}
@@ -152,14 +167,15 @@ func (l *LADD) headsLoss(root *model.Scope, in []*Node) (*Node, map[string]*Node
 	return l.adv.discLoss(sc, x0, fake, tHat, eps2, cond)
 }
 
-// studentLoss is adv_weight·Σ_heads mean_b gen(D(x̂0 re-noised)) + distill_weight·mean_b ‖x̂0 − x̂0_T‖²,
-// with the teacher's solve x̂0_T from the same input held fixed. Terms: g_adv, g_distill.
+// studentLoss is w_adv·adv_weight·Σ_heads mean_b gen(D(x̂0 re-noised)) + distill_weight·mean_b
+// ‖x̂0 − x̂0_T‖², with the teacher's solve x̂0_T from the same input held fixed and w_adv the
+// warm-up switch (inputs). Terms: g_adv, g_distill.
 func (l *LADD) studentLoss(root *model.Scope, in []*Node) (*Node, map[string]*Node) {
-	x0, eps, tS, cond, tHat, eps2 := in[0], in[1], in[2], in[3], in[4], in[5]
+	x0, eps, tS, cond, tHat, eps2, wAdv := in[0], in[1], in[2], in[3], in[4], in[5], in[6]
 	sc := newScopes(root)
 	x0hat := l.studentX0(sc, x0, eps, tS, cond)
 	adv := l.adv.genLoss(sc, x0hat, tHat, eps2, cond)
-	loss := MulScalar(adv, l.lc.AdvWeight)
+	loss := Mul(MulScalar(adv, l.lc.AdvWeight), wAdv)
 	terms := map[string]*Node{"g_adv": adv}
 	if l.lc.DistillWeight > 0 {
 		alpha, sigma := l.teacher.Schedule.AlphaSigmaNode(ExpandAxes(tS, 1, 2, 3))

@@ -2,6 +2,7 @@ package distill
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -147,7 +148,7 @@ func TestLADDStepsTouchOnlyTheirNetworks(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	b := fakeBatch(rng, 8)
-	in := l.inputs(b, rng)
+	in := l.inputs(0, b, rng)
 	d, err := l.dStep.RunInputs(0, in...)
 	if err != nil || !d.Applied {
 		t.Fatalf("heads step: %v %+v", err, d)
@@ -268,11 +269,14 @@ func TestLADDResumeIsExact(t *testing.T) {
 // outputs from pure noise (blurry class means), 40 head updates bring the hinge loss well below
 // its chance level of 2 per head.
 func TestHeadsLearnToDiscriminate(t *testing.T) {
-	for _, output := range HeadOutputs {
-		t.Run(output, func(t *testing.T) {
+	for _, tc := range []struct {
+		output string
+		depth  int
+	}{{"pooled", 0}, {"patch", 0}, {"patch", 2}} {
+		t.Run(fmt.Sprintf("%s-depth%d", tc.output, tc.depth), func(t *testing.T) {
 			cfg, lc := testLADD()
 			cfg.StudentTimes, cfg.StudentSteps = []float64{1}, 1
-			lc.HeadLR, lc.HeadOutput = 2e-3, output
+			lc.HeadLR, lc.HeadOutput, lc.HeadDepth = 2e-3, tc.output, tc.depth
 			job := tinyJob(t.TempDir(), 40)
 			l, _ := newTestLADD(t, cfg, lc, job)
 			st, err := data.Open(job.Data, 16, 1)
@@ -290,7 +294,7 @@ func TestHeadsLearnToDiscriminate(t *testing.T) {
 			copy(b.Cond, db.Labels)
 			var first, last, acc float64
 			for i := range 40 {
-				d, err := l.dStep.RunInputs(i, l.inputs(b, rng)...)
+				d, err := l.dStep.RunInputs(i, l.inputs(i, b, rng)...)
 				if err != nil || !d.Applied {
 					t.Fatalf("heads step %d: %v %+v", i, err, d)
 				}
@@ -362,5 +366,126 @@ func TestTeacherSolveGuidanceInterval(t *testing.T) {
 	if maxDiff(upper, full, 0) < 1e-5 || maxDiff(upper, none, 0) < 1e-5 {
 		t.Errorf("example 0 (t 0.5, 0.25): interval [0.4, 1] should guide only its first step (vs full %g, vs none %g)",
 			maxDiff(upper, full, 0), maxDiff(upper, none, 0))
+	}
+}
+
+// TestAdversaryNoise: with the defaults, t̂ and the real images' ε' are drawn exactly as in
+// part 5 (resumed runs stay exact) and the fakes share them; independent noise and the R1
+// perturbation fill their own blocks; uniform t̂ fills ladd.t_range.
+func TestAdversaryNoise(t *testing.T) {
+	const bsz = 2000
+	b := &trainer.Batch{X0: make([]float32, bsz), B: bsz, H: 1, W: 1, C: 1}
+	lc := DefaultLADDConfig()
+	a := &adversary{lc: lc}
+	tHat, eps2 := a.noise(b, rand.New(rand.NewPCG(5, 6)))
+	ref := rand.New(rand.NewPCG(5, 6))
+	th, e := tensors.MustCopyFlatData[float32](tHat), tensors.MustCopyFlatData[float32](eps2)
+	for i := range bsz {
+		if want := float32(SampleLogitNormal(ref, lc.TLocation, lc.TScale, 1)); th[i] != want {
+			t.Fatalf("t̂[%d] = %g, part-5 stream gives %g", i, th[i], want)
+		}
+	}
+	for i := range bsz {
+		if want := float32(ref.NormFloat64()); e[i] != want || e[bsz+i] != want || e[2*bsz+i] != 0 {
+			t.Fatalf("ε' blocks at %d: real %g fake %g r1 %g, want %g, %g, 0", i, e[i], e[bsz+i], e[2*bsz+i], want, want)
+		}
+	}
+	lc.SameNoise, lc.R1Weight, lc.TDist, lc.TRange = false, 1, "uniform", []float64{0.2, 0.6}
+	a = &adversary{lc: lc}
+	tHat, eps2 = a.noise(b, rand.New(rand.NewPCG(5, 6)))
+	th, e = tensors.MustCopyFlatData[float32](tHat), tensors.MustCopyFlatData[float32](eps2)
+	var mean, same, sq1, sq2 float64
+	for i := range bsz {
+		if th[i] < 0.2 || th[i] >= 0.6 {
+			t.Fatalf("uniform t̂[%d] = %g outside [0.2, 0.6)", i, th[i])
+		}
+		mean += float64(th[i]) / bsz
+		if e[i] == e[bsz+i] {
+			same++
+		}
+		sq1 += float64(e[bsz+i]*e[bsz+i]) / bsz
+		sq2 += float64(e[2*bsz+i]*e[2*bsz+i]) / bsz
+	}
+	// mean of U(0.2, 0.6): 0.4, standard error 0.4/√12/√2000 = 0.0026
+	if math.Abs(mean-0.4) > 0.013 {
+		t.Errorf("uniform t̂ mean %.4f, want 0.4", mean)
+	}
+	if same > 0 || math.Abs(sq1-1) > 0.15 || math.Abs(sq2-1) > 0.15 {
+		t.Errorf("independent blocks: %v equal values, E[ε'²] fake %.3f, r1 %.3f (want 0, ≈1, ≈1)", same, sq1, sq2)
+	}
+}
+
+// TestHeadTermsPerBucket: the per-bucket terms count exactly the examples whose t̂ falls in each
+// bucket, the overall accuracy is their count-weighted mean, and d_loss = d_hinge + r1_weight·d_r1.
+func TestHeadTermsPerBucket(t *testing.T) {
+	cfg, lc := testLADD()
+	lc.HeadDepth, lc.R1Weight = 1, 0.5
+	job := tinyJob(t.TempDir(), 5)
+	l, _ := newTestLADD(t, cfg, lc, job)
+	rng := rand.New(rand.NewPCG(9, 10))
+	b := fakeBatch(rng, 8)
+	in := l.inputs(0, b, rng)
+	in[4] = tensors.FromFlatDataAndDimensions([]float32{0.05, 0.2, 0.2, 0.4, 0.7, 0.7, 0.7, 0.1}, 8)
+	d, err := l.dStep.RunInputs(0, in...)
+	if err != nil || !d.Applied {
+		t.Fatalf("heads step: %v %+v", err, d)
+	}
+	want := []float64{1, 3, 1, 3} // 0.1 belongs to [0.1, 0.3)
+	var accR, accF float64
+	for k, n := range want {
+		if got := d.Terms[fmt.Sprintf("d_n_t%d", k)]; got != n {
+			t.Errorf("d_n_t%d = %g, want %g", k, got, n)
+		}
+		accR += n / 8 * d.Terms[fmt.Sprintf("d_acc_real_t%d", k)]
+		accF += n / 8 * d.Terms[fmt.Sprintf("d_acc_fake_t%d", k)]
+	}
+	if math.Abs(accR-d.Terms["d_acc_real"]) > 1e-5 || math.Abs(accF-d.Terms["d_acc_fake"]) > 1e-5 {
+		t.Errorf("bucket-weighted accuracy real %.6f fake %.6f, overall %.6f %.6f", accR, accF, d.Terms["d_acc_real"], d.Terms["d_acc_fake"])
+	}
+	if r1 := d.Terms["d_r1"]; !(r1 >= 0) || math.Abs(d.Terms["d_hinge"]+0.5*r1-d.Terms["d_loss"]) > 1e-4*(1+d.Terms["d_loss"]) {
+		t.Errorf("d_loss %g, d_hinge %g + 0.5·d_r1 %g", d.Terms["d_loss"], d.Terms["d_hinge"], r1)
+	}
+	for _, tap := range lc.Taps {
+		if _, ok := d.Terms["d_gap_"+tap]; !ok {
+			t.Errorf("no d_gap_%s in %v", tap, d.Terms)
+		}
+	}
+}
+
+// TestHeadWarmupAndFrozenStudent: during ladd.head_warmup (no distillation term) and with
+// ladd.freeze_student a LADD step trains the heads only; after the warm-up the student trains.
+func TestHeadWarmupAndFrozenStudent(t *testing.T) {
+	cfg, lc := testLADD()
+	lc.DistillWeight, lc.HeadWarmup = 0, 2
+	job := tinyJob(t.TempDir(), 5)
+	l, store := newTestLADD(t, cfg, lc, job)
+	rng := rand.New(rand.NewPCG(11, 12))
+	b := fakeBatch(rng, 8)
+	student0, heads0 := snapshot(t, store, trainer.ModelScope), snapshot(t, store, trainer.DiscScope)
+	for step := range 2 {
+		if r, err := l.Step(step, b, rng); err != nil || !r.Applied {
+			t.Fatalf("warm-up step %d: %v %+v", step, err, r)
+		}
+	}
+	if n := changed(student0, snapshot(t, store, trainer.ModelScope)); n != 0 {
+		t.Errorf("the heads' warm-up changed %d student tensors", n)
+	}
+	heads1 := snapshot(t, store, trainer.DiscScope)
+	if len(heads0) > 0 && changed(heads0, heads1) == 0 || len(heads1) == 0 {
+		t.Error("the warm-up did not train the heads")
+	}
+	if r, err := l.Step(2, b, rng); err != nil || !r.Applied {
+		t.Fatalf("step 2: %v %+v", err, r)
+	}
+	student2 := snapshot(t, store, trainer.ModelScope)
+	if n := changed(student0, student2); n == 0 {
+		t.Error("after the warm-up the student did not train")
+	}
+	l.lc.FreezeStudent = true
+	if r, err := l.Step(3, b, rng); err != nil || !r.Applied {
+		t.Fatalf("frozen step: %v %+v", err, r)
+	}
+	if n := changed(student2, snapshot(t, store, trainer.ModelScope)); n != 0 {
+		t.Errorf("freeze_student: %d student tensors changed", n)
 	}
 }

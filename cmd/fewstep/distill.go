@@ -25,6 +25,9 @@ func cmdDistill(args []string) error {
 	if len(args) > 0 && (args[0] == "generate" || args[0] == "pairs") {
 		return distillGenerate(args[0], args[1:])
 	}
+	if len(args) > 0 && args[0] == "inspect" {
+		return distillInspect(args[1:])
+	}
 	ra, err := parseRunFlags("distill", "distill -config NAME|FILE [-set section.key=value]... [--dry-run] [-stop-at N] | distill -resume RUN_DIR | distill generate …",
 		"mnist-ladd", args)
 	if ra == nil || err != nil {
@@ -56,6 +59,30 @@ func distillMethod(cfg *configs.Run) (trainer.MethodFactory, string, error) {
 	}
 	return distill.NewLADD(cfg.Distill, cfg.LADD, teacher), fmt.Sprintf("%s of %s into a %d-step student at t=%v", cfg.Distill.Method, teacher.Dir,
 		cfg.Distill.StudentSteps, cfg.Distill.Times(cfg.Diffusion.TMax)), nil
+}
+
+// distillInspect prints the discriminator heads' accuracy and logit gap over a run's training,
+// overall, per t̂ bucket and per head (from RUN/metrics.jsonl).
+func distillInspect(args []string) error {
+	fs := newFlagSet("distill inspect", "distill inspect [-windows 10] RUN_DIR")
+	windows := fs.Int("windows", 10, "spans of training to average over")
+	if help, err := parseFlags(fs, args); help || err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || *windows < 1 {
+		return usagef("distill inspect: want one RUN_DIR and -windows >= 1")
+	}
+	path := checkpoints.RunDir(fs.Arg(0)).MetricsPath()
+	recs, err := trainer.ReadMetrics(path)
+	if err != nil {
+		return fmt.Errorf("distill inspect: %w", err)
+	}
+	ws, err := distill.HeadReport(recs, *windows)
+	if err != nil {
+		return fmt.Errorf("distill inspect: %s: %w", path, err)
+	}
+	fmt.Printf("discriminator heads of %s (accuracy: fraction of images called right; gap: mean logit real − fake)\n\n", fs.Arg(0))
+	return distill.WriteHeadReport(os.Stdout, ws)
 }
 
 // loadTeacher reads a teacher run's resolved config, or an exported model file's configs.
