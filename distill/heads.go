@@ -169,9 +169,10 @@ var TBucketEdges = []float64{0.1, 0.3, 0.55}
 //   - d_loss, d_r1; d_real and d_fake (mean logits);
 //   - d_acc_real and d_acc_fake: the fraction of images a head calls right (mean logit > 0 for
 //     real, < 0 for fake), averaged over heads; d_gap = mean logit real − fake;
-//   - the same three per head (d_acc_real_<tap>, …) and per t̂ bucket, averaged over heads
-//     (d_acc_real_t0 … t3, d_gap_t0 …; see TBucketEdges). A bucket without examples in the batch
-//     reports 0 accuracy and gap, and its d_n_t<k> (examples in the bucket) is 0.
+//   - the same three per head (d_acc_real/<tap>, …) and per t̂ bucket, averaged over heads
+//     (d_acc_real/t0 … t3, d_gap/t0 …; see TBucketEdges). A bucket without examples in the batch
+//     reports 0 accuracy and gap, and its d_n/t<k> (examples in the bucket) is 0. The slashed
+//     breakdowns go to metrics.jsonl only, not to the progress line.
 func (a *adversary) discLoss(sc *scopes, real, fake, tHat, eps2, cond *Node) (*Node, map[string]*Node) {
 	bsz := real.Shape().Dimensions[0]
 	xs, ts, es, cs := []*Node{real, fake}, []*Node{tHat, tHat}, []*Node{noiseBlock(eps2, 0), noiseBlock(eps2, 1)}, []*Node{cond, cond}
@@ -210,20 +211,20 @@ func (a *adversary) discLoss(sc *scopes, real, fake, tHat, eps2, cond *Node) (*N
 		okR, okF := f32(GreaterThan(mr, ZerosLike(mr))), OneMinus(f32(GreaterThan(mf, ZerosLike(mf))))
 		accR, accF, gap := ReduceAllMean(okR), ReduceAllMean(okF), ReduceAllMean(Sub(mr, mf))
 		tap := a.lc.Taps[i]
-		terms["d_acc_real_"+tap], terms["d_acc_fake_"+tap], terms["d_gap_"+tap] = accR, accF, gap
+		terms["d_acc_real/"+tap], terms["d_acc_fake/"+tap], terms["d_gap/"+tap] = accR, accF, gap
 		add("d_real", MulScalar(ReduceAllMean(lr), k))
 		add("d_fake", MulScalar(ReduceAllMean(lf), k))
 		add("d_acc_real", MulScalar(accR, k))
 		add("d_acc_fake", MulScalar(accF, k))
 		add("d_gap", MulScalar(gap, k))
 		for j, m := range masks {
-			add(fmt.Sprintf("d_acc_real_t%d", j), MulScalar(masked(okR, m), k))
-			add(fmt.Sprintf("d_acc_fake_t%d", j), MulScalar(masked(okF, m), k))
-			add(fmt.Sprintf("d_gap_t%d", j), MulScalar(masked(Sub(mr, mf), m), k))
+			add(fmt.Sprintf("d_acc_real/t%d", j), MulScalar(masked(okR, m), k))
+			add(fmt.Sprintf("d_acc_fake/t%d", j), MulScalar(masked(okF, m), k))
+			add(fmt.Sprintf("d_gap/t%d", j), MulScalar(masked(Sub(mr, mf), m), k))
 		}
 	}
 	for j, m := range masks {
-		terms[fmt.Sprintf("d_n_t%d", j)] = ReduceAllSum(m)
+		terms[fmt.Sprintf("d_n/t%d", j)] = ReduceAllSum(m)
 	}
 	terms["d_hinge"] = loss
 	if r1 {

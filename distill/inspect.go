@@ -16,10 +16,10 @@ type HeadWindow struct {
 	First, Last      int
 	AccReal, AccFake float64
 	Gap              float64
-	// Bucket*[k] are the means over the span's records of d_acc_*_t<k> and d_gap_t<k>, each
-	// record weighted by its d_n_t<k> (the bucket's examples in that batch).
+	// Bucket*[k] are the means over the span's records of d_acc_*/t<k> and d_gap/t<k>, each
+	// record weighted by its d_n/t<k> (the bucket's examples in that batch).
 	BucketAcc, BucketGap []float64
-	// HeadAcc and HeadGap are per tap: (d_acc_real_<tap> + d_acc_fake_<tap>)/2 and d_gap_<tap>.
+	// HeadAcc and HeadGap are per tap: (d_acc_real/<tap> + d_acc_fake/<tap>)/2 and d_gap/<tap>.
 	HeadAcc, HeadGap map[string]float64
 }
 
@@ -51,15 +51,15 @@ func HeadReport(records []trainer.Record, windows int) ([]HeadWindow, error) {
 			hw.AccFake += t["d_acc_fake"] / n
 			hw.Gap += t["d_gap"] / n
 			for k := range nb {
-				c := t[fmt.Sprintf("d_n_t%d", k)]
+				c := t[fmt.Sprintf("d_n/t%d", k)]
 				weights[k] += c
-				hw.BucketAcc[k] += c * (t[fmt.Sprintf("d_acc_real_t%d", k)] + t[fmt.Sprintf("d_acc_fake_t%d", k)]) / 2
-				hw.BucketGap[k] += c * t[fmt.Sprintf("d_gap_t%d", k)]
+				hw.BucketAcc[k] += c * (t[fmt.Sprintf("d_acc_real/t%d", k)] + t[fmt.Sprintf("d_acc_fake/t%d", k)]) / 2
+				hw.BucketGap[k] += c * t[fmt.Sprintf("d_gap/t%d", k)]
 			}
 			for name, v := range t {
-				if tap, ok := strings.CutPrefix(name, "d_gap_"); ok && !isBucket(tap) {
+				if tap, ok := strings.CutPrefix(name, "d_gap/"); ok && !isBucket(tap) {
 					hw.HeadGap[tap] += v / n
-					hw.HeadAcc[tap] += (t["d_acc_real_"+tap] + t["d_acc_fake_"+tap]) / 2 / n
+					hw.HeadAcc[tap] += (t["d_acc_real/"+tap] + t["d_acc_fake/"+tap]) / 2 / n
 				}
 			}
 		}

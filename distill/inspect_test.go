@@ -14,9 +14,9 @@ func TestHeadReport(t *testing.T) {
 	rec := func(step int, accR, accF, gap float64, n0, acc0, gap0 float64) trainer.Record {
 		return trainer.Record{Step: step, Terms: map[string]float64{
 			"d_acc_real": accR, "d_acc_fake": accF, "d_gap": gap,
-			"d_n_t0": n0, "d_acc_real_t0": acc0, "d_acc_fake_t0": acc0, "d_gap_t0": gap0,
-			"d_n_t1": 0, "d_n_t2": 0, "d_n_t3": 0,
-			"d_acc_real_mid": accR, "d_acc_fake_mid": accF, "d_gap_mid": gap}}
+			"d_n/t0": n0, "d_acc_real/t0": acc0, "d_acc_fake/t0": acc0, "d_gap/t0": gap0,
+			"d_n/t1": 0, "d_n/t2": 0, "d_n/t3": 0,
+			"d_acc_real/mid": accR, "d_acc_fake/mid": accF, "d_gap/mid": gap}}
 	}
 	recs := []trainer.Record{{Step: 5, Terms: map[string]float64{"g_adv": 1}},
 		rec(10, 0.6, 0.4, 0.2, 1, 1, 3), rec(20, 0.8, 0.6, 0.4, 3, 0.5, -1),

@@ -433,11 +433,11 @@ func TestHeadTermsPerBucket(t *testing.T) {
 	want := []float64{1, 3, 1, 3} // 0.1 belongs to [0.1, 0.3)
 	var accR, accF float64
 	for k, n := range want {
-		if got := d.Terms[fmt.Sprintf("d_n_t%d", k)]; got != n {
-			t.Errorf("d_n_t%d = %g, want %g", k, got, n)
+		if got := d.Terms[fmt.Sprintf("d_n/t%d", k)]; got != n {
+			t.Errorf("d_n/t%d = %g, want %g", k, got, n)
 		}
-		accR += n / 8 * d.Terms[fmt.Sprintf("d_acc_real_t%d", k)]
-		accF += n / 8 * d.Terms[fmt.Sprintf("d_acc_fake_t%d", k)]
+		accR += n / 8 * d.Terms[fmt.Sprintf("d_acc_real/t%d", k)]
+		accF += n / 8 * d.Terms[fmt.Sprintf("d_acc_fake/t%d", k)]
 	}
 	if math.Abs(accR-d.Terms["d_acc_real"]) > 1e-5 || math.Abs(accF-d.Terms["d_acc_fake"]) > 1e-5 {
 		t.Errorf("bucket-weighted accuracy real %.6f fake %.6f, overall %.6f %.6f", accR, accF, d.Terms["d_acc_real"], d.Terms["d_acc_fake"])
@@ -446,8 +446,8 @@ func TestHeadTermsPerBucket(t *testing.T) {
 		t.Errorf("d_loss %g, d_hinge %g + 0.5·d_r1 %g", d.Terms["d_loss"], d.Terms["d_hinge"], r1)
 	}
 	for _, tap := range lc.Taps {
-		if _, ok := d.Terms["d_gap_"+tap]; !ok {
-			t.Errorf("no d_gap_%s in %v", tap, d.Terms)
+		if _, ok := d.Terms["d_gap/"+tap]; !ok {
+			t.Errorf("no d_gap/%s in %v", tap, d.Terms)
 		}
 	}
 }

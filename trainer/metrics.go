@@ -29,7 +29,9 @@ type Record struct {
 	Elapsed  float64 `json:"elapsed_s"`
 	// DataSkipped counts the rows skipped since this process started (undecodable images).
 	DataSkipped int64 `json:"data_skipped"`
-	// Terms are the named loss terms of distillation methods (e.g. "g_adv", "d_hinge", "t_k2").
+	// Terms are the named loss terms of distillation methods (e.g. "g_adv", "d_hinge", "t_k2");
+	// names with a slash are breakdowns (e.g. "d_gap/mid", "d_acc_real/t0"), logged here but not
+	// printed with the progress.
 	Terms map[string]float64 `json:"terms,omitempty"`
 	// Eval holds the evaluation of this step (trainer.eval_every): fid, precision, recall, …
 	Eval map[string]float64 `json:"eval,omitempty"`
@@ -146,6 +148,9 @@ func (p *progress) update(step int, r *Record) {
 	}
 	terms := ""
 	for _, k := range slices.Sorted(maps.Keys(r.Terms)) {
+		if strings.Contains(k, "/") { // breakdowns (e.g. d_gap/mid, d_acc_real/t0) only go to metrics.jsonl
+			continue
+		}
 		terms += fmt.Sprintf("  %s %.4f", k, r.Terms[k])
 	}
 	fmt.Fprintf(p.out, "step %d/%d  loss %.4f  grad_norm %.3f  lr %.2e%s  %.1f img/s  eta %s\n",
