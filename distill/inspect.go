@@ -91,6 +91,10 @@ func WriteHeadReport(w io.Writer, ws []HeadWindow) error {
 	for _, hw := range ws {
 		fmt.Fprintf(&b, "| %d–%d | %.3f | %.3f | %+.3f |", hw.First, hw.Last, hw.AccReal, hw.AccFake, hw.Gap)
 		for k := range nb {
+			if math.IsNaN(hw.BucketAcc[k]) {
+				b.WriteString(" – |") // no example in this bucket (or a run logged before the buckets)
+				continue
+			}
 			fmt.Fprintf(&b, " %.3f / %+.3f |", hw.BucketAcc[k], hw.BucketGap[k])
 		}
 		b.WriteString("\n")

@@ -64,15 +64,16 @@ func distillMethod(cfg *configs.Run) (trainer.MethodFactory, string, error) {
 // distillInspect prints the discriminator heads' accuracy and logit gap over a run's training,
 // overall, per t̂ bucket and per head (from RUN/metrics.jsonl).
 func distillInspect(args []string) error {
-	fs := newFlagSet("distill inspect", "distill inspect [-windows 10] RUN_DIR")
+	fs := newFlagSet("distill inspect", "distill inspect RUN_DIR [-windows 10]")
 	windows := fs.Int("windows", 10, "spans of training to average over")
-	if help, err := parseFlags(fs, args); help || err != nil {
+	help, runs, err := parseWithArgs(fs, args)
+	if help || err != nil {
 		return err
 	}
-	if fs.NArg() != 1 || *windows < 1 {
+	if len(runs) != 1 || *windows < 1 {
 		return usagef("distill inspect: want one RUN_DIR and -windows >= 1")
 	}
-	path := checkpoints.RunDir(fs.Arg(0)).MetricsPath()
+	path := checkpoints.RunDir(runs[0]).MetricsPath()
 	recs, err := trainer.ReadMetrics(path)
 	if err != nil {
 		return fmt.Errorf("distill inspect: %w", err)
@@ -81,7 +82,7 @@ func distillInspect(args []string) error {
 	if err != nil {
 		return fmt.Errorf("distill inspect: %s: %w", path, err)
 	}
-	fmt.Printf("discriminator heads of %s (accuracy: fraction of images called right; gap: mean logit real − fake)\n\n", fs.Arg(0))
+	fmt.Printf("discriminator heads of %s (accuracy: fraction of images called right; gap: mean logit real − fake)\n\n", runs[0])
 	return distill.WriteHeadReport(os.Stdout, ws)
 }
 
