@@ -60,6 +60,12 @@ func NewLADD(cfg Config, lc LADDConfig, teacher Teacher) trainer.MethodFactory {
 			return nil, err
 		}
 		l.student, l.teacher = nets.student, nets.teacher
+		if lc.FreezeStudent && !resumed {
+			// The frozen student never runs its update, which creates /ema: its EMA is itself.
+			if err := copyScope(store, trainer.ModelScope, trainer.EMAScope); err != nil {
+				return nil, fmt.Errorf("ladd.freeze_student: %w", err)
+			}
+		}
 		l.adv = newAdversary(lc, nets.teacher, nets.tNet, teacher, job.Seed, l.classes)
 		if l.dStep, err = newHeadsStep(backend, store, job.Trainer, lc, l.headsLoss); err != nil {
 			return nil, err

@@ -489,3 +489,20 @@ func TestHeadWarmupAndFrozenStudent(t *testing.T) {
 		t.Errorf("freeze_student: %d student tensors changed", n)
 	}
 }
+
+// TestFrozenStudentHasEMA: a frozen student's EMA (what sample grids and eval read) exists from
+// the start and equals the student, since its own update, which would create it, never runs.
+func TestFrozenStudentHasEMA(t *testing.T) {
+	cfg, lc := testLADD()
+	lc.FreezeStudent = true
+	_, store := newTestLADD(t, cfg, lc, tinyJob(t.TempDir(), 5))
+	student, ema := snapshot(t, store, trainer.ModelScope), snapshot(t, store, trainer.EMAScope)
+	if len(student) == 0 || len(ema) != len(student) {
+		t.Fatalf("student %d tensors, EMA %d", len(student), len(ema))
+	}
+	for k, v := range student {
+		if !slices.Equal(v, ema[trainer.EMAPath(k)]) {
+			t.Fatalf("EMA of %s differs from the student", k)
+		}
+	}
+}

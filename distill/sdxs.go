@@ -113,12 +113,12 @@ func copyScope(store *model.Store, from, to string) error {
 			return err
 		}
 		if _, err := store.CreateVariable("/"+to+"/"+rest, clone); err != nil {
-			return fmt.Errorf("sdxs: corrective init from %s: %w", v.Path(), err)
+			return fmt.Errorf("copying %s to /%s: %w", v.Path(), to, err)
 		}
 		n++
 	}
 	if n == 0 {
-		return fmt.Errorf("sdxs: no /%s weights to copy", from)
+		return fmt.Errorf("no /%s weights to copy to /%s", from, to)
 	}
 	trainer.MarkTrainable(store)
 	return nil
