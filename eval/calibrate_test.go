@@ -136,13 +136,7 @@ func TestCalibrationOrdering(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a classifier")
 	}
-	b := goBackend(t)
-	dc := smallData(t)
-	tc := smallClassifier(t, b, dc)
-	test, err := tc.LoadTestSet(b, dc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, _, tc, test := smallTestSet(t)
 	testStats, err := FitGaussian(test.Features, test.N, FeatureDim)
 	if err != nil {
 		t.Fatal(err)

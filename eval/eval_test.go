@@ -92,6 +92,19 @@ func smallClassifier(t *testing.T, backend compute.Backend, dc data.Config) *Tra
 	return classifier
 }
 
+// smallTestSet is the small classifier with its test-split features, predictions and labels.
+func smallTestSet(t *testing.T) (compute.Backend, data.Config, *TrainedClassifier, *TestSet) {
+	t.Helper()
+	b := goBackend(t)
+	dc := smallData(t)
+	tc := smallClassifier(t, b, dc)
+	test, err := tc.LoadTestSet(b, dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, dc, tc, test
+}
+
 // TestClassifierAndMetricsOnImages trains a small classifier (1 epoch on digits 0/1), checks it
 // learned (accuracy), that its cache round-trips, and that FID on its features grows
 // monotonically as test images get noisier.
@@ -168,13 +181,7 @@ func TestEvaluateEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a classifier and a teacher")
 	}
-	b := goBackend(t)
-	dc := smallData(t)
-	tc := smallClassifier(t, b, dc)
-	test, err := tc.LoadTestSet(b, dc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, dc, tc, test := smallTestSet(t)
 	job := tinyTeacher(t, dc)
 	if _, err := trainer.Train(context.Background(), b, job, trainer.Options{Out: io.Discard}); err != nil {
 		t.Fatal(err)
