@@ -118,6 +118,11 @@ type LADDConfig struct {
 	// FreezeStudent trains only the heads (a diagnosis: can they separate the data from the
 	// current student's samples? see the d_acc_* terms per t̂ bucket).
 	FreezeStudent bool `mapstructure:"freeze_student"`
+	// StudentTWeights are the probabilities of the student's K timesteps t_s (distill.student_steps,
+	// highest noise first), normalised; empty: uniform (part 5). Only the t_s = t_max fakes carry
+	// the one-step student's defects: at low t_s the student's x̂0 is nearly its input's x0 and the
+	// heads cannot tell it from the real image, so weighting t_max up gives them more to learn from.
+	StudentTWeights []float64 `mapstructure:"student_t_weights"`
 }
 
 // TDists lists the accepted values of ladd.t_dist.
@@ -191,6 +196,9 @@ func (c LADDConfig) Validate(tapNames []string) error {
 	}
 	if !slices.Contains(TDists, c.TDist) {
 		return fmt.Errorf("ladd.t_dist: unknown value %q (known: %v)", c.TDist, TDists)
+	}
+	if err := checkWeights(c.StudentTWeights); err != nil {
+		return fmt.Errorf("ladd.student_t_weights: %w", err)
 	}
 	if len(c.TRange) != 2 || !(c.TRange[0] > 0) || !(c.TRange[0] < c.TRange[1]) || c.TRange[1] > 1 {
 		return fmt.Errorf("ladd.t_range: want [lo, hi] with 0 < lo < hi <= 1, got %v", c.TRange)
@@ -396,6 +404,21 @@ func (c SDXSConfig) Validate(tapNames []string) error {
 		if tapNames != nil && !slices.Contains(tapNames, t) {
 			return fmt.Errorf("sdxs.fm_taps: unknown tap %q (known: %v)", t, tapNames)
 		}
+	}
+	return nil
+}
+
+// checkWeights accepts an empty list or finite non-negative weights with a positive sum.
+func checkWeights(w []float64) error {
+	sum := 0.0
+	for i, v := range w {
+		if !(v >= 0) || math.IsInf(v, 0) {
+			return fmt.Errorf("weight %d must be finite and >= 0, got %g", i, v)
+		}
+		sum += v
+	}
+	if len(w) > 0 && !(sum > 0) {
+		return fmt.Errorf("weights must not all be 0, got %v", w)
 	}
 	return nil
 }

@@ -172,8 +172,11 @@ var TBucketEdges = []float64{0.1, 0.3, 0.55}
 //   - the same three per head (d_acc_real/<tap>, …) and per t̂ bucket, averaged over heads
 //     (d_acc_real/t0 … t3, d_gap/t0 …; see TBucketEdges). A bucket without examples in the batch
 //     reports 0 accuracy and gap, and its d_n/t<k> (examples in the bucket) is 0. The slashed
-//     breakdowns go to metrics.jsonl only, not to the progress line.
-func (a *adversary) discLoss(sc *scopes, real, fake, tHat, eps2, cond *Node) (*Node, map[string]*Node) {
+//     breakdowns go to metrics.jsonl only, not to the progress line;
+//   - with the fakes' student timesteps tS [B] and the student's times (LADD), the fakes'
+//     accuracy and the gap per student timestep: d_acc_fake/s<k>, d_gap/s<k> and d_n/s<k>, with
+//     k indexing times (s0 = the highest noise, the one-step sample).
+func (a *adversary) discLoss(sc *scopes, real, fake, tHat, eps2, cond, tS *Node, times []float64) (*Node, map[string]*Node) {
 	bsz := real.Shape().Dimensions[0]
 	xs, ts, es, cs := []*Node{real, fake}, []*Node{tHat, tHat}, []*Node{noiseBlock(eps2, 0), noiseBlock(eps2, 1)}, []*Node{cond, cond}
 	r1 := a.lc.R1Weight > 0
@@ -194,6 +197,12 @@ func (a *adversary) discLoss(sc *scopes, real, fake, tHat, eps2, cond *Node) (*N
 		masks = append(masks, Mul(f32(GreaterOrEqual(tHat, Scalar(tHat.Graph(), dtypes.Float32, lo))),
 			f32(LessThan(tHat, Scalar(tHat.Graph(), dtypes.Float32, hi)))))
 		lo = hi
+	}
+	var sMasks []*Node
+	if tS != nil {
+		for _, t := range times {
+			sMasks = append(sMasks, f32(LessThan(Abs(AddScalar(tS, -t)), Scalar(tS.Graph(), dtypes.Float32, 1e-4))))
+		}
 	}
 	masked := func(v, m *Node) *Node { return Div(ReduceAllSum(Mul(v, m)), MaxScalar(ReduceAllSum(m), 1)) }
 	terms := map[string]*Node{}
@@ -222,6 +231,13 @@ func (a *adversary) discLoss(sc *scopes, real, fake, tHat, eps2, cond *Node) (*N
 			add(fmt.Sprintf("d_acc_fake/t%d", j), MulScalar(masked(okF, m), k))
 			add(fmt.Sprintf("d_gap/t%d", j), MulScalar(masked(Sub(mr, mf), m), k))
 		}
+		for j, m := range sMasks {
+			add(fmt.Sprintf("d_acc_fake/s%d", j), MulScalar(masked(okF, m), k))
+			add(fmt.Sprintf("d_gap/s%d", j), MulScalar(masked(Sub(mr, mf), m), k))
+		}
+	}
+	for j, m := range sMasks {
+		terms[fmt.Sprintf("d_n/s%d", j)] = ReduceAllSum(m)
 	}
 	for j, m := range masks {
 		terms[fmt.Sprintf("d_n/t%d", j)] = ReduceAllSum(m)

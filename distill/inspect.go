@@ -21,6 +21,10 @@ type HeadWindow struct {
 	BucketAcc, BucketGap []float64
 	// HeadAcc and HeadGap are per tap: (d_acc_real/<tap> + d_acc_fake/<tap>)/2 and d_gap/<tap>.
 	HeadAcc, HeadGap map[string]float64
+	// StepAccFake[k] and StepGap[k] are the fakes' accuracy and the gap per student timestep
+	// (d_acc_fake/s<k>, d_gap/s<k>, weighted by d_n/s<k>; s0 = highest noise); empty when the run
+	// did not log them (Imagine Flash, runs before part 12).
+	StepAccFake, StepGap []float64
 }
 
 // HeadReport splits the records that carry the heads' terms (d_acc_real) into `windows` spans of
@@ -62,6 +66,25 @@ func HeadReport(records []trainer.Record, windows int) ([]HeadWindow, error) {
 					hw.HeadAcc[tap] += (t["d_acc_real/"+tap] + t["d_acc_fake/"+tap]) / 2 / n
 				}
 			}
+		}
+		for k := 0; ; k++ {
+			key := fmt.Sprintf("d_n/s%d", k)
+			if _, ok := rs[lo].Terms[key]; !ok {
+				break
+			}
+			var wsum, acc, gap float64
+			for _, r := range rs[lo:hi] {
+				c := r.Terms[key]
+				wsum += c
+				acc += c * r.Terms[fmt.Sprintf("d_acc_fake/s%d", k)]
+				gap += c * r.Terms[fmt.Sprintf("d_gap/s%d", k)]
+			}
+			if wsum > 0 {
+				acc, gap = acc/wsum, gap/wsum
+			} else {
+				acc, gap = math.NaN(), math.NaN()
+			}
+			hw.StepAccFake, hw.StepGap = append(hw.StepAccFake, acc), append(hw.StepGap, gap)
 		}
 		for k := range nb {
 			if weights[k] > 0 {
@@ -118,13 +141,32 @@ func WriteHeadReport(w io.Writer, ws []HeadWindow) error {
 			b.WriteString("\n")
 		}
 	}
+	if ns := len(ws[0].StepAccFake); ns > 0 {
+		b.WriteString("\nfakes per student timestep t_s (s0 = highest noise), accuracy / gap:\n\n| steps |")
+		for k := range ns {
+			fmt.Fprintf(&b, " s%d |", k)
+		}
+		b.WriteString("\n|---|" + strings.Repeat("---:|", ns) + "\n")
+		for _, hw := range ws {
+			fmt.Fprintf(&b, "| %d–%d |", hw.First, hw.Last)
+			for k := range ns {
+				if k >= len(hw.StepAccFake) || math.IsNaN(hw.StepAccFake[k]) {
+					b.WriteString(" – |")
+					continue
+				}
+				fmt.Fprintf(&b, " %.3f / %+.3f |", hw.StepAccFake[k], hw.StepGap[k])
+			}
+			b.WriteString("\n")
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// isBucket reports whether a term suffix names a t̂ bucket (t0, t1, …) rather than a head's tap.
+// isBucket reports whether a term suffix names a t̂ bucket (t0, t1, …) or a student timestep
+// (s0, s1, …) rather than a head's tap.
 func isBucket(s string) bool {
-	if len(s) < 2 || s[0] != 't' {
+	if len(s) < 2 || (s[0] != 't' && s[0] != 's') {
 		return false
 	}
 	for _, c := range s[1:] {

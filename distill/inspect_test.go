@@ -16,6 +16,7 @@ func TestHeadReport(t *testing.T) {
 			"d_acc_real": accR, "d_acc_fake": accF, "d_gap": gap,
 			"d_n/t0": n0, "d_acc_real/t0": acc0, "d_acc_fake/t0": acc0, "d_gap/t0": gap0,
 			"d_n/t1": 0, "d_n/t2": 0, "d_n/t3": 0,
+			"d_n/s0": n0, "d_acc_fake/s0": acc0, "d_gap/s0": gap0,
 			"d_acc_real/mid": accR, "d_acc_fake/mid": accF, "d_gap/mid": gap}}
 	}
 	recs := []trainer.Record{{Step: 5, Terms: map[string]float64{"g_adv": 1}},
@@ -43,6 +44,14 @@ func TestHeadReport(t *testing.T) {
 	near("head gap", ws[1].HeadGap["mid"], 0)
 	if !math.IsNaN(ws[0].BucketAcc[1]) {
 		t.Errorf("an empty bucket reports %g, want NaN", ws[0].BucketAcc[1])
+	}
+	if len(ws[0].StepAccFake) != 1 {
+		t.Fatalf("student timesteps %v, want 1", ws[0].StepAccFake)
+	}
+	near("student step acc", ws[0].StepAccFake[0], (1*1+3*0.5)/4)
+	near("student step gap", ws[1].StepGap[0], (2*2+2*4)/4.0)
+	if _, ok := ws[0].HeadAcc["s0"]; ok {
+		t.Error("a student timestep was taken for a head")
 	}
 	if _, ok := ws[0].HeadAcc["t0"]; ok {
 		t.Error("a bucket was taken for a head")

@@ -55,6 +55,9 @@ func NewLADD(cfg Config, lc LADDConfig, teacher Teacher) trainer.MethodFactory {
 			return nil, err
 		}
 		l := &LADD{cfg: cfg, lc: lc, times: cfg.Times(job.Diffusion.TMax), classes: job.Model.NumClasses}
+		if n := len(lc.StudentTWeights); n > 0 && n != len(l.times) {
+			return nil, fmt.Errorf("ladd.student_t_weights: %d weights for %d student timesteps (distill.student_steps)", n, len(l.times))
+		}
 		nets, err := prepareStudent(store, cfg, teacher, job, resumed)
 		if err != nil {
 			return nil, err
@@ -90,7 +93,7 @@ func SampleLogitNormal(rng *rand.Rand, m, s, tMax float64) float64 {
 func (l *LADD) inputs(step int, b *trainer.Batch, rng *rand.Rand) []*tensors.Tensor {
 	tS := make([]float32, b.B)
 	for i := range tS {
-		tS[i] = float32(l.times[rng.IntN(len(l.times))])
+		tS[i] = float32(l.times[drawIndex(rng, l.lc.StudentTWeights, len(l.times))])
 	}
 	tHat, eps2 := l.adv.noise(b, rng)
 	return []*tensors.Tensor{
@@ -99,6 +102,31 @@ func (l *LADD) inputs(step int, b *trainer.Batch, rng *rand.Rand) []*tensors.Ten
 		tensors.FromFlatDataAndDimensions(tS, b.B),
 		tensors.FromFlatDataAndDimensions(b.Cond, b.B),
 		tHat, eps2, tensors.FromScalar(float32(l.advSwitch(step)))}
+}
+
+// drawIndex draws an index in [0, n): uniformly (rng.IntN, part 5's stream) without weights, else
+// with probability w[i]/Σw (one rng.Float64).
+func drawIndex(rng *rand.Rand, w []float64, n int) int {
+	if len(w) == 0 {
+		return rng.IntN(n)
+	}
+	sum := 0.0
+	for _, v := range w {
+		sum += v
+	}
+	u := rng.Float64() * sum
+	for i, v := range w {
+		if u < v {
+			return i
+		}
+		u -= v
+	}
+	for i := len(w) - 1; i >= 0; i-- { // rounding: the last index with weight
+		if w[i] > 0 {
+			return i
+		}
+	}
+	return n - 1
 }
 
 // advSwitch is 0 while the heads warm up (student update step < ladd.head_warmup), else 1.
@@ -170,7 +198,7 @@ func (l *LADD) headsLoss(root *model.Scope, in []*Node) (*Node, map[string]*Node
 	x0, eps, tS, cond, tHat, eps2 := in[0], in[1], in[2], in[3], in[4], in[5]
 	sc := newScopes(root)
 	fake := StopGradient(l.studentX0(sc, x0, eps, tS, cond))
-	return l.adv.discLoss(sc, x0, fake, tHat, eps2, cond)
+	return l.adv.discLoss(sc, x0, fake, tHat, eps2, cond, tS, l.times)
 }
 
 // studentLoss is w_adv·adv_weight·Σ_heads mean_b gen(D(x̂0 re-noised)) + distill_weight·mean_b

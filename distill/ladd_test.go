@@ -265,9 +265,11 @@ func TestLADDResumeIsExact(t *testing.T) {
 	}
 }
 
-// TestHeadsLearnToDiscriminate: on a fixed batch of real digits against the student's one-step
-// outputs from pure noise (blurry class means), 40 head updates bring the hinge loss well below
-// its chance level of 2 per head.
+// TestHeadsLearnToDiscriminate (part 12's diagnosis as a test): with the student frozen, real
+// digits against the student's one-step outputs from pure noise (blurry class means), t̂ uniform
+// on [0.02, 0.3], a new batch every other update: 60 head updates bring the hinge loss well below
+// its chance level of 2 per head, and on 16 held-out digits at t̂ = 0.05 and 0.2 the heads call
+// at least 80% of real and fake images right in each bucket.
 func TestHeadsLearnToDiscriminate(t *testing.T) {
 	for _, tc := range []struct {
 		output string
@@ -277,7 +279,8 @@ func TestHeadsLearnToDiscriminate(t *testing.T) {
 			cfg, lc := testLADD()
 			cfg.StudentTimes, cfg.StudentSteps = []float64{1}, 1
 			lc.HeadLR, lc.HeadOutput, lc.HeadDepth = 2e-3, tc.output, tc.depth
-			job := tinyJob(t.TempDir(), 40)
+			lc.TDist, lc.TRange = "uniform", []float64{0.02, 0.3} // the low-noise heads, as the diagnosis trains them
+			job := tinyJob(t.TempDir(), 60)
 			l, _ := newTestLADD(t, cfg, lc, job)
 			st, err := data.Open(job.Data, 16, 1)
 			if err != nil {
@@ -293,7 +296,14 @@ func TestHeadsLearnToDiscriminate(t *testing.T) {
 			copy(b.X0, db.X)
 			copy(b.Cond, db.Labels)
 			var first, last, acc float64
-			for i := range 40 {
+			for i := range 60 {
+				if i > 0 && i%2 == 0 { // a new batch every other step: what the heads learn must generalise
+					if err := st.Next(db); err != nil {
+						t.Fatal(err)
+					}
+					copy(b.X0, db.X)
+					copy(b.Cond, db.Labels)
+				}
 				d, err := l.dStep.RunInputs(i, l.inputs(i, b, rng)...)
 				if err != nil || !d.Applied {
 					t.Fatalf("heads step %d: %v %+v", i, err, d)
@@ -310,6 +320,30 @@ func TestHeadsLearnToDiscriminate(t *testing.T) {
 			}
 			if !(acc > 0.8 && acc <= 1) {
 				t.Errorf("heads' accuracy on real vs fake %.3f, want > 0.8 after learning", acc)
+			}
+			// Held out: the next 16 real images, not trained on (and the student's samples of their classes) at
+			// fixed low t̂, 0.05 (bucket t0) and 0.2 (t1); the terms are measured before the update.
+			if err := st.Next(db); err != nil {
+				t.Fatal(err)
+			}
+			copy(b.X0, db.X)
+			copy(b.Cond, db.Labels)
+			in := l.inputs(60, b, rng)
+			th := make([]float32, 16)
+			for i := range th {
+				th[i] = []float32{0.05, 0.2}[i%2]
+			}
+			in[4] = tensors.FromFlatDataAndDimensions(th, 16)
+			d, err := l.dStep.RunInputs(60, in...)
+			if err != nil || !d.Applied {
+				t.Fatalf("held-out step: %v %+v", err, d)
+			}
+			for _, k := range []string{"t0", "t1"} {
+				held := (d.Terms["d_acc_real/"+k] + d.Terms["d_acc_fake/"+k]) / 2
+				t.Logf("held-out accuracy at %s: %.3f, gap %+.3f", k, held, d.Terms["d_gap/"+k])
+				if !(held >= 0.8) {
+					t.Errorf("held-out accuracy in bucket %s %.3f, want >= 0.8", k, held)
+				}
 			}
 		})
 	}
@@ -426,6 +460,14 @@ func TestHeadTermsPerBucket(t *testing.T) {
 	b := fakeBatch(rng, 8)
 	in := l.inputs(0, b, rng)
 	in[4] = tensors.FromFlatDataAndDimensions([]float32{0.05, 0.2, 0.2, 0.4, 0.7, 0.7, 0.7, 0.1}, 8)
+	tS := make([]float32, 8)
+	wantS := make([]float64, len(l.times))
+	for i := range tS {
+		k := min(i%3, len(l.times)-1)
+		tS[i] = float32(l.times[k])
+		wantS[k]++
+	}
+	in[2] = tensors.FromFlatDataAndDimensions(tS, 8)
 	d, err := l.dStep.RunInputs(0, in...)
 	if err != nil || !d.Applied {
 		t.Fatalf("heads step: %v %+v", err, d)
@@ -441,6 +483,16 @@ func TestHeadTermsPerBucket(t *testing.T) {
 	}
 	if math.Abs(accR-d.Terms["d_acc_real"]) > 1e-5 || math.Abs(accF-d.Terms["d_acc_fake"]) > 1e-5 {
 		t.Errorf("bucket-weighted accuracy real %.6f fake %.6f, overall %.6f %.6f", accR, accF, d.Terms["d_acc_real"], d.Terms["d_acc_fake"])
+	}
+	var accS float64
+	for k, n := range wantS {
+		if got := d.Terms[fmt.Sprintf("d_n/s%d", k)]; got != n {
+			t.Errorf("d_n/s%d = %g, want %g", k, got, n)
+		}
+		accS += n / 8 * d.Terms[fmt.Sprintf("d_acc_fake/s%d", k)]
+	}
+	if math.Abs(accS-d.Terms["d_acc_fake"]) > 1e-5 {
+		t.Errorf("student-timestep-weighted fake accuracy %.6f, overall %.6f", accS, d.Terms["d_acc_fake"])
 	}
 	if r1 := d.Terms["d_r1"]; !(r1 >= 0) || math.Abs(d.Terms["d_hinge"]+0.5*r1-d.Terms["d_loss"]) > 1e-4*(1+d.Terms["d_loss"]) {
 		t.Errorf("d_loss %g, d_hinge %g + 0.5·d_r1 %g", d.Terms["d_loss"], d.Terms["d_hinge"], r1)
@@ -504,5 +556,33 @@ func TestFrozenStudentHasEMA(t *testing.T) {
 		if !slices.Equal(v, ema[trainer.EMAPath(k)]) {
 			t.Fatalf("EMA of %s differs from the student", k)
 		}
+	}
+}
+
+// TestStudentTWeights: ladd.student_t_weights sets the frequencies of the student's timesteps (a
+// zero weight is never drawn), and a list whose length is not distill.student_steps is refused.
+func TestStudentTWeights(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	w := []float64{3, 0, 1, 0}
+	counts := make([]float64, 4)
+	const n = 40000
+	for range n {
+		counts[drawIndex(rng, w, 4)]++
+	}
+	// binomial sd of the frequency at p = 0.75 and n = 40000 is 0.0022
+	if counts[1] != 0 || counts[3] != 0 || math.Abs(counts[0]/n-0.75) > 0.011 {
+		t.Errorf("counts %v for weights %v", counts, w)
+	}
+	cfg, lc := testLADD()
+	lc.StudentTWeights = make([]float64, cfg.StudentSteps+1)
+	lc.StudentTWeights[0] = 1
+	job := tinyJob(t.TempDir(), 5)
+	_, err := NewLADD(cfg, lc, fixture.teacher)(backendT(t), model.NewStore(), job, false)
+	if err == nil || !strings.Contains(err.Error(), "ladd.student_t_weights") {
+		t.Errorf("mismatched weights: error %v", err)
+	}
+	lc.StudentTWeights = []float64{-1}
+	if err := lc.Validate(nil); err == nil || !strings.Contains(err.Error(), "ladd.student_t_weights") {
+		t.Errorf("negative weight: error %v", err)
 	}
 }
