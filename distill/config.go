@@ -123,6 +123,10 @@ type LADDConfig struct {
 	// the one-step student's defects: at low t_s the student's x̂0 is nearly its input's x0 and the
 	// heads cannot tell it from the real image, so weighting t_max up gives them more to learn from.
 	StudentTWeights []float64 `mapstructure:"student_t_weights"`
+	// AdvTMin applies the student's adversarial term only to examples with t_s >= it (0 = all):
+	// the fakes from lower t_s are the data they were noised from and the heads cannot judge them
+	// (d_acc_fake/s<k>), so their adversarial gradient is noise; they keep the distillation term.
+	AdvTMin float64 `mapstructure:"adv_t_min"`
 }
 
 // TDists lists the accepted values of ladd.t_dist.
@@ -196,6 +200,9 @@ func (c LADDConfig) Validate(tapNames []string) error {
 	}
 	if !slices.Contains(TDists, c.TDist) {
 		return fmt.Errorf("ladd.t_dist: unknown value %q (known: %v)", c.TDist, TDists)
+	}
+	if !(c.AdvTMin >= 0 && c.AdvTMin <= 1) {
+		return fmt.Errorf("ladd.adv_t_min: must be in [0, 1], got %g", c.AdvTMin)
 	}
 	if err := checkWeights(c.StudentTWeights); err != nil {
 		return fmt.Errorf("ladd.student_t_weights: %w", err)

@@ -254,14 +254,20 @@ func (a *adversary) discLoss(sc *scopes, real, fake, tHat, eps2, cond, tS *Node,
 // genLoss is Σ_heads mean gen(D(fake re-noised with eps2's fake block)) over examples and patches,
 // with ladd.gen_loss (non-saturating or hinge); its gradient flows through the frozen teacher into
 // fake: [B, H, W, C].
-func (a *adversary) genLoss(sc *scopes, fake, tHat, eps2, cond *Node) *Node {
+//
+// With a mask [B] (LADD's ladd.adv_t_min) the mean is over the masked examples only (0 when none).
+func (a *adversary) genLoss(sc *scopes, fake, tHat, eps2, cond, mask *Node) *Node {
 	var adv *Node
 	for _, lg := range a.logits(sc, fake, tHat, noiseBlock(eps2, 1), cond) {
 		per := losses.NonSaturatingGenerator(lg)
 		if a.lc.GenLoss == "hinge" {
 			per = losses.HingeGenerator(lg)
 		}
-		adv = addOrSet(adv, ReduceAllMean(per))
+		if mask == nil {
+			adv = addOrSet(adv, ReduceAllMean(per))
+			continue
+		}
+		adv = addOrSet(adv, Div(ReduceAllSum(Mul(ReduceMean(per, 1), mask)), MaxScalar(ReduceAllSum(mask), 1)))
 	}
 	return adv
 }

@@ -266,7 +266,7 @@ func (f *ImagineFlash) studentLoss(root *model.Scope, in []*Node) (*Node, map[st
 		terms[fmt.Sprintf("srl_k%d", j+1)] = Div(ReduceAllSum(Mul(m, per)), MaxScalar(ReduceAllSum(m), 1))
 	}
 	if f.adv != nil {
-		adv := f.adv.genLoss(sc, x0hat, tHat, eps2, cond)
+		adv := f.adv.genLoss(sc, x0hat, tHat, eps2, cond, nil)
 		loss = Add(loss, MulScalar(adv, f.fc.AdvWeight))
 		terms["g_adv"] = adv
 	}

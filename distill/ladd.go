@@ -208,7 +208,11 @@ func (l *LADD) studentLoss(root *model.Scope, in []*Node) (*Node, map[string]*No
 	x0, eps, tS, cond, tHat, eps2, wAdv := in[0], in[1], in[2], in[3], in[4], in[5], in[6]
 	sc := newScopes(root)
 	x0hat := l.studentX0(sc, x0, eps, tS, cond)
-	adv := l.adv.genLoss(sc, x0hat, tHat, eps2, cond)
+	var mask *Node // ladd.adv_t_min: the adversarial term only on examples with t_s >= it
+	if l.lc.AdvTMin > 0 {
+		mask = ConvertDType(GreaterOrEqual(tS, Scalar(tS.Graph(), tS.DType(), l.lc.AdvTMin-1e-6)), tS.DType())
+	}
+	adv := l.adv.genLoss(sc, x0hat, tHat, eps2, cond, mask)
 	loss := Mul(MulScalar(adv, l.lc.AdvWeight), wAdv)
 	terms := map[string]*Node{"g_adv": adv}
 	if l.lc.DistillWeight > 0 {

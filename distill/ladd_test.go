@@ -586,3 +586,53 @@ func TestStudentTWeights(t *testing.T) {
 		t.Errorf("negative weight: error %v", err)
 	}
 }
+
+// TestAdvTMinMasksExamples: with a mask (ladd.adv_t_min) the student's adversarial term sends no
+// gradient into the masked-out examples' x̂0 and some into the kept one; an all-ones mask gives
+// the unmasked loss.
+func TestAdvTMinMasksExamples(t *testing.T) {
+	cfg, lc := testLADD()
+	job := tinyJob(t.TempDir(), 5)
+	l, store := newTestLADD(t, cfg, lc, job)
+	rng := rand.New(rand.NewPCG(13, 14))
+	b := fakeBatch(rng, 4)
+	e := make([]float32, 3*len(b.Eps))
+	for i := range e {
+		e[i] = float32(rng.NormFloat64())
+	}
+	args := []any{tensors.FromFlatDataAndDimensions(b.X0, 4, 32, 32, 1), tensors.FromFlatDataAndDimensions([]float32{0.1, 0.2, 0.3, 0.4}, 4),
+		tensors.FromFlatDataAndDimensions(e, 12, 32, 32, 1), tensors.FromFlatDataAndDimensions(b.Cond, 4)}
+	be := backendT(t)
+	grads, err := model.NewExec(be, store, func(root *model.Scope, x0hat, tHat, eps2, cond *Node) *Node {
+		root.SetTraining(x0hat.Graph(), true)
+		mask := Const(x0hat.Graph(), []float32{1, 0, 0, 0})
+		g := Gradient(l.adv.genLoss(newScopes(root), x0hat, tHat, eps2, cond, mask), x0hat)[0]
+		return ReduceSum(Square(g), 1, 2, 3) // [B]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := grads.Call1(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := tensors.MustCopyFlatData[float32](out)
+	if !(g[0] > 0) || g[1] != 0 || g[2] != 0 || g[3] != 0 {
+		t.Errorf("per-example ‖∂L_adv/∂x̂0‖² = %v, want > 0 for the kept example only", g)
+	}
+	diff, err := model.NewExec(be, store, func(root *model.Scope, x0hat, tHat, eps2, cond *Node) *Node {
+		root.SetTraining(x0hat.Graph(), true)
+		sc := newScopes(root)
+		masked := l.adv.genLoss(sc, x0hat, tHat, eps2, cond, OnesLike(tHat))
+		return Sub(masked, l.adv.genLoss(sc, x0hat, tHat, eps2, cond, nil))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err = diff.Call1(args...); err != nil {
+		t.Fatal(err)
+	}
+	if d := tensors.ToScalar[float32](out); math.Abs(float64(d)) > 1e-5 {
+		t.Errorf("all-ones mask differs from no mask by %g", d)
+	}
+}
