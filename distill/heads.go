@@ -204,7 +204,6 @@ func (a *adversary) discLoss(sc *scopes, real, fake, tHat, eps2, cond, tS *Node,
 			sMasks = append(sMasks, f32(LessThan(Abs(AddScalar(tS, -t)), Scalar(tS.Graph(), dtypes.Float32, 1e-4))))
 		}
 	}
-	masked := func(v, m *Node) *Node { return Div(ReduceAllSum(Mul(v, m)), MaxScalar(ReduceAllSum(m), 1)) }
 	terms := map[string]*Node{}
 	add := func(name string, v *Node) { terms[name] = addOrSet(terms[name], v) }
 	var loss, penalty *Node
@@ -227,13 +226,13 @@ func (a *adversary) discLoss(sc *scopes, real, fake, tHat, eps2, cond, tS *Node,
 		add("d_acc_fake", MulScalar(accF, k))
 		add("d_gap", MulScalar(gap, k))
 		for j, m := range masks {
-			add(fmt.Sprintf("d_acc_real/t%d", j), MulScalar(masked(okR, m), k))
-			add(fmt.Sprintf("d_acc_fake/t%d", j), MulScalar(masked(okF, m), k))
-			add(fmt.Sprintf("d_gap/t%d", j), MulScalar(masked(Sub(mr, mf), m), k))
+			add(fmt.Sprintf("d_acc_real/t%d", j), MulScalar(maskedMean(okR, m), k))
+			add(fmt.Sprintf("d_acc_fake/t%d", j), MulScalar(maskedMean(okF, m), k))
+			add(fmt.Sprintf("d_gap/t%d", j), MulScalar(maskedMean(Sub(mr, mf), m), k))
 		}
 		for j, m := range sMasks {
-			add(fmt.Sprintf("d_acc_fake/s%d", j), MulScalar(masked(okF, m), k))
-			add(fmt.Sprintf("d_gap/s%d", j), MulScalar(masked(Sub(mr, mf), m), k))
+			add(fmt.Sprintf("d_acc_fake/s%d", j), MulScalar(maskedMean(okF, m), k))
+			add(fmt.Sprintf("d_gap/s%d", j), MulScalar(maskedMean(Sub(mr, mf), m), k))
 		}
 	}
 	for j, m := range sMasks {
@@ -251,6 +250,9 @@ func (a *adversary) discLoss(sc *scopes, real, fake, tHat, eps2, cond, tS *Node,
 	return loss, terms
 }
 
+// maskedMean is the mean of v [B] over the examples where the 0/1 mask m [B] is 1 (0 when none).
+func maskedMean(v, m *Node) *Node { return Div(ReduceAllSum(Mul(v, m)), MaxScalar(ReduceAllSum(m), 1)) }
+
 // genLoss is Σ_heads mean gen(D(fake re-noised with eps2's fake block)) over examples and patches,
 // with ladd.gen_loss (non-saturating or hinge); its gradient flows through the frozen teacher into
 // fake: [B, H, W, C].
@@ -267,7 +269,7 @@ func (a *adversary) genLoss(sc *scopes, fake, tHat, eps2, cond, mask *Node) *Nod
 			adv = addOrSet(adv, ReduceAllMean(per))
 			continue
 		}
-		adv = addOrSet(adv, Div(ReduceAllSum(Mul(ReduceMean(per, 1), mask)), MaxScalar(ReduceAllSum(mask), 1)))
+		adv = addOrSet(adv, maskedMean(ReduceMean(per, 1), mask))
 	}
 	return adv
 }

@@ -47,19 +47,13 @@ func HeadReport(records []trainer.Record, windows int) ([]HeadWindow, error) {
 		lo, hi := w*len(rs)/windows, (w+1)*len(rs)/windows
 		hw := HeadWindow{First: rs[lo].Step, Last: rs[hi-1].Step, BucketAcc: make([]float64, nb), BucketGap: make([]float64, nb),
 			HeadAcc: map[string]float64{}, HeadGap: map[string]float64{}}
-		weights := make([]float64, nb)
 		n := float64(hi - lo)
-		for _, r := range rs[lo:hi] {
+		span := rs[lo:hi]
+		for _, r := range span {
 			t := r.Terms
 			hw.AccReal += t["d_acc_real"] / n
 			hw.AccFake += t["d_acc_fake"] / n
 			hw.Gap += t["d_gap"] / n
-			for k := range nb {
-				c := t[fmt.Sprintf("d_n/t%d", k)]
-				weights[k] += c
-				hw.BucketAcc[k] += c * (t[fmt.Sprintf("d_acc_real/t%d", k)] + t[fmt.Sprintf("d_acc_fake/t%d", k)]) / 2
-				hw.BucketGap[k] += c * t[fmt.Sprintf("d_gap/t%d", k)]
-			}
 			for name, v := range t {
 				if tap, ok := strings.CutPrefix(name, "d_gap/"); ok && !isBucket(tap) {
 					hw.HeadGap[tap] += v / n
@@ -67,36 +61,37 @@ func HeadReport(records []trainer.Record, windows int) ([]HeadWindow, error) {
 				}
 			}
 		}
+		for k := range nb {
+			b := fmt.Sprintf("t%d", k)
+			hw.BucketAcc[k] = countWeighted(span, b, func(t map[string]float64) float64 { return (t["d_acc_real/"+b] + t["d_acc_fake/"+b]) / 2 })
+			hw.BucketGap[k] = countWeighted(span, b, func(t map[string]float64) float64 { return t["d_gap/"+b] })
+		}
 		for k := 0; ; k++ {
-			key := fmt.Sprintf("d_n/s%d", k)
-			if _, ok := rs[lo].Terms[key]; !ok {
+			b := fmt.Sprintf("s%d", k)
+			if _, ok := rs[lo].Terms["d_n/"+b]; !ok {
 				break
 			}
-			var wsum, acc, gap float64
-			for _, r := range rs[lo:hi] {
-				c := r.Terms[key]
-				wsum += c
-				acc += c * r.Terms[fmt.Sprintf("d_acc_fake/s%d", k)]
-				gap += c * r.Terms[fmt.Sprintf("d_gap/s%d", k)]
-			}
-			if wsum > 0 {
-				acc, gap = acc/wsum, gap/wsum
-			} else {
-				acc, gap = math.NaN(), math.NaN()
-			}
-			hw.StepAccFake, hw.StepGap = append(hw.StepAccFake, acc), append(hw.StepGap, gap)
-		}
-		for k := range nb {
-			if weights[k] > 0 {
-				hw.BucketAcc[k] /= weights[k]
-				hw.BucketGap[k] /= weights[k]
-			} else {
-				hw.BucketAcc[k], hw.BucketGap[k] = math.NaN(), math.NaN()
-			}
+			hw.StepAccFake = append(hw.StepAccFake, countWeighted(span, b, func(t map[string]float64) float64 { return t["d_acc_fake/"+b] }))
+			hw.StepGap = append(hw.StepGap, countWeighted(span, b, func(t map[string]float64) float64 { return t["d_gap/"+b] }))
 		}
 		out[w] = hw
 	}
 	return out, nil
+}
+
+// countWeighted is the mean of value over the records, each weighted by d_n/<bucket> (the
+// bucket's examples in that batch); NaN when no record has any.
+func countWeighted(rs []trainer.Record, bucket string, value func(map[string]float64) float64) float64 {
+	var sum, weight float64
+	for _, r := range rs {
+		c := r.Terms["d_n/"+bucket]
+		sum += c * value(r.Terms)
+		weight += c
+	}
+	if weight > 0 {
+		return sum / weight
+	}
+	return math.NaN()
 }
 
 // WriteHeadReport prints HeadReport's windows as two Markdown tables (overall and per t̂ bucket;
