@@ -91,6 +91,9 @@ func Load(nameOrPath string, sets []string, environ []string) (*Run, []byte, err
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, asConfigError(err, source, origin)
 	}
+	if err := cfg.resolveText(); err != nil {
+		return nil, nil, asConfigError(err, source, origin)
+	}
 	resolved, err := cfg.YAML()
 	if err != nil {
 		return nil, nil, err

@@ -19,7 +19,7 @@ func TestREADMEConfigReference(t *testing.T) {
 	}
 	documented := map[string]string{} // "section.key" → default cell
 	section := ""
-	header := regexp.MustCompile("^### `([a-z_]+)`$")
+	header := regexp.MustCompile("^### `([a-z_.]+)`$")
 	row := regexp.MustCompile("^\\| `([a-z_0-9]+)` \\| `([^`]*)` \\|")
 	for _, line := range strings.Split(string(raw), "\n") {
 		if m := header.FindStringSubmatch(line); m != nil {
@@ -38,24 +38,33 @@ func TestREADMEConfigReference(t *testing.T) {
 	if err := yaml.Unmarshal(resolved, &defaults); err != nil {
 		t.Fatal(err)
 	}
+	flat := map[string]any{} // "section.key", and "section.sub.key" for nested sections (model.text)
 	for sec, keys := range defaults {
 		for key, value := range keys {
-			full := sec + "." + key
-			cell, ok := documented[full]
-			if !ok {
-				t.Errorf("README does not document %s (default %v)", full, value)
+			if sub, ok := value.(map[string]any); ok {
+				for k, v := range sub {
+					flat[sec+"."+key+"."+k] = v
+				}
 				continue
 			}
-			var parsed any
-			if err := yaml.Unmarshal([]byte(cell), &parsed); err != nil {
-				t.Errorf("README default of %s: %v", full, err)
-				continue
-			}
-			if fmt.Sprint(normalize(parsed)) != fmt.Sprint(normalize(value)) {
-				t.Errorf("README says %s defaults to %q, the code says %v", full, cell, value)
-			}
-			delete(documented, full)
+			flat[sec+"."+key] = value
 		}
+	}
+	for full, value := range flat {
+		cell, ok := documented[full]
+		if !ok {
+			t.Errorf("README does not document %s (default %v)", full, value)
+			continue
+		}
+		var parsed any
+		if err := yaml.Unmarshal([]byte(cell), &parsed); err != nil {
+			t.Errorf("README default of %s: %v", full, err)
+			continue
+		}
+		if fmt.Sprint(normalize(parsed)) != fmt.Sprint(normalize(value)) {
+			t.Errorf("README says %s defaults to %q, the code says %v", full, cell, value)
+		}
+		delete(documented, full)
 	}
 	for key := range documented {
 		t.Errorf("README documents %s, which is not a config key", key)

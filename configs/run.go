@@ -89,6 +89,35 @@ func (r Run) Validate() error {
 	return r.Model.CheckInput(r.Data.ImageSize)
 }
 
+// resolveText checks that model.text and data.condition agree and fills model.text.vocab and
+// class_names from the training files' metadata when the vocabulary is empty and the files can be
+// read (so the resolved config carries the vocabulary); without data it leaves them empty, and the
+// trainer refuses to start.
+func (r *Run) resolveText() error {
+	tc := r.Model.Text
+	if !tc.On() {
+		if r.Data.Condition == data.ConditionCaption {
+			return fmt.Errorf("data.condition: caption needs a model that reads captions: set model.text.source: learned")
+		}
+		return nil
+	}
+	if r.Data.Condition != data.ConditionCaption {
+		return fmt.Errorf("model.text.source: learned reads captions, but data.condition is %q: set data.condition: caption", r.Data.Condition)
+	}
+	if r.Data.MaxTokens != tc.MaxTokens {
+		return fmt.Errorf("data.max_tokens: %d disagrees with model.text.max_tokens %d", r.Data.MaxTokens, tc.MaxTokens)
+	}
+	if len(tc.Vocab) > 0 {
+		return nil
+	}
+	vocab, names, err := data.ReadTextMeta(r.Data.Train)
+	if err != nil {
+		return nil // no data yet (a preset listed or dry-run): training refuses an empty vocabulary
+	}
+	r.Model.Text.Vocab, r.Model.Text.ClassNames = vocab, names
+	return nil
+}
+
 // Dir is the run directory: out_dir/name.
 func (r Run) Dir() checkpoints.RunDir {
 	return checkpoints.RunDir(filepath.Join(r.Run.OutDir, r.Run.Name))

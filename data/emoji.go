@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"image"
 	"image/draw"
 	"image/png"
@@ -53,9 +54,32 @@ var emojiSkinTones = map[string]string{
 	"1F3FE": "medium-dark skin tone", "1F3FF": "dark skin tone",
 }
 
-// emojiItem is one emoji image to import.
+// emojiItem is one emoji image to import; key is the emoji's short name (shared by its skin
+// variations), which EmojiHeldOut decides on.
 type emojiItem struct {
-	unified, image, caption, category string
+	unified, image, caption, category, key string
+}
+
+// EmojiHeldOutPercent is the share of emoji names (in percent) that EmojiHeldOut holds out.
+const EmojiHeldOutPercent = 10
+
+// EmojiHeldOut reports whether the emoji with short name shortName (emoji.json's
+// short_name, e.g. "grinning"; the lowercased name when an entry has none) belongs to the
+// held-out split: FNV-1a 64 of the name, mod 100, below EmojiHeldOutPercent — about 10% of
+// the names, the same ones on every machine and for every release of the package that keeps
+// the name. All skin-tone variations of an emoji share its short name and so its split:
+// a held-out caption's name is never seen in training.
+func EmojiHeldOut(shortName string) bool {
+	h := fnv.New64a()
+	h.Write([]byte(shortName))
+	return h.Sum64()%100 < EmojiHeldOutPercent
+}
+
+// EmojiSplit is what ImportEmojiSplit wrote: the files and row counts of the training and
+// held-out splits.
+type EmojiSplit struct {
+	TrainPaths, HeldOutPaths []string
+	TrainRows, HeldOutRows   int
 }
 
 // ImportEmoji imports the Twitter emoji of the npm package emoji-datasource-twitter (16.0.0:
@@ -65,21 +89,77 @@ type emojiItem struct {
 // in emoji.json's sort_order. Each row: the RGBA image composited over white, as an RGB
 // PNG; caption "name[, skin tones], category" in lower case; label = index of the category
 // in order of first appearance (class names = categories); id "emoji-UNIFIED". opts.Vocab
-// is built from the captions when nil (BuildVocab with opts.VocabSize).
+// is built from the captions when nil (BuildVocab with opts.VocabSize). All rows go to
+// outPath; ImportEmojiSplit holds some emoji out.
 func ImportEmoji(src, outPath string, opts WriterOptions) ([]string, int, error) {
+	e, err := readEmoji(src, &opts)
+	if err != nil {
+		return nil, 0, err
+	}
+	return e.write(outPath, e.items, opts)
+}
+
+// ImportEmojiSplit is ImportEmoji writing two files: the rows of emoji held out by
+// EmojiHeldOut (about 10% of the names, with all their skin tones) to heldOutPath, the
+// others to trainPath, each in sort_order, so that captions never seen in training can be
+// prompted. Both files carry the same class names (all categories, in order of first
+// appearance over all rows, so labels agree) and the same vocabulary, built from all
+// captions, train and held-out (when opts.Vocab is nil): a held-out prompt then tokenizes
+// without <unk> wherever its words occur in the package — its unseen words have ids whose
+// embeddings training never updated. A split with no rows is written as an empty file.
+func ImportEmojiSplit(src, trainPath, heldOutPath string, opts WriterOptions) (EmojiSplit, error) {
+	if filepath.Clean(trainPath) == filepath.Clean(heldOutPath) {
+		return EmojiSplit{}, fmt.Errorf("data: emoji: the training and held-out splits both go to %s", trainPath)
+	}
+	e, err := readEmoji(src, &opts)
+	if err != nil {
+		return EmojiSplit{}, err
+	}
+	var train, heldOut []emojiItem
+	for _, it := range e.items {
+		if EmojiHeldOut(it.key) {
+			heldOut = append(heldOut, it)
+		} else {
+			train = append(train, it)
+		}
+	}
+	var s EmojiSplit
+	if s.TrainPaths, s.TrainRows, err = e.write(trainPath, train, opts); err != nil {
+		return EmojiSplit{}, err
+	}
+	if s.HeldOutPaths, s.HeldOutRows, err = e.write(heldOutPath, heldOut, opts); err != nil {
+		for _, p := range s.TrainPaths { // leave no half-written split behind
+			os.Remove(p)
+		}
+		return EmojiSplit{}, err
+	}
+	return s, nil
+}
+
+// emojiSource is a read emoji package: its importable items, categories and PNGs.
+type emojiSource struct {
+	src        string
+	items      []emojiItem
+	categories []string
+	images     map[string][]byte
+}
+
+// readEmoji reads src ("" → DefaultEmojiSource) and fills opts' class names and vocabulary
+// (from all items) when unset.
+func readEmoji(src string, opts *WriterOptions) (*emojiSource, error) {
 	if src == "" {
 		src = DefaultEmojiSource
 	}
 	meta, images, err := readEmojiSource(src)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	items, categories, err := emojiItems(meta, images)
 	if err != nil {
-		return nil, 0, fmt.Errorf("data: emoji %s: %w", src, err)
+		return nil, fmt.Errorf("data: emoji %s: %w", src, err)
 	}
 	if len(items) == 0 {
-		return nil, 0, fmt.Errorf("data: emoji %s: no entry with has_img_twitter has a PNG under %s: %s", src, emojiImageDir, emojiHint)
+		return nil, fmt.Errorf("data: emoji %s: no entry with has_img_twitter has a PNG under %s: %s", src, emojiImageDir, emojiHint)
 	}
 	if opts.ClassNames == nil {
 		opts.ClassNames = categories
@@ -91,6 +171,11 @@ func ImportEmoji(src, outPath string, opts WriterOptions) ([]string, int, error)
 		}
 		opts.Vocab = BuildVocab(captions, opts.VocabSize)
 	}
+	return &emojiSource{src: src, items: items, categories: categories, images: images}, nil
+}
+
+// write writes items to outPath (see ImportEmoji).
+func (e *emojiSource) write(outPath string, items []emojiItem, opts WriterOptions) ([]string, int, error) {
 	if opts.Total == 0 {
 		opts.Total = len(items)
 	}
@@ -100,16 +185,16 @@ func ImportEmoji(src, outPath string, opts WriterOptions) ([]string, int, error)
 	}
 	err = writeRowsParallel(w, len(items), func(i int, enc *pngEncoder) (Row, error) {
 		it := items[i]
-		img, err := png.Decode(bytes.NewReader(images[it.image]))
+		img, err := png.Decode(bytes.NewReader(e.images[it.image]))
 		if err != nil {
-			return Row{}, fmt.Errorf("data: emoji %s: %s%s: %w", src, emojiImageDir, it.image, err)
+			return Row{}, fmt.Errorf("data: emoji %s: %s%s: %w", e.src, emojiImageDir, it.image, err)
 		}
 		b, err := enc.encode(compositeOnWhite(img))
 		if err != nil {
-			return Row{}, fmt.Errorf("data: emoji %s: %s: encode png: %w", src, it.image, err)
+			return Row{}, fmt.Errorf("data: emoji %s: %s: encode png: %w", e.src, it.image, err)
 		}
 		r := img.Bounds()
-		return Row{Image: b, Label: int32(slices.Index(categories, it.category)), HasLabel: true, Caption: it.caption,
+		return Row{Image: b, Label: int32(slices.Index(e.categories, it.category)), HasLabel: true, Caption: it.caption,
 			Width: int32(r.Dx()), Height: int32(r.Dy()), ID: "emoji-" + strings.ToLower(it.unified)}, nil
 	})
 	if err != nil {
@@ -155,7 +240,11 @@ func emojiItems(meta []byte, images map[string][]byte) ([]emojiItem, []string, e
 		if !slices.Contains(categories, e.Category) {
 			categories = append(categories, e.Category)
 		}
-		items = append(items, emojiItem{unified: unified, image: image, caption: caption, category: e.Category})
+		key := e.ShortName
+		if key == "" {
+			key = strings.ToLower(name)
+		}
+		items = append(items, emojiItem{unified: unified, image: image, caption: caption, category: e.Category, key: key})
 	}
 	for _, e := range entries {
 		if e.HasImgTwitter {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -217,6 +218,15 @@ func TestImportEmojiReal(t *testing.T) {
 	if c := r.strings(t, ColCaption)[0]; c != "grinning face, smileys & emotion" {
 		t.Errorf("first caption %q", c)
 	}
+	dir := t.TempDir()
+	s, err := ImportEmojiSplit(src, filepath.Join(dir, "train.parquet"), filepath.Join(dir, "heldout.parquet"), WriterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("emoji split: %d training rows, %d held out", s.TrainRows, s.HeldOutRows)
+	if s.TrainRows+s.HeldOutRows != n || s.HeldOutRows < n/25 || s.HeldOutRows > n*4/25 {
+		t.Errorf("split %d + %d rows of %d, want about %d%% held out", s.TrainRows, s.HeldOutRows, n, EmojiHeldOutPercent)
+	}
 }
 
 func emojiFileExists(p string) bool { _, err := os.Stat(p); return err == nil }
@@ -274,4 +284,116 @@ func countRealEmoji(t *testing.T, src string) (images, categories int) {
 		}
 	}
 	return images, len(cats)
+}
+
+// TestEmojiHeldOutGolden pins the held-out choice (FNV-1a 64 of the short name, mod 100,
+// below 10) for a few real short names, and checks the share over many names.
+func TestEmojiHeldOutGolden(t *testing.T) {
+	for name, want := range map[string]bool{
+		"grinning": false, "smile": true, "sweat_smile": true, "thumbsup": true, "joy": false,
+		"wave": false, "heart": false, "rocket": false, "": false,
+	} {
+		if got := EmojiHeldOut(name); got != want {
+			t.Errorf("EmojiHeldOut(%q) = %v, want %v", name, got, want)
+		}
+	}
+	held := 0
+	for i := range 10000 {
+		if EmojiHeldOut(fmt.Sprintf("emoji_%d", i)) {
+			held++
+		}
+	}
+	if held < 900 || held > 1100 {
+		t.Errorf("%d of 10,000 names held out, want about %d%%", held, EmojiHeldOutPercent)
+	}
+}
+
+// emojiShortName returns the first "prefix-N" whose held-out choice is heldOut.
+func emojiShortName(prefix string, heldOut bool) string {
+	for i := 0; ; i++ {
+		if s := fmt.Sprintf("%s-%d", prefix, i); EmojiHeldOut(s) == heldOut {
+			return s
+		}
+	}
+}
+
+// TestImportEmojiSplit: the waving hand (short name chosen held out) goes with its skin
+// variation to the held-out file, the grinning face to the training file; both files carry
+// all categories and the vocabulary of all captions; the split is disjoint, covers what
+// ImportEmoji writes and is the same on a second import.
+func TestImportEmojiSplit(t *testing.T) {
+	files := emojiFixture(t)
+	var entries []map[string]any
+	if err := json.Unmarshal(files["package/emoji.json"], &entries); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		e["short_name"] = emojiShortName("kept", false)
+		if e["name"] == "WAVING HAND SIGN" {
+			e["short_name"] = emojiShortName("held", true)
+		}
+	}
+	meta, err := json.Marshal(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files["package/emoji.json"] = meta
+	src := filepath.Join(t.TempDir(), "emoji.tgz")
+	writeTGZ(t, src, files)
+
+	all := filepath.Join(t.TempDir(), "all.parquet")
+	if _, _, err := ImportEmoji(src, all, WriterOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ra := wtRead(t, all)
+	var firstIDs []string
+	for range 2 {
+		dir := t.TempDir()
+		train, held := filepath.Join(dir, "train.parquet"), filepath.Join(dir, "heldout.parquet")
+		s, err := ImportEmojiSplit(src, train, held, WriterOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.TrainRows != 1 || s.HeldOutRows != 2 || !slices.Equal(s.TrainPaths, []string{train}) || !slices.Equal(s.HeldOutPaths, []string{held}) {
+			t.Fatalf("ImportEmojiSplit = %+v", s)
+		}
+		rt, rh := wtRead(t, train), wtRead(t, held)
+		if got := rh.strings(t, ColCaption); !slices.Equal(got, []string{"waving hand sign, people & body", "waving hand sign, light skin tone, people & body"}) {
+			t.Errorf("held-out captions %q", got)
+		}
+		if got := rt.strings(t, ColCaption); !slices.Equal(got, []string{"grinning face, smileys & emotion"}) {
+			t.Errorf("training captions %q", got)
+		}
+		if got, want := rt.int32s(t, ColLabel), []int32{1}; !slices.Equal(got, want) {
+			t.Errorf("training labels %v, want %v (categories over all rows)", got, want)
+		}
+		for _, k := range []string{MetaClassNames, MetaVocab} {
+			if rt.md[k] != ra.md[k] || rh.md[k] != ra.md[k] {
+				t.Errorf("%s differs between the split files and the full import: %s | %s | %s", k, rt.md[k], rh.md[k], ra.md[k])
+			}
+		}
+		var vocab []string
+		json.Unmarshal([]byte(rt.md[MetaVocab]), &vocab)
+		checkVocabCovers(t, vocab, rh.strings(t, ColCaption)) // held-out words have ids
+		trainIDs, heldIDs := rt.strings(t, ColID), rh.strings(t, ColID)
+		for _, id := range heldIDs {
+			if slices.Contains(trainIDs, id) {
+				t.Errorf("id %s in both splits", id)
+			}
+		}
+		ids := append(slices.Clone(trainIDs), heldIDs...)
+		slices.Sort(ids)
+		if want := slices.Sorted(slices.Values(ra.strings(t, ColID))); !slices.Equal(ids, want) {
+			t.Errorf("split ids %q, want the full import's %q", ids, want)
+		}
+		if firstIDs == nil {
+			firstIDs = heldIDs
+		} else if !slices.Equal(firstIDs, heldIDs) {
+			t.Errorf("held-out ids %q, then %q", firstIDs, heldIDs)
+		}
+	}
+	same := filepath.Join(t.TempDir(), "x.parquet")
+	if _, err := ImportEmojiSplit(src, same, same, WriterOptions{}); err == nil || !strings.Contains(err.Error(), "both go to") {
+		t.Errorf("same path for both splits: err = %v", err)
+	}
 }

@@ -9,18 +9,21 @@ import (
 // FashionMNISTDir is where Debian's dataset-fashion-mnist package installs the idx files.
 const FashionMNISTDir = "/usr/share/datasets/fashion-mnist"
 
-// FashionMNISTClassNames are the Fashion-MNIST captions, indexed by label.
+// FashionMNISTClassNames are the Fashion-MNIST class names, indexed by label; the captions
+// are FashionMNISTCaptions.
 var FashionMNISTClassNames = []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}
 
-var fashionMNISTDataset = idxDataset{name: "Fashion-MNIST", idPrefix: "fashion-mnist", classNames: FashionMNISTClassNames}
+var fashionMNISTDataset = idxDataset{name: "Fashion-MNIST", idPrefix: "fashion-mnist", classNames: FashionMNISTClassNames,
+	captions: FashionMNISTCaptions}
 
 // ImportFashionMNIST reads split ("train": 60,000 images, or "test": 10,000) of
 // Fashion-MNIST from the idx files in srcDir ("" → FashionMNISTDir; same layout and checks
 // as ReadMNISTSplit) and writes it to outPath like ImportMNIST: 28×28 gray PNG, label,
-// caption = class name (FashionMNISTClassNames), width, height, id
-// "fashion-mnist-SPLIT-INDEX", class names and vocabulary in the metadata. It returns the
-// written paths and the number of rows. Missing files produce an error that says how to
-// install them.
+// caption = TemplateCaption(FashionMNISTCaptions, label, row) (row i: template i mod 5 of
+// its class, e.g. "a photo of an ankle boot"), width, height, id
+// "fashion-mnist-SPLIT-INDEX", class names (FashionMNISTClassNames) and the vocabulary of
+// all templates in the metadata. It returns the written paths and the number of rows.
+// Missing files produce an error that says how to install them.
 func ImportFashionMNIST(srcDir, split, outPath string, opts WriterOptions) ([]string, int, error) {
 	if srcDir == "" {
 		srcDir = FashionMNISTDir

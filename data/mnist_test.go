@@ -230,8 +230,8 @@ func TestImportMNISTColumns(t *testing.T) {
 		if want := "mnist-test-" + strconv.Itoa(i); ids[i] != want {
 			t.Errorf("row %d: id %s, want %s", i, ids[i], want)
 		}
-		if labels[i] != int32(f.labels[i]) || captions[i] != MNISTClassNames[f.labels[i]] {
-			t.Errorf("row %d: label %d caption %s, want %d", i, labels[i], captions[i], f.labels[i])
+		if want := MNISTCaptions(int(f.labels[i]))[i%5]; labels[i] != int32(f.labels[i]) || captions[i] != want {
+			t.Errorf("row %d: label %d caption %q, want %d %q", i, labels[i], captions[i], f.labels[i], want)
 		}
 	}
 }

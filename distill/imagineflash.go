@@ -128,7 +128,7 @@ func (f *ImagineFlash) inputs(b *trainer.Batch, rng *rand.Rand) []*tensors.Tenso
 		tensors.FromFlatDataAndDimensions(tK, b.B),
 		tensors.FromFlatDataAndDimensions(tau, b.B),
 		tensors.FromFlatDataAndDimensions(nc, b.B),
-		tensors.FromFlatDataAndDimensions(b.Cond, b.B),
+		b.CondTensor(),
 		normal()}
 	if f.adv != nil {
 		tHat, eps2 := f.adv.noise(b, rng)

@@ -100,7 +100,7 @@ func (l *LADD) inputs(step int, b *trainer.Batch, rng *rand.Rand) []*tensors.Ten
 		tensors.FromFlatDataAndDimensions(b.X0, b.B, b.H, b.W, b.C),
 		tensors.FromFlatDataAndDimensions(b.Eps, b.B, b.H, b.W, b.C),
 		tensors.FromFlatDataAndDimensions(tS, b.B),
-		tensors.FromFlatDataAndDimensions(b.Cond, b.B),
+		b.CondTensor(),
 		tHat, eps2, tensors.FromScalar(float32(l.advSwitch(step)))}
 }
 

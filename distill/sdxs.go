@@ -140,7 +140,7 @@ func (s *SDXS) inputs(step int, b *trainer.Batch, rng *rand.Rand) []*tensors.Ten
 	return []*tensors.Tensor{
 		tensors.FromFlatDataAndDimensions(b.Noise, b.B, b.H, b.W, b.C),
 		tensors.FromFlatDataAndDimensions(b.X0, b.B, b.H, b.W, b.C),
-		tensors.FromFlatDataAndDimensions(b.Cond, b.B),
+		b.CondTensor(),
 		normal(), tensors.FromFlatDataAndDimensions(tSD, b.B), normal(), tensors.FromScalar(on)}
 }
 

@@ -40,6 +40,9 @@ type Options struct {
 	Seed       int
 	K          int // neighbours of precision/recall (default 3)
 	Compare    int // images per row of the comparison grid (default 10)
+	// Prompts is the prompt set of text models: names (default), templates, or a file of prompts
+	// that each name a class (see promptCond); class models ignore it.
+	Prompts string
 	Out        io.Writer
 }
 
@@ -63,6 +66,8 @@ type Row struct {
 	ImgPerS    float64 `json:"img_per_s"`
 	Batch      int     `json:"batch"`
 	Backend    string  `json:"backend"`
+	// Prompts is the prompt set of a text model's row (names, templates or the file), else "".
+	Prompts string `json:"prompts,omitempty"`
 }
 
 // Result is the table plus the comparison images: Compare[r] holds Options.Compare images
@@ -121,8 +126,12 @@ func Evaluate(backend compute.Backend, runs []RunSpec, tc *TrainedClassifier, te
 			res.H, res.W, res.C = run.Job.Data.ImageSize, run.Job.Data.ImageSize, run.Job.Data.Channels
 			res.Compare = append(res.Compare, imgs[:opts.Compare*res.H*res.W*res.C])
 			if opts.Out != nil {
-				fmt.Fprintf(opts.Out, "%s  %s %s %2d steps (NFE %d): FID %.3f  acc %.4f  P %.3f  R %.3f  %.2f ms/img\n",
-					run.Name, row.Sampler, row.Schedule, row.Steps, row.NFE, row.FID, row.ClassAcc, row.Precision, row.Recall, row.MsPerImage)
+				prompts := ""
+				if row.Prompts != "" {
+					prompts = " prompts " + row.Prompts
+				}
+				fmt.Fprintf(opts.Out, "%s  %s %s %2d steps (NFE %d)%s: FID %.3f  acc %.4f  P %.3f  R %.3f  %.2f ms/img\n",
+					run.Name, row.Sampler, row.Schedule, row.Steps, row.NFE, prompts, row.FID, row.ClassAcc, row.Precision, row.Recall, row.MsPerImage)
 			}
 		}
 	}
@@ -210,11 +219,21 @@ func evaluateSetting(backend compute.Backend, store *model.Store, run RunSpec, s
 	}
 	h, c, k := job.Data.ImageSize, job.Data.Channels, job.Model.NumClasses
 	seeds, classes := balanced(opts.N, k, opts.Seed)
-	if _, err := smp.Sample(seeds[:min(sc.BatchSize, opts.N)], classes[:min(sc.BatchSize, opts.N)], h, h, c); err != nil {
+	cond, prompts := classes, ""
+	if job.Model.Text.On() {
+		if cond, classes, err = promptCond(job.Model, opts.Prompts, classes); err != nil {
+			return Row{}, nil, err
+		}
+		if prompts = opts.Prompts; prompts == "" {
+			prompts = PromptsNames
+		}
+	}
+	cw := job.Model.CondWidth()
+	if _, err := smp.Sample(seeds[:min(sc.BatchSize, opts.N)], cond[:min(sc.BatchSize, opts.N)*cw], h, h, c); err != nil {
 		return Row{}, nil, err // warm-up: compiles the executor for the batch shape
 	}
 	t0 := time.Now()
-	imgs, err := smp.Sample(seeds, classes, h, h, c)
+	imgs, err := smp.Sample(seeds, cond, h, h, c)
 	elapsed := time.Since(t0)
 	if err != nil {
 		return Row{}, nil, err
@@ -230,7 +249,7 @@ func evaluateSetting(backend compute.Backend, store *model.Store, run RunSpec, s
 	row := Row{Run: run.Name, Steps: len(smp.Times()) - 1, Sampler: name, Schedule: label, CFG: sc.CFG, NFE: smp.NFE(), N: opts.N,
 		Batch: sc.BatchSize, Backend: backend.Name(), ClassAcc: m["class_accuracy"], FID: m["fid"], Precision: m["precision"],
 		Recall: m["recall"], Confidence: m["confidence"],
-		MsPerImage: elapsed.Seconds() * 1000 / float64(opts.N), ImgPerS: float64(opts.N) / elapsed.Seconds()}
+		MsPerImage: elapsed.Seconds() * 1000 / float64(opts.N), ImgPerS: float64(opts.N) / elapsed.Seconds(), Prompts: prompts}
 	return row, imgs, nil
 }
 

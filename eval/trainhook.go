@@ -27,7 +27,13 @@ func StoreEvaluator(backend compute.Backend, job trainer.Job, tc *TrainedClassif
 		}
 		h, c := job.Data.ImageSize, job.Data.Channels
 		seeds, classes := balanced(n, job.Model.NumClasses, 0)
-		imgs, err := smp.Sample(seeds, classes, h, h, c)
+		cond := classes
+		if job.Model.Text.On() { // text models: each class's name as the prompt
+			if cond, classes, err = promptCond(job.Model, PromptsNames, classes); err != nil {
+				return nil, err
+			}
+		}
+		imgs, err := smp.Sample(seeds, cond, h, h, c)
 		if err != nil {
 			return nil, err
 		}

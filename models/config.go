@@ -49,6 +49,8 @@ type Config struct {
 	// skip path (identity, or its 1×1 skip conv where the channels change); a removed attention
 	// layer is the identity.
 	DropBlocks []string `mapstructure:"drop_blocks"`
+	// Text is the caption encoder and the U-Net's cross-attention (part 13); off by default.
+	Text TextConfig `mapstructure:"text"`
 }
 
 // BlockNames lists the removable blocks of a config, from input to output: down<l>/res<i> and
@@ -105,6 +107,7 @@ func DefaultConfig() Config {
 		NumClasses:           10,
 		Conv:                 string(ConvAuto),
 		PatchSize:            1,
+		Text:                 DefaultTextConfig(),
 	}
 }
 
@@ -163,7 +166,7 @@ func (c Config) Validate() error {
 	if !slices.Contains(ConvImpls, c.Conv) {
 		return fmt.Errorf("model.conv: unknown value %q (known: %v)", c.Conv, ConvImpls)
 	}
-	return nil
+	return c.Text.validate(c)
 }
 
 // CheckInput verifies that an image side fits the U-Net: it must halve evenly at every level.

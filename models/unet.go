@@ -8,6 +8,7 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/support/exceptions"
 )
 
 // UNet is the class-conditional U-Net described by Config: a stem conv, per level NumResBlocks
@@ -72,7 +73,9 @@ func NewUNet(cfg Config, seed uint64) (*UNet, error) {
 }
 
 // Net is the network: x: [B, H, W, C] float32, t: [B] float32 in [0,1], cond: [B] int32 in
-// [0, NumClasses] (NumClasses = null class) → [B, H, W, C], the raw prediction.
+// [0, NumClasses] (NumClasses = null class) → [B, H, W, C], the raw prediction. With model.text on,
+// cond is [B, 1+L] int32: the class (NumClasses when the run has no labels), then the caption's L
+// token ids (0 = padding; all padding = the empty caption, the null condition); see CondWidth.
 func (u *UNet) Net(scope *model.Scope, x, t, cond *Node) *Node {
 	cfg := u.Cfg
 	if err := cfg.CheckInput(x.Shape().Dimensions[1]); err != nil {
@@ -80,7 +83,26 @@ func (u *UNet) Net(scope *model.Scope, x, t, cond *Node) *Node {
 	}
 	u.FLOPs = 0
 	conv := ConvImpl(cfg.Conv)
-	embAct := SiLU(u.embedding(scope.In("embed"), t, cond)) // computed once, read by every block
+	class, tokens := SplitCond(cond)
+	var text TextFeatures
+	switch {
+	case cfg.Text.On() && tokens == nil:
+		exceptions.Panicf("UNet: model.text is on but the condition is %s (want [B, 1+%d]: class, then token ids)", cond.Shape(), cfg.Text.MaxTokens)
+	case !cfg.Text.On() && tokens != nil:
+		exceptions.Panicf("UNet: the condition %s carries tokens but model.text.source is %q", cond.Shape(), cfg.Text.Source)
+	case tokens != nil:
+		if len(cfg.Text.Vocab) < 2 {
+			exceptions.Panicf("UNet: model.text.vocab is empty (configs.Load fills it from the training data's metadata)")
+		}
+		text = u.TextEncoder(scope.In("text"), cfg.Text, len(cfg.Text.Vocab), tokens)
+	}
+	embAct := SiLU(u.embedding(scope.In("embed"), t, class, text.Pooled)) // computed once, read by every block
+	cross := func(s *model.Scope, name string, h *Node) *Node {
+		if !cfg.Text.hasCross(h.Shape().Dimensions[2]) {
+			return h
+		}
+		return u.CrossAttention(s.In("%s", name), h, text, cfg.Text.Heads, cfg.Groups)
+	}
 	// Channels-first inside: [C, B, H, W] keeps every conv's GEMM free of large transposes (conv.go).
 	h := TransposeAllAxes(SpaceToDepth(x, cfg.PatchSize), 3, 0, 1, 2)
 	h = u.Conv2D(scope.In("stem"), h, cfg.BaseChannels, 3, 1, conv, InitFanIn)
@@ -93,6 +115,7 @@ func (u *UNet) Net(scope *model.Scope, x, t, cond *Node) *Node {
 			if slices.Contains(cfg.AttentionResolutions, h.Shape().Dimensions[2]) && !cfg.Dropped(fmt.Sprintf("down%d/attn%d", lvl, i)) {
 				h = u.SelfAttention(s.In("attn%d", i), h, cfg.AttentionHeads, cfg.Groups)
 			}
+			h = cross(s, fmt.Sprintf("cross%d", i), h)
 		}
 		skips = append(skips, h)
 		u.tap(fmt.Sprintf("down%d", lvl), h)
@@ -106,6 +129,9 @@ func (u *UNet) Net(scope *model.Scope, x, t, cond *Node) *Node {
 	if cfg.MidAttention && !cfg.Dropped("mid/attn") {
 		h = u.SelfAttention(mid.In("attn"), h, cfg.AttentionHeads, cfg.Groups)
 	}
+	if cfg.Text.On() && cfg.Text.MidCross {
+		h = u.CrossAttention(mid.In("cross"), h, text, cfg.Text.Heads, cfg.Groups)
+	}
 	h = u.res(mid, "mid", "res1", h, embAct, chMid)
 	u.tap("mid", h)
 	for lvl := last; lvl >= 0; lvl-- {
@@ -114,6 +140,7 @@ func (u *UNet) Net(scope *model.Scope, x, t, cond *Node) *Node {
 		h = Concatenate([]*Node{h, skips[lvl]}, 0)
 		for i := range cfg.NumResBlocks {
 			h = u.res(s, fmt.Sprintf("up%d", lvl), fmt.Sprintf("res%d", i), h, embAct, ch)
+			h = cross(s, fmt.Sprintf("cross%d", i), h)
 		}
 		u.tap(fmt.Sprintf("up%d", lvl), h)
 		if lvl > 0 {
@@ -156,15 +183,20 @@ func DepthToSpace(x *Node, p int) *Node {
 	return Reshape(TransposeAllAxes(y, 0, 1, 3, 2, 4, 5), d[0], d[1]*p, d[2]*p, c)
 }
 
-// embedding returns the time+class embedding. t: [B], cond: [B] int32 → [B, EmbedDim].
-func (u *UNet) embedding(scope *model.Scope, t, cond *Node) *Node {
+// embedding returns the time+class(+pooled caption) embedding. t: [B], cond: [B] int32 (the
+// class), pooled: [B, D] or nil → [B, EmbedDim].
+func (u *UNet) embedding(scope *model.Scope, t, cond, pooled *Node) *Node {
 	cfg := u.Cfg
 	feats := TimestepFeatures(MulScalar(t, 1000), cfg.TimeFeatures)
 	e := u.Dense(scope.In("time0"), feats, cfg.EmbedDim, InitFanIn)
 	e = u.Dense(scope.In("time1"), SiLU(e), cfg.EmbedDim, InitFanIn)
 	table := u.Param(scope.In("class"), t.Graph(), "table", InitNormal, 1, cfg.NumClasses+1, cfg.EmbedDim)
 	onehot := OneHot(cond, cfg.NumClasses+1, dtypes.Float32) // [B, NumClasses+1]
-	return Add(e, Dot(onehot, table).Product())
+	e = Add(e, Dot(onehot, table).Product())
+	if pooled != nil { // the pooled caption vector joins the time embedding (LDM §3.3, as SDXL's pooled text)
+		e = Add(e, u.Dense(scope.In("text_pool"), pooled, cfg.EmbedDim, InitFanIn))
+	}
+	return e
 }
 
 // TimestepFeatures are the sinusoidal features [sin(τ·f_i), cos(τ·f_i)] with f_i = 10000^(−i/half).

@@ -49,6 +49,9 @@ type Config struct {
 	ClipX0 bool `mapstructure:"clip_x0"`
 	// PerClass is the number of images per class (grid columns) of the training sample grids.
 	PerClass int `mapstructure:"per_class"`
+	// Prompts are the rows of a text model's training-time sample grids (one row per prompt,
+	// per_class seeds each); empty: the dataset's class names.
+	Prompts []string `mapstructure:"prompts"`
 	// BatchSize is the number of images generated per executor call.
 	BatchSize int `mapstructure:"batch_size"`
 	// UseEMA samples with the EMA weights (else the raw trained weights).

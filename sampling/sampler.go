@@ -18,6 +18,9 @@ type Model struct {
 	Den       *models.Denoiser
 	Scope     string  // variable scope of the weights: "ema", "model", …
 	NullClass int     // class index meaning "no condition"
+	// CondWidth is the number of int32 condition values per image: 0 or 1 for a class index,
+	// 1+L for a text model (models.Config.CondWidth: the class, then L caption token ids).
+	CondWidth int
 	TMax      float64 // start time of sampling
 	Distilled bool    // a few-step student (turns noise_correction "auto" on for eps-prediction)
 	// StudentTimes are a distilled student's K training times (distill.student_times, or its
@@ -100,6 +103,19 @@ func (s *Sampler) exec(guided bool) (*model.Exec, error) {
 	return e, nil
 }
 
+// TextCond builds the condition rows of a text model: for image i, the class classes[i] (the null
+// class for caption-only models), then tokens[i] padded with 0 (or truncated) to maxTokens.
+// Result: [N, 1+maxTokens] flattened.
+func TextCond(classes []int32, tokens [][]int32, maxTokens int) []int32 {
+	out := make([]int32, len(classes)*(1+maxTokens))
+	for i, c := range classes {
+		row := out[i*(1+maxTokens) : (i+1)*(1+maxTokens)]
+		row[0] = c
+		copy(row[1:], tokens[i])
+	}
+	return out
+}
+
 // NoiseForSeed is the initial noise x_T of one image: n standard normals from a PCG seeded by seed alone.
 func NoiseForSeed(seed uint64, n int) []float32 {
 	return noiseStream(seed, 0, n)
@@ -116,10 +132,11 @@ func noiseStream(seed, k uint64, n int) []float32 {
 }
 
 // Sample generates len(seeds) images of side h×w with c channels; image i starts from
-// NoiseForSeed(seeds[i]) (and its step noises from the same seed) and is conditioned on classes[i].
-// Returns [N, H, W, C] values in [-1, 1] (clamped).
-func (s *Sampler) Sample(seeds []uint64, classes []int32, h, w, c int) ([]float32, error) {
-	out, err := s.SampleRaw(seeds, classes, h, w, c)
+// NoiseForSeed(seeds[i]) (and its step noises from the same seed) and is conditioned on
+// cond[i·W : (i+1)·W] with W = Model.CondWidth (1: the class; a text model: the class, then the
+// caption's token ids, see TextCond). Returns [N, H, W, C] values in [-1, 1] (clamped).
+func (s *Sampler) Sample(seeds []uint64, cond []int32, h, w, c int) ([]float32, error) {
+	out, err := s.SampleRaw(seeds, cond, h, w, c)
 	for i, v := range out {
 		out[i] = min(max(v, -1), 1)
 	}
@@ -127,15 +144,16 @@ func (s *Sampler) Sample(seeds []uint64, classes []int32, h, w, c int) ([]float3
 }
 
 // SampleRaw is Sample without the final clamp (for exact tests on unbounded data).
-func (s *Sampler) SampleRaw(seeds []uint64, classes []int32, h, w, c int) ([]float32, error) {
-	if len(seeds) != len(classes) {
-		return nil, fmt.Errorf("sampling: %d seeds but %d classes", len(seeds), len(classes))
+func (s *Sampler) SampleRaw(seeds []uint64, cond []int32, h, w, c int) ([]float32, error) {
+	cw := max(s.m.CondWidth, 1)
+	if len(seeds)*cw != len(cond) {
+		return nil, fmt.Errorf("sampling: %d seeds need %d condition values (%d per image), got %d", len(seeds), len(seeds)*cw, cw, len(cond))
 	}
 	per := h * w * c
 	out := make([]float32, 0, len(seeds)*per)
 	for start := 0; start < len(seeds); start += s.cfg.BatchSize {
 		end := min(start+s.cfg.BatchSize, len(seeds))
-		imgs, err := s.sampleBatch(seeds[start:end], classes[start:end], h, w, c)
+		imgs, err := s.sampleBatch(seeds[start:end], cond[start*cw:end*cw], h, w, c)
 		if err != nil {
 			return nil, err
 		}
@@ -190,14 +208,19 @@ func (b *batchState) stepNoise(i int) *tensors.Tensor {
 	return tensors.FromFlatDataAndDimensions(zs, b.dims...)
 }
 
-func (s *Sampler) sampleBatch(seeds []uint64, classes []int32, h, w, c int) ([]float32, error) {
+func (s *Sampler) sampleBatch(seeds []uint64, cond []int32, h, w, c int) ([]float32, error) {
 	bsz, per := len(seeds), h*w*c
 	xs := make([]float32, 0, bsz*per)
 	for _, seed := range seeds {
 		xs = append(xs, NoiseForSeed(seed, per)...)
 	}
+	condDims := []int{bsz}
+	if s.m.CondWidth > 1 {
+		condDims = append(condDims, s.m.CondWidth)
+	}
+	condT := tensors.FromFlatDataAndDimensions(append([]int32(nil), cond...), condDims...)
 	b := &batchState{s: s, seeds: seeds, dims: []int{bsz, h, w, c},
-		cond:  tensors.FromFlatDataAndDimensions(append([]int32(nil), classes...), bsz),
+		cond:  condT,
 		w:     tensors.FromScalar(float32(s.cfg.CFG)),
 		zeros: tensors.FromFlatDataAndDimensions(make([]float32, bsz*per), bsz, h, w, c)}
 	x := tensors.FromFlatDataAndDimensions(xs, bsz, h, w, c)

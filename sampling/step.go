@@ -15,7 +15,7 @@ func GuidedX0Eps(d *models.Denoiser, scope *model.Scope, x, t, cond, w *Node, nu
 	var pred *Node
 	if guide {
 		bsz := x.Shape().Dimensions[0]
-		null := AddScalar(ZerosLike(cond), nullClass)
+		null := models.NullCond(cond, nullClass)
 		both := d.Net(scope, Concatenate([]*Node{x, x}, 0), Concatenate([]*Node{t, t}, 0), Concatenate([]*Node{cond, null}, 0))
 		c := Slice(both, AxisRange(0, bsz))
 		u := Slice(both, AxisRange(bsz, 2*bsz))

@@ -123,8 +123,15 @@ func newRun(backend compute.Backend, job Job, opt Options) (_ *run, err error) {
 	if err := r.prepareDir(); err != nil {
 		return nil, err
 	}
-	if c := job.Data.Condition; c != data.ConditionLabel && c != data.ConditionNone {
-		return nil, fmt.Errorf("data.condition: %q is not supported by the U-Net teacher yet (it is conditioned on class labels); use label or none", c)
+	switch c := job.Data.Condition; {
+	case c == data.ConditionCaption && !job.Model.Text.On():
+		return nil, fmt.Errorf("data.condition: caption needs model.text.source: learned")
+	case c == data.ConditionTextEmbedding:
+		return nil, fmt.Errorf("data.condition: %q (precomputed text embeddings) is not supported yet; use caption with model.text.source: learned, label or none", c)
+	case job.Model.Text.On() && c != data.ConditionCaption:
+		return nil, fmt.Errorf("model.text.source: learned needs data.condition: caption, got %q", c)
+	case job.Model.Text.On() && len(job.Model.Text.Vocab) < 2:
+		return nil, fmt.Errorf("model.text.vocab: empty: it is read from the metadata of data.train (%s) when the config loads; the files are missing or have no vocabulary — import them with `fewstep data import …`", job.Data.Train)
 	}
 	if r.den, _, err = models.NewDenoiser(job.Model, job.Diffusion, job.Seed); err != nil {
 		return nil, err
@@ -304,8 +311,9 @@ func (r *run) interrupted() error {
 func (r *run) newBatch() *Batch {
 	info, b := r.info, r.job.Trainer.BatchSize
 	n := b * info.H * info.W * info.C
-	return &Batch{X0: r.dbatch.X, Noise: r.dbatch.Noise, Eps: make([]float32, n), T: make([]float32, b), Cond: make([]int32, b),
-		B: b, H: info.H, W: info.W, C: info.C}
+	cw := r.job.Model.CondWidth()
+	return &Batch{X0: r.dbatch.X, Noise: r.dbatch.Noise, Eps: make([]float32, n), T: make([]float32, b), Cond: make([]int32, b*cw),
+		B: b, H: info.H, W: info.W, C: info.C, CondWidth: cw}
 }
 
 // close releases the data stream and the metrics file.
@@ -327,27 +335,50 @@ func (r *run) fillBatch(b *Batch) error {
 	if err := r.stream.Next(r.dbatch); err != nil {
 		return err
 	}
-	if r.job.Data.Condition == data.ConditionNone {
-		for i := range b.Cond {
-			b.Cond[i] = int32(r.job.Model.NumClasses) // unconditional: always the null class
-		}
-	} else {
-		copy(b.Cond, r.dbatch.Labels)
-	}
+	FillCond(b, r.dbatch, r.job.Model, r.job.Data.Condition)
 	rng := r.rng
 	tMax := r.job.Diffusion.TMax
 	for i := range b.T {
 		b.T[i] = float32(rng.Float64() * tMax)
 	}
-	for i := range b.Cond {
+	for i := range b.B {
 		if rng.Float64() < r.job.Trainer.CondDropout {
-			b.Cond[i] = int32(r.job.Model.NumClasses) // the null class
+			DropCond(b, i, r.job.Model.NumClasses)
 		}
 	}
 	for i := range b.Eps {
 		b.Eps[i] = float32(rng.NormFloat64())
 	}
 	return nil
+}
+
+// FillCond writes the condition rows of b from the data batch: the label (the null class under
+// data.condition none, or for a text model without model.text.with_class), then, for a text model,
+// the caption's token ids.
+func FillCond(b *Batch, d *data.Batch, mc models.Config, condition string) {
+	w := max(b.CondWidth, 1)
+	null := int32(mc.NumClasses)
+	for i := range b.B {
+		row := b.Cond[i*w : (i+1)*w]
+		switch {
+		case condition == data.ConditionNone, mc.Text.On() && !mc.Text.WithClass:
+			row[0] = null
+		default:
+			row[0] = d.Labels[i]
+		}
+		if w > 1 {
+			copy(row[1:], d.Tokens[i*d.MaxTokens:(i+1)*d.MaxTokens])
+		}
+	}
+}
+
+// DropCond replaces example i's condition by the null condition: the null class and, for a text
+// model, the empty caption (classifier-free guidance training, Ho & Salimans arXiv 2207.12598).
+func DropCond(b *Batch, i, nullClass int) {
+	w := max(b.CondWidth, 1)
+	row := b.Cond[i*w : (i+1)*w]
+	row[0] = int32(nullClass)
+	clear(row[1:])
 }
 
 func (r *run) checkpoint() (string, error) {
@@ -379,7 +410,7 @@ func (r *run) grid() (string, error) {
 	}
 	t0 := time.Now()
 	path := r.job.RunDir.SamplePath(int64(r.hs.Step))
-	if err := ClassGrid(r.sampler, r.job.Model.NumClasses, r.job.Sample, r.info.H, r.info.W, r.info.C, path); err != nil {
+	if err := ClassGrid(r.sampler, r.job.Model, r.job.Sample, r.info.ClassNames, r.info.H, r.info.W, r.info.C, path); err != nil {
 		return "", err
 	}
 	r.prog.message("step %d: sample grid %s (%.1fs)", r.hs.Step, path, time.Since(t0).Seconds())
@@ -397,23 +428,51 @@ func GridSampler(backend compute.Backend, store *model.Store, job Job) (*samplin
 	if !job.Sample.UseEMA {
 		scope = ModelScope
 	}
-	m := sampling.Model{Den: den, Scope: scope, NullClass: job.Model.NumClasses, TMax: job.Diffusion.TMax, Distilled: job.Distilled}
+	m := sampling.Model{Den: den, Scope: scope, NullClass: job.Model.NumClasses, TMax: job.Diffusion.TMax, Distilled: job.Distilled,
+		CondWidth: job.Model.CondWidth()}
 	if job.Distilled {
 		m.StudentTimes = job.StudentTimes
 	}
 	return sampling.NewSampler(backend, store, m, job.Sample)
 }
 
-// ClassGrid samples cfg.PerClass images for each class (row = class) and writes the grid PNG.
-func ClassGrid(s *sampling.Sampler, numClasses int, cfg sampling.Config, h, w, c int, path string) error {
-	n := numClasses * cfg.PerClass
+// ClassGrid samples cfg.PerClass images for each class (row = class) and writes the grid PNG. A
+// text model gets one row per prompt instead: sample.prompts, else the class names (with the class
+// too under model.text.with_class).
+func ClassGrid(s *sampling.Sampler, mc models.Config, cfg sampling.Config, classNames []string, h, w, c int, path string) error {
+	rows := mc.NumClasses
+	prompts := cfg.Prompts
+	if mc.Text.On() {
+		if len(prompts) == 0 {
+			prompts = classNames
+		}
+		if len(prompts) == 0 {
+			return fmt.Errorf("sample grid: a text model needs sample.prompts (the data has no class names)")
+		}
+		rows = len(prompts)
+	}
+	n := rows * cfg.PerClass
 	seeds := make([]uint64, n)
 	classes := make([]int32, n)
+	rowPrompts := make([]string, n)
 	for i := range n {
 		seeds[i] = uint64(cfg.Seed + i)
 		classes[i] = int32(i / cfg.PerClass)
+		if mc.Text.On() {
+			rowPrompts[i] = prompts[i/cfg.PerClass]
+			if !mc.Text.WithClass || len(cfg.Prompts) > 0 {
+				classes[i] = int32(mc.NumClasses)
+			}
+		}
 	}
-	imgs, err := s.Sample(seeds, classes, h, w, c)
+	cond := classes
+	if mc.Text.On() {
+		var err error
+		if cond, _, err = sampling.PromptCond(mc, rowPrompts, classes); err != nil {
+			return err
+		}
+	}
+	imgs, err := s.Sample(seeds, cond, h, w, c)
 	if err != nil {
 		return err
 	}

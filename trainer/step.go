@@ -15,13 +15,24 @@ import (
 )
 
 // Batch is the host data of one step. X0, Eps: [B, H, W, C]; T: [B]; Cond: [B] (null class already
-// substituted for dropped labels); Noise: [B, H, W, C], the stored noise of noise–image pairs
-// (data.noise), nil otherwise.
+// substituted for dropped labels), or [B, CondWidth] for a text model (models.Config.CondWidth:
+// the class, then the caption's token ids; dropped conditions are the null class with the empty
+// caption); Noise: [B, H, W, C], the stored noise of noise–image pairs (data.noise), nil otherwise.
 type Batch struct {
 	X0, Eps, T []float32
 	Noise      []float32
 	Cond       []int32
 	B, H, W, C int
+	// CondWidth is the number of Cond values per example (0 or 1: a class-only [B] condition).
+	CondWidth int
+}
+
+// CondTensor is Cond as a tensor: [B] int32, or [B, CondWidth] when CondWidth > 1.
+func (b *Batch) CondTensor() *tensors.Tensor {
+	if b.CondWidth > 1 {
+		return tensors.FromFlatDataAndDimensions(b.Cond, b.B, b.CondWidth)
+	}
+	return tensors.FromFlatDataAndDimensions(b.Cond, b.B)
 }
 
 // StepResult is what one optimizer step reports.
@@ -107,7 +118,7 @@ func (s *Step) Run(b *Batch, step int) (StepResult, error) {
 		tensors.FromFlatDataAndDimensions(b.X0, b.B, b.H, b.W, b.C),
 		tensors.FromFlatDataAndDimensions(b.Eps, b.B, b.H, b.W, b.C),
 		tensors.FromFlatDataAndDimensions(b.T, b.B),
-		tensors.FromFlatDataAndDimensions(b.Cond, b.B))
+		b.CondTensor())
 }
 
 // RunInputs executes optimizer step `step` (0-based) with the given data inputs; the learning

@@ -12,7 +12,7 @@ import (
 
 const dataUsage = `usage:
   fewstep data import mnist|fashion-mnist [-split train|test] -out FILE.parquet [-src DIR] [write flags]
-  fewstep data import emoji [-src PATH] -out FILE.parquet [write flags]
+  fewstep data import emoji [-src PATH] -out FILE.parquet [-heldout-out HELDOUT.parquet] [write flags]
   fewstep data import folder DIR -out FILE.parquet [-manifest M] [-size 64] [-recursive=false] [write flags]
   fewstep data score -data IN.parquet -scorer classifier|classifier-margin|sharpness|column:NAME -out OUT.parquet [-config NAME|FILE] [-classifier-data TRAIN.parquet] [-classifier-test TEST.parquet]
   fewstep data inspect FILE.parquet... [-top-k K [-per-class]] [-min-score S]
@@ -150,8 +150,9 @@ func importIDX(name string, args []string) error {
 
 func importEmoji(args []string) error {
 	const cmd = "data import emoji"
-	fs := newFlagSet(cmd, cmd+" [-src PATH] -out FILE.parquet [write flags]")
+	fs := newFlagSet(cmd, cmd+" [-src PATH] -out FILE.parquet [-heldout-out HELDOUT.parquet] [write flags]")
 	src := fs.String("src", data.DefaultEmojiSource, "the npm package .tgz (from `make emoji`) or its extracted directory")
+	heldOut := fs.String("heldout-out", "", "write the held-out emoji (~10% of the names, data.EmojiHeldOut) here and the rest to -out (default: all rows to -out)")
 	wf := addWriteFlags(fs)
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
@@ -161,11 +162,19 @@ func importEmoji(args []string) error {
 		return err
 	}
 	t0 := time.Now()
-	paths, n, err := data.ImportEmoji(*src, *wf.out, opts)
+	if *heldOut == "" {
+		paths, n, err := data.ImportEmoji(*src, *wf.out, opts)
+		if err != nil {
+			return err
+		}
+		return reportWritten(paths, n, "emoji", t0)
+	}
+	s, err := data.ImportEmojiSplit(*src, *wf.out, *heldOut, opts)
 	if err != nil {
 		return err
 	}
-	return reportWritten(paths, n, "emoji", t0)
+	reportWritten(s.TrainPaths, s.TrainRows, "emoji training", t0)
+	return reportWritten(s.HeldOutPaths, s.HeldOutRows, "emoji held-out", t0)
 }
 
 func importFolder(args []string) error {

@@ -125,7 +125,7 @@ func evalCalibrate(args []string) error {
 
 // evalRuns evaluates one or more runs at several step counts and prints one table.
 func evalRuns(args []string) error {
-	fs := newFlagSet("eval", "eval -run RUN_DIR [-run RUN_DIR2 …] [-model FILE …] [-data-test TEST.parquet] [-steps 1,2,4,8,50] [-sampler ddim,heun,…] [-schedule trailing,karras,ays.json] [-noise-correction on,off] [-checkpoint newest|best|STEP] [-cfg 2.0] [-n 10000] [-batch 250]")
+	fs := newFlagSet("eval", "eval -run RUN_DIR [-run RUN_DIR2 …] [-model FILE …] [-data-test TEST.parquet] [-steps 1,2,4,8,50] [-sampler ddim,heun,…] [-schedule trailing,karras,ays.json] [-noise-correction on,off] [-checkpoint newest|best|STEP] [-cfg 2.0] [-n 10000] [-batch 250] [-prompts names|templates|FILE]")
 	var runs multiFlag
 	fs.Var(&runs, "run", "run directory to evaluate (repeatable; DIR@1,2,4 gives that run its own step counts)")
 	var modelFiles multiFlag
@@ -141,6 +141,7 @@ func evalRuns(args []string) error {
 	n := fs.Int("n", 10000, "images per setting, balanced over classes")
 	batch := fs.Int("batch", 0, "images per sampler call (default: each run's sample.batch_size)")
 	seed := fs.Int("seed", 0, "seed of image 0 (image i uses seed+i)")
+	prompts := fs.String("prompts", "", "text models: names (each class's name, the default), templates (each class's caption templates in turn) or a file of prompts, one a line, each naming a class")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -206,7 +207,7 @@ func evalRuns(args []string) error {
 	}
 	fmt.Printf("feature classifier %s: test accuracy %.2f%%\n", tc.Path, 100*tc.TestAccuracy)
 	res, err := eval.Evaluate(backend, specs, tc, test, eval.Options{Steps: steps, Samplers: splitList(*sampler), Schedules: splitList(*schedule), NoiseCorrections: splitList(*ncFlag), Checkpoint: *ckptFlag, CFG: *cfgScale,
-		N: *n, Batch: *batch, Seed: *seed, Out: os.Stdout})
+		N: *n, Batch: *batch, Seed: *seed, Prompts: *prompts, Out: os.Stdout})
 	if err != nil {
 		return err
 	}
