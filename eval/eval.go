@@ -43,7 +43,7 @@ type Options struct {
 	// Prompts is the prompt set of text models: names (default), templates, or a file of prompts
 	// that each name a class (see promptCond); class models ignore it.
 	Prompts string
-	Out        io.Writer
+	Out     io.Writer
 }
 
 // Row is one line of the evaluation table.

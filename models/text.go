@@ -186,9 +186,9 @@ func (b *Builder) attention(scope *model.Scope, q, kv, keyMask *Node, heads int,
 	b.FLOPs += 4 * int64(bsz*heads) * int64(s) * int64(l) * int64(d)
 	scores := MulScalar(DotGeneral(qh, []int{2}, []int{0}, kh, []int{2}, []int{0}), 1/math.Sqrt(float64(d))) // [B·heads, S, L]
 	bias := Where(keyMask, ZerosLike(ConvertDType(keyMask, scores.DType())), OnesLike(ConvertDType(keyMask, scores.DType())))
-	bias = MulScalar(bias, -1e9)                                                                  // [B, L]
+	bias = MulScalar(bias, -1e9)                                                                    // [B, L]
 	bias = Reshape(BroadcastToDims(Reshape(bias, bsz, 1, 1, l), bsz, heads, 1, l), bsz*heads, 1, l) // [B·heads, 1, L]
-	att := DotGeneral(Softmax(Add(scores, bias), -1), []int{2}, []int{0}, vh, []int{1}, []int{0})  // [B·heads, S, d]
+	att := DotGeneral(Softmax(Add(scores, bias), -1), []int{2}, []int{0}, vh, []int{1}, []int{0})   // [B·heads, S, d]
 	att = Reshape(TransposeAllAxes(Reshape(att, bsz, heads, s, d), 0, 2, 1, 3), bsz, s, c)
 	return b.Dense(scope.In("out"), att, c, outInit)
 }
@@ -204,7 +204,7 @@ func (b *Builder) CrossAttention(scope *model.Scope, x *Node, text TextFeatures,
 		exceptions.Panicf("CrossAttention: %d channels not divisible by %d heads", c, heads)
 	}
 	q := TransposeAllAxes(Reshape(b.GroupNorm(scope.In("norm"), x, groups), c, bsz, h*w), 1, 2, 0) // [B, S, C]
-	out := b.attention(scope, q, text.Tokens, text.Mask, heads, InitZeros)                       // [B, S, C]
+	out := b.attention(scope, q, text.Tokens, text.Mask, heads, InitZeros)                         // [B, S, C]
 	return Add(x, Reshape(TransposeAllAxes(out, 2, 0, 1), c, bsz, h, w))
 }
 

@@ -16,8 +16,8 @@ import (
 // Model is what a Sampler needs to know about the network it samples.
 type Model struct {
 	Den       *models.Denoiser
-	Scope     string  // variable scope of the weights: "ema", "model", …
-	NullClass int     // class index meaning "no condition"
+	Scope     string // variable scope of the weights: "ema", "model", …
+	NullClass int    // class index meaning "no condition"
 	// CondWidth is the number of int32 condition values per image: 0 or 1 for a class index,
 	// 1+L for a text model (models.Config.CondWidth: the class, then L caption token ids).
 	CondWidth int
