@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -89,11 +90,21 @@ func normalImages(b *trainer.Batch, rng *rand.Rand) *tensors.Tensor {
 func (a *adversary) logits(sc *scopes, x, tHat, eps2, cond *Node) []*Node {
 	alpha, sigma := a.teacher.Schedule.AlphaSigmaNode(ExpandAxes(tHat, 1, 2, 3))
 	xt := Add(Mul(alpha, x), Mul(sigma, eps2))
-	feats := a.tNet.Features(sc.get(TeacherScope), xt, tHat, cond, a.lc.Taps)
+	names := a.lc.Taps
+	text := cond.Rank() == 2 // a text model: the heads also read the teacher's pooled caption
+	if text {
+		names = append(slices.Clip(names), models.TapText)
+	}
+	feats := a.tNet.Features(sc.get(TeacherScope), xt, tHat, cond, names)
+	var pooled *Node
+	if text {
+		pooled, feats = feats[len(feats)-1], feats[:len(feats)-1]
+	}
+	class, _ := models.SplitCond(cond)
 	disc := sc.get(trainer.DiscScope)
 	out := make([]*Node, len(feats))
 	for i, f := range feats {
-		out[i] = a.head(disc.In("%s", a.lc.Taps[i]), f, tHat, cond)
+		out[i] = a.head(disc.In("%s", a.lc.Taps[i]), f, tHat, class, pooled)
 	}
 	return out
 }
@@ -102,10 +113,11 @@ func (a *adversary) logits(sc *scopes, x, tHat, eps2, cond *Node) []*Node {
 // With ladd.head_depth 0: z = SiLU(FiLM_t̂(Conv3×3(f))). With depth d > 0: d blocks of
 // z = SiLU(FiLM_t̂(GroupNorm(Conv3×3(z)))), stride 2 while the map is larger than 4×4 (the
 // conv stacks of public LADD/DMD2 heads). The logit at each location is Conv1×1(z) + ⟨z, E[c]⟩/√Ch
-// (projection conditioning). ladd.head_output patch keeps one logit per location, [B, h'·w'], so
+// (projection conditioning; E[c] is the class table's row, plus a linear map of the teacher's
+// pooled caption vector for text models, pooled: [B, D] or nil). ladd.head_output patch keeps one logit per location, [B, h'·w'], so
 // the losses apply per patch (as ADD's token-wise heads, arXiv 2311.17042 §3.2); pooled averages
 // them first, [B, 1] (the mean of the patch logits: the losses see one logit per image).
-func (a *adversary) head(scope *model.Scope, f, tHat, cond *Node) *Node {
+func (a *adversary) head(scope *model.Scope, f, tHat, cond, pooled *Node) *Node {
 	ch := a.lc.HeadChannels
 	tFeat := models.TimestepFeatures(MulScalar(tHat, 1000), 32)
 	// film applies z·(1 + scale) + shift from t̂; z: [Ch, B, h, w].
@@ -135,7 +147,10 @@ func (a *adversary) head(scope *model.Scope, f, tHat, cond *Node) *Node {
 	}
 	local := Squeeze(a.heads.Conv2D(scope.In("out"), z, 1, 1, 1, a.conv, models.InitFanIn), 0) // [B, h', w']
 	table := a.heads.Param(scope.In("class"), f.Graph(), "table", models.InitNormal, 1, a.classes+1, ch)
-	emb := Dot(OneHot(cond, a.classes+1, dtypes.Float32), table).Product()                                    // [B, Ch]
+	emb := Dot(OneHot(cond, a.classes+1, dtypes.Float32), table).Product() // [B, Ch]
+	if pooled != nil {
+		emb = Add(emb, a.heads.Dense(scope.In("text"), pooled, ch, models.InitFanIn))
+	}
 	proj := MulScalar(ReduceSum(Mul(z, ExpandAxes(Transpose(emb, 0, 1), 2, 3)), 0), 1/math.Sqrt(float64(ch))) // [B, h', w']
 	logits := Add(local, proj)
 	bsz := logits.Shape().Dimensions[0]

@@ -26,6 +26,10 @@ type UNet struct {
 	Tap func(name string, h *Node)
 }
 
+// TapText is the extra tap of a text model: the pooled caption vector [B, D] (not a feature map;
+// LADD's heads project on it, as on the class).
+const TapText = "text"
+
 // TapNames lists the feature taps of a config, from input to output: "down<l>" (end of encoder
 // level l, before downsampling), "mid" (after the middle block), "up<l>" (end of decoder level l,
 // before upsampling).
@@ -95,6 +99,7 @@ func (u *UNet) Net(scope *model.Scope, x, t, cond *Node) *Node {
 			exceptions.Panicf("UNet: model.text.vocab is empty (configs.Load fills it from the training data's metadata)")
 		}
 		text = u.TextEncoder(scope.In("text"), cfg.Text, len(cfg.Text.Vocab), tokens)
+		u.tap(TapText, text.Pooled)
 	}
 	embAct := SiLU(u.embedding(scope.In("embed"), t, class, text.Pooled)) // computed once, read by every block
 	cross := func(s *model.Scope, name string, h *Node) *Node {
