@@ -47,8 +47,11 @@ func netStore(mc models.Config, side, channels int, seed uint64) (store *model.S
 			store, err = nil, fmt.Errorf("build the network: %v", r)
 		}
 	}()
-	if _, err := e.Compile(shapes.Make(dtypes.Float32, 1, side, side, channels), shapes.Make(dtypes.Float32, 1),
-		shapes.Make(dtypes.Int32, 1)); err != nil {
+	condShape := shapes.Make(dtypes.Int32, 1)
+	if mc.Text.On() {
+		condShape = shapes.Make(dtypes.Int32, 1, mc.CondWidth())
+	}
+	if _, err := e.Compile(shapes.Make(dtypes.Float32, 1, side, side, channels), shapes.Make(dtypes.Float32, 1), condShape); err != nil {
 		return nil, fmt.Errorf("build the network: %w", err)
 	}
 	return store, nil

@@ -130,3 +130,67 @@ func smallSplit(t *testing.T, src, out string, n int) string {
 	}
 	return out
 }
+
+// TestTextModelPromptsExportSample: a caption-conditioned smoke run (model.text on) samples from
+// -prompt and -prompts; the exported file carries the text encoder and the vocabulary, so `sample
+// -model` draws the same prompt grid as `sample -run`, byte for byte; -out DIR/ writes
+// labels.csv with the prompt and the class it names (none for "a blue seven").
+func TestTextModelPromptsExportSample(t *testing.T) {
+	dir := t.TempDir()
+	full := filepath.Join(dir, "mnist-test.parquet")
+	if code := run([]string{"data", "import", "mnist", "-split", "test", "-out", full}); code != 0 {
+		t.Fatalf("data import: exit code %d", code)
+	}
+	sets := []string{"-set", "data.train=" + full, "-set", "run.out_dir=" + dir, "-set", "run.name=text", "-set", "trainer.steps=4",
+		"-set", "data.condition=caption", "-set", "data.max_tokens=6", "-set", "model.text.source=learned", "-set", "model.text.max_tokens=6",
+		"-set", "model.text.layers=1", "-set", "model.text.width=16", "-set", "model.text.heads=2"}
+	if code := run(append([]string{"train", "-config", "smoke"}, sets...)); code != 0 {
+		t.Fatalf("train: exit code %d", code)
+	}
+	runDir := filepath.Join(dir, "text")
+	file := filepath.Join(dir, "text.safetensors")
+	if code := run([]string{"export", "-run", runDir, "-out", file}); code != 0 {
+		t.Fatalf("export: exit code %d", code)
+	}
+	m, err := export.ReadModel(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Model.Text.On() || len(m.Model.Text.Vocab) < 20 || m.Model.Text.Vocab[0] != "<pad>" {
+		t.Fatalf("exported text config %+v", m.Model.Text)
+	}
+	prompts := filepath.Join(dir, "prompts.txt")
+	if err := os.WriteFile(prompts, []byte("# digits\nthe digit 7\n\na handwritten three\na blue seven\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fromRun, fromFile := filepath.Join(dir, "run.png"), filepath.Join(dir, "file.png")
+	args := []string{"-prompt", "seven", "-prompts", prompts, "-n", "2", "-steps", "2"}
+	if code := run(append([]string{"sample", "-run", runDir, "-out", fromRun}, args...)); code != 0 {
+		t.Fatalf("sample -run: exit code %d", code)
+	}
+	if code := run(append([]string{"sample", "-model", file, "-out", fromFile}, args...)); code != 0 {
+		t.Fatalf("sample -model: exit code %d", code)
+	}
+	a, errA := os.ReadFile(fromRun)
+	b, errB := os.ReadFile(fromFile)
+	if errA != nil || errB != nil || !bytes.Equal(a, b) {
+		t.Fatalf("prompt grids differ between -run and -model (%v, %v)", errA, errB)
+	}
+	out := filepath.Join(dir, "imgs") + "/"
+	if code := run(append([]string{"sample", "-run", runDir, "-out", out}, args...)); code != 0 {
+		t.Fatalf("sample -out DIR/: exit code %d", code)
+	}
+	csv, err := os.ReadFile(filepath.Join(out, "labels.csv"))
+	want := "file,prompt,seed,label\n000000.png,seven,0,7\n000001.png,seven,1,7\n000002.png,the digit 7,2,7\n000003.png,the digit 7,3,7\n" +
+		"000004.png,a handwritten three,4,3\n000005.png,a handwritten three,5,3\n000006.png,a blue seven,6,\n000007.png,a blue seven,7,\n"
+	if err != nil || string(csv) != want {
+		t.Fatalf("labels.csv = %q (%v), want %q", csv, err, want)
+	}
+	// The empty prompt is the null condition: unconditional samples.
+	if code := run([]string{"sample", "-run", runDir, "-out", filepath.Join(dir, "empty.png"), "-prompt", "", "-n", "2", "-steps", "2"}); code != 0 {
+		t.Errorf("sample -prompt '': exit code %d", code)
+	}
+	if code := run([]string{"sample", "-run", runDir, "-prompts", filepath.Join(dir, "missing.txt")}); code != 2 {
+		t.Errorf("sample -prompts missing file: exit code %d, want 2", code)
+	}
+}
