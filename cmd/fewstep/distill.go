@@ -151,17 +151,40 @@ func distillGenerate(verb string, args []string) error {
 	if err != nil {
 		return err
 	}
-	var classNames []string
-	if st, err := data.Open(cfg.Data, 1, 0); err == nil {
+	// Captions: each class's caption templates in turn (the class name for datasets without
+	// templates); a text teacher is prompted with them. The vocabulary is the training data's, so
+	// real and synthetic files mix under data.condition caption.
+	classNames, vocab := cfg.Model.Text.ClassNames, cfg.Model.Text.Vocab
+	if v, names, err := data.ReadTextMeta(cfg.Data.Train); err == nil {
+		if classNames == nil {
+			classNames = names
+		}
+		if vocab == nil {
+			vocab = v
+		}
+	} else if st, err := data.Open(cfg.Data, 1, 0); err == nil && classNames == nil {
 		classNames = st.Info().ClassNames
 		st.Close()
+	}
+	templates, _ := data.CaptionTemplatesOf(classNames)
+	caption := func(class int32, i int) string {
+		if templates != nil {
+			return data.TemplateCaption(templates, int(class), i/max(cfg.Model.NumClasses, 1))
+		}
+		if int(class) < len(classNames) {
+			return classNames[class]
+		}
+		return ""
+	}
+	if cfg.Model.Text.On() && len(classNames) != cfg.Model.NumClasses {
+		return fmt.Errorf("distill %s: the text teacher %s has %d class names for %d classes (model.text.class_names): cannot choose prompts", verb, rd, len(classNames), cfg.Model.NumClasses)
 	}
 	cols := []string{data.ColImage, data.ColLabel, data.ColCaption, data.ColID, data.ColWidth, data.ColHeight}
 	if pairs {
 		cols = append(cols, data.ColNoise)
 	}
 	w, err := data.NewWriter(*out, cols,
-		data.WriterOptions{ClassNames: classNames, Progress: os.Stdout, Total: *n})
+		data.WriterOptions{ClassNames: classNames, Vocab: vocab, Progress: os.Stdout, Total: *n})
 	if err != nil {
 		return err
 	}
@@ -175,7 +198,25 @@ func distillGenerate(verb string, args []string) error {
 			seeds[i] = uint64(*seed + start + i)
 			classes[i] = int32((start + i) % k)
 		}
-		imgs, err := smp.Sample(seeds, classes, side, side, ch)
+		captions := make([]string, len(seeds))
+		for i := range seeds {
+			captions[i] = caption(classes[i], start+i)
+		}
+		cond := classes
+		if cfg.Model.Text.On() {
+			null := make([]int32, len(seeds))
+			for i := range null {
+				null[i] = int32(k)
+				if cfg.Model.Text.WithClass {
+					null[i] = classes[i]
+				}
+			}
+			if cond, _, err = sampling.PromptCond(cfg.Model, captions, null); err != nil {
+				w.Abort()
+				return err
+			}
+		}
+		imgs, err := smp.Sample(seeds, cond, side, side, ch)
 		if err != nil {
 			w.Abort()
 			return err
@@ -192,9 +233,7 @@ func distillGenerate(verb string, args []string) error {
 			if pairs {
 				row.Noise = sampling.NoiseForSeed(seeds[i], per)
 			}
-			if int(classes[i]) < len(classNames) {
-				row.Caption = classNames[classes[i]]
-			}
+			row.Caption = captions[i]
 			if err := w.Write(row); err != nil {
 				w.Abort()
 				return err

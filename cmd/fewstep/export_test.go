@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -185,6 +186,26 @@ func TestTextModelPromptsExportSample(t *testing.T) {
 		"000004.png,a handwritten three,4,3\n000005.png,a handwritten three,5,3\n000006.png,a blue seven,6,\n000007.png,a blue seven,7,\n"
 	if err != nil || string(csv) != want {
 		t.Fatalf("labels.csv = %q (%v), want %q", csv, err, want)
+	}
+	// Synthetic data from the text teacher keeps its prompts: the caption templates in turn, with
+	// the teacher's vocabulary (so real and synthetic files mix).
+	synth := filepath.Join(dir, "synth.parquet")
+	if code := run([]string{"distill", "generate", "-teacher", runDir, "-n", "12", "-steps", "2", "-batch", "6", "-out", synth}); code != 0 {
+		t.Fatalf("distill generate: exit code %d", code)
+	}
+	vocab, names, err := data.ReadTextMeta(synth)
+	if err != nil || !slices.Equal(vocab, m.Model.Text.Vocab) || len(names) != 10 {
+		t.Fatalf("synthetic file vocabulary %v, class names %v (%v)", vocab, names, err)
+	}
+	dc := data.DefaultConfig()
+	dc.Train, dc.Condition = synth, data.ConditionCaption
+	st, err := data.Open(dc, 12, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if st.Info().Vocab == nil {
+		t.Fatal("synthetic file has no vocabulary")
 	}
 	// The empty prompt is the null condition: unconditional samples.
 	if code := run([]string{"sample", "-run", runDir, "-out", filepath.Join(dir, "empty.png"), "-prompt", "", "-n", "2", "-steps", "2"}); code != 0 {
