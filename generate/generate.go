@@ -128,7 +128,7 @@ func (g *Generator) sampler(sc sampling.Config) (*sampling.Sampler, error) {
 		return s, nil
 	}
 	s, err := sampling.NewSampler(g.backend, g.store, sampling.Model{Den: g.den, Scope: scope, NullClass: g.m.Model.NumClasses,
-		TMax: g.m.Diffusion.TMax, Distilled: g.m.Distilled, StudentTimes: g.m.StudentTimes}, sc)
+		TMax: g.m.Diffusion.TMax, Distilled: g.m.Distilled, StudentTimes: g.m.StudentTimes, CondWidth: g.m.Model.CondWidth()}, sc)
 	if err != nil {
 		return nil, fmt.Errorf("generate: %w", err)
 	}
@@ -138,8 +138,11 @@ func (g *Generator) sampler(sc sampling.Config) (*sampling.Sampler, error) {
 
 // Generate returns len(seeds) images [N, H, W, C] (values in [-1, 1], row-major): image i of
 // class classes[i] (0 … NumClasses−1, or NumClasses for the unconditional model) from the noise of
-// seeds[i] alone.
+// seeds[i] alone. A text model (Model().Model.Text on) takes prompts: see GeneratePrompts.
 func (g *Generator) Generate(classes []int, seeds []uint64, opts Options) ([]float32, error) {
+	if g.m.Model.Text.On() {
+		return nil, fmt.Errorf("generate: this model is conditioned on captions: use GeneratePrompts")
+	}
 	if len(classes) != len(seeds) {
 		return nil, fmt.Errorf("generate: %d classes but %d seeds", len(classes), len(seeds))
 	}
@@ -150,6 +153,36 @@ func (g *Generator) Generate(classes []int, seeds []uint64, opts Options) ([]flo
 		}
 		cond[i] = int32(c)
 	}
+	return g.generate(cond, seeds, opts)
+}
+
+// GeneratePrompts is Generate for a text model: image i is prompted with prompts[i] ("" is the
+// unconditional model) from the noise of seeds[i]. Prompt words outside the model's vocabulary
+// (Model().Model.Text.Vocab) read as <unk>; PromptCond reports them.
+func (g *Generator) GeneratePrompts(prompts []string, seeds []uint64, opts Options) ([]float32, error) {
+	if len(prompts) != len(seeds) {
+		return nil, fmt.Errorf("generate: %d prompts but %d seeds", len(prompts), len(seeds))
+	}
+	cond, _, err := g.PromptCond(prompts)
+	if err != nil {
+		return nil, err
+	}
+	return g.generate(cond, seeds, opts)
+}
+
+// PromptCond is the condition of a text model for prompts: [N, 1+L] int32 flattened, the null class
+// then each prompt's token ids (the ONNX models' cond input), and the prompt words outside the
+// vocabulary.
+func (g *Generator) PromptCond(prompts []string) ([]int32, []string, error) {
+	cond, unknown, err := sampling.PromptCond(g.m.Model, prompts, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate: %w", err)
+	}
+	return cond, unknown, nil
+}
+
+// generate samples images for condition rows cond (Model().Model.CondWidth() values each).
+func (g *Generator) generate(cond []int32, seeds []uint64, opts Options) ([]float32, error) {
 	sc, err := g.Config(opts)
 	if err != nil {
 		return nil, err

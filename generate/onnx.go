@@ -21,10 +21,12 @@ var ErrNeedsONNXRuntime = errors.New("ONNX export needs the ONNX Runtime build o
 
 // ONNX input and output names of the exported graphs.
 const (
-	// Denoiser: x [N, H, W, C] float32, t [N] float32, cond [N] int32 → pred [N, H, W, C], the raw
-	// network output in the model's parameterization (eps, v or x0).
+	// Denoiser: x [N, H, W, C] float32, t [N] float32, cond [N] int32 (the class) or, for a text
+	// model, [N, 1+L] int32 (the class — num_classes, the null class, for caption-only models — then
+	// the caption's L token ids, 0 = padding; Generator.PromptCond builds it) → pred [N, H, W, C],
+	// the raw network output in the model's parameterization (eps, v or x0).
 	ONNXInputX, ONNXInputT, ONNXInputCond, ONNXOutputPred = "x", "t", "cond", "pred"
-	// Generator: x_T [N, H, W, C], cond [N] int32 and, for stochastic samplers, z [K, N, H, W, C]
+	// Generator: x_T [N, H, W, C], cond (as the denoiser's) and, for stochastic samplers, z [K, N, H, W, C]
 	// (the fresh noise of each step that draws one) → images [N, H, W, C] in [-1, 1].
 	ONNXInputXT, ONNXInputZ, ONNXOutputImages = "x_T", "z", "images"
 )
@@ -58,6 +60,9 @@ func (g *Generator) ExportONNX(denoiserPath, generatorPath string, batch int, op
 	h, w, c := g.Shape()
 	img := shapes.Make(dtypes.Float32, batch, h, w, c)
 	vec, cls := shapes.Make(dtypes.Float32, batch), shapes.Make(dtypes.Int32, batch)
+	if cw := g.m.Model.CondWidth(); cw > 1 { // text model: the class, then the caption's token ids
+		cls = shapes.Make(dtypes.Int32, batch, cw)
+	}
 	den, err := model.NewExec(g.backend, g.store, func(root *model.Scope, x, t, cond *Node) *Node {
 		return g.den.Net(root.In(scope), x, t, cond)
 	})
@@ -118,12 +123,13 @@ func saveONNX(g *Generator, e *model.Exec, path string, in []shapes.Shape, inNam
 }
 
 // Denoise runs the denoiser's forward pass on the generator's backend (the reference the ONNX
-// denoiser must match): x [N, H, W, C], t [N], cond [N] → pred [N, H, W, C].
+// denoiser must match): x [N, H, W, C], t [N], cond [N] or [N, 1+L] → pred [N, H, W, C].
 func (g *Generator) Denoise(x, t []float32, cond []int32) ([]float32, error) {
 	n := len(t)
 	h, w, c := g.Shape()
-	if len(x) != n*h*w*c || len(cond) != n {
-		return nil, fmt.Errorf("generate: denoise: %d values, %d times, %d classes for %dx%dx%d images", len(x), n, len(cond), h, w, c)
+	cw := g.m.Model.CondWidth()
+	if len(x) != n*h*w*c || len(cond) != n*cw {
+		return nil, fmt.Errorf("generate: denoise: %d values, %d times, %d condition values (%d per image) for %dx%dx%d images", len(x), n, len(cond), cw, h, w, c)
 	}
 	e, err := model.NewExec(g.backend, g.store, func(root *model.Scope, xx, tt, cc *Node) *Node {
 		root.SetTraining(xx.Graph(), true) // weights as parameters (gomlx-notes trap 2)
@@ -132,9 +138,17 @@ func (g *Generator) Denoise(x, t []float32, cond []int32) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := e.Call1(tensors.FromFlatDataAndDimensions(x, n, h, w, c), tensors.FromFlatDataAndDimensions(t, n), tensors.FromFlatDataAndDimensions(cond, n))
+	out, err := e.Call1(tensors.FromFlatDataAndDimensions(x, n, h, w, c), tensors.FromFlatDataAndDimensions(t, n), condTensor(cond, n, cw))
 	if err != nil {
 		return nil, err
 	}
 	return tensors.CopyFlatData[float32](out)
+}
+
+// condTensor is cond as [n] (cw = 1) or [n, cw] int32.
+func condTensor(cond []int32, n, cw int) *tensors.Tensor {
+	if cw > 1 {
+		return tensors.FromFlatDataAndDimensions(cond, n, cw)
+	}
+	return tensors.FromFlatDataAndDimensions(cond, n)
 }

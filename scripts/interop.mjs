@@ -37,12 +37,14 @@ async function run(path, feeds, output) {
 }
 
 const cond = new Int32Array(ref.cond);
+// [N] class indices, or [N, 1+L] (class, then caption token ids) for a text model.
+const condDims = ref.cond_shape ?? [n];
 const pred = await run(ref.denoiser, {
   x: new ort.Tensor("float32", f32(ref.x), img),
   t: new ort.Tensor("float32", new Float32Array(ref.t), [n]),
-  cond: new ort.Tensor("int32", cond, [n]),
+  cond: new ort.Tensor("int32", cond, condDims),
 }, "pred");
-const feeds = { x_T: new ort.Tensor("float32", f32(ref.x_T), img), cond: new ort.Tensor("int32", cond, [n]) };
+const feeds = { x_T: new ort.Tensor("float32", f32(ref.x_T), img), cond: new ort.Tensor("int32", cond, condDims) };
 if (ref.z) feeds.z = new ort.Tensor("float32", f32(ref.z), [ref.z_steps, ...img]);
 const images = await run(ref.generator, feeds, "images");
 const e1 = relErr(pred, f32(ref.pred));

@@ -75,6 +75,8 @@ type onnxReference struct {
 	X          string    `json:"x"`
 	T          []float32 `json:"t"`
 	Cond       []int32   `json:"cond"`
+	CondShape  []int     `json:"cond_shape"` // [N] (classes) or [N, 1+L] (text: class, then token ids)
+	Prompts    []string  `json:"prompts,omitempty"`
 	Pred       string    `json:"pred"`
 	XT         string    `json:"x_T"`
 	Z          string    `json:"z,omitempty"`
@@ -95,11 +97,27 @@ func writeONNXReference(g *generate.Generator, dir, denPath, genPath string, bat
 	per := h * w * c
 	ref := onnxReference{Batch: batch, Shape: []int{h, w, c}, Denoiser: abs(denPath), Generator: abs(genPath)}
 	var x []float32
+	mc := g.Model().Model
 	for i := range batch {
 		ref.Seeds = append(ref.Seeds, uint64(i))
 		x = append(x, sampling.NoiseForSeed(uint64(i), per)...)
 		ref.T = append(ref.T, float32(0.95-0.9*float64(i)/math.Max(1, float64(batch-1))))
-		ref.Cond = append(ref.Cond, int32(i%g.Model().Model.NumClasses))
+		ref.Cond = append(ref.Cond, int32(i%mc.NumClasses))
+	}
+	ref.CondShape = []int{batch}
+	if mc.Text.On() { // prompts: the class names (or, without them, "") in turn
+		for i := range batch {
+			p := ""
+			if len(mc.Text.ClassNames) > 0 {
+				p = mc.Text.ClassNames[i%len(mc.Text.ClassNames)]
+			}
+			ref.Prompts = append(ref.Prompts, p)
+		}
+		var err error
+		if ref.Cond, _, err = g.PromptCond(ref.Prompts); err != nil {
+			return err
+		}
+		ref.CondShape = []int{batch, mc.CondWidth()}
 	}
 	pred, err := g.Denoise(x, ref.T, ref.Cond)
 	if err != nil {
@@ -118,11 +136,16 @@ func writeONNXReference(g *generate.Generator, dir, denPath, genPath string, bat
 			}
 		}
 	}
-	classes := make([]int, batch)
-	for i, cl := range ref.Cond {
-		classes[i] = int(cl)
+	var imgs []float32
+	if mc.Text.On() {
+		imgs, err = g.GeneratePrompts(ref.Prompts, ref.Seeds, opts)
+	} else {
+		classes := make([]int, batch)
+		for i, cl := range ref.Cond {
+			classes[i] = int(cl)
+		}
+		imgs, err = g.Generate(classes, ref.Seeds, opts)
 	}
-	imgs, err := g.Generate(classes, ref.Seeds, opts)
 	if err != nil {
 		return err
 	}
