@@ -301,3 +301,73 @@ func TestExportONNXNeedsONNXRuntime(t *testing.T) {
 		t.Fatalf("ExportONNX on %s: %v, want ErrNeedsONNXRuntime", g.backend.Name(), err)
 	}
 }
+
+// textModelFile trains a tiny caption-conditioned model on the fixture's MNIST split for 4 steps
+// and exports its EMA weights to path.
+func textModelFile(t *testing.T, path string) *export.Model {
+	t.Helper()
+	job := tinyJob(filepath.Join(t.TempDir(), "text"), fixture.job.Data.Train, 4)
+	vocab, names, err := data.ReadTextMeta(job.Data.Train)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job.Data.Condition, job.Data.MaxTokens = data.ConditionCaption, 6
+	job.Model.Text = models.TextConfig{Source: models.TextLearned, Layers: 1, Width: 16, Heads: 2, MaxTokens: 6, Vocab: vocab,
+		ClassNames: names, CrossAttentionResolutions: []int{8}, MidCross: true}
+	backend, err := compute.NewWithConfig("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := trainer.Train(context.Background(), backend, job, trainer.Options{Out: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	step, ts, _, err := checkpoints.LoadLatest(job.RunDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := configs.Default()
+	r.Data, r.Model, r.Diffusion, r.Trainer, r.Sample = job.Data, job.Model, job.Diffusion, job.Trainer, job.Sample
+	m, err := r.ExportModel(job.RunDir, step, ts, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := export.Write(path, m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestGeneratePrompts: a text model's file generates from prompts (prompts that tokenize the same
+// give the same images); class lists are refused for it, and the empty prompt is the unconditional
+// model (its condition is the null class and all padding).
+func TestGeneratePrompts(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "text.safetensors")
+	textModelFile(t, file)
+	g, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Generate([]int{1}, []uint64{0}, Options{}); err == nil {
+		t.Error("Generate with classes accepted a text model")
+	}
+	a, err := g.GeneratePrompts([]string{"the digit 7", ""}, []uint64{3, 4}, Options{Steps: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := g.GeneratePrompts([]string{"THE digit 7!", ""}, []uint64{3, 4}, Options{Steps: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(a, b) {
+		t.Error("prompts that tokenize the same generate different images")
+	}
+	cond, _, err := g.PromptCond([]string{""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]int32, g.Model().Model.CondWidth())
+	want[0] = int32(g.Model().Model.NumClasses)
+	if !slices.Equal(cond, want) {
+		t.Errorf("empty prompt's condition %v, want %v", cond, want)
+	}
+}

@@ -20,6 +20,18 @@ import (
 // loaded back and run by ONNX Runtime, reproduce the pure-Go backend's prediction and Generate's
 // images for the same inputs within 1e-4 relative.
 func TestExportONNXRoundTrip(t *testing.T) {
+	onnxRoundTrip(t, fixture.file, nil)
+}
+
+// TestExportONNXRoundTripText: the same for a caption-conditioned model, whose ONNX graphs take
+// cond [N, 1+L] (the null class, then the prompt's token ids).
+func TestExportONNXRoundTripText(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "text.safetensors")
+	textModelFile(t, file)
+	onnxRoundTrip(t, file, []string{"the digit 1", "a handwritten seven"})
+}
+
+func onnxRoundTrip(t *testing.T, file string, prompts []string) {
 	lib := os.Getenv("FEWSTEP_ONNXRUNTIME")
 	if lib == "" {
 		t.Skip("FEWSTEP_ONNXRUNTIME (path of libonnxruntime.so.1) not set; run `make test-onnx`")
@@ -32,7 +44,7 @@ func TestExportONNXRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := export.ReadModel(fixture.file)
+	m, err := export.ReadModel(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,11 +68,23 @@ func TestExportONNXRoundTrip(t *testing.T) {
 		x = append(x, sampling.NoiseForSeed(uint64(i), h*w*c)...)
 	}
 	tt, cond := []float32{0.8, 0.3}, []int32{1, 7}
+	condDims := []int{n}
+	if prompts != nil {
+		if cond, _, err = ref.PromptCond(prompts); err != nil {
+			t.Fatal(err)
+		}
+		condDims = []int{n, m.Model.CondWidth()}
+	}
 	want, err := ref.Denoise(x, tt, cond)
 	if err != nil {
 		t.Fatal(err)
 	}
-	imgs, err := ref.Generate([]int{1, 7}, []uint64{0, 1}, Options{})
+	var imgs []float32
+	if prompts != nil {
+		imgs, err = ref.GeneratePrompts(prompts, []uint64{0, 1}, Options{})
+	} else {
+		imgs, err = ref.Generate([]int{1, 7}, []uint64{0, 1}, Options{})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +109,6 @@ func TestExportONNXRoundTrip(t *testing.T) {
 		}
 	}
 	img := tensors.FromFlatDataAndDimensions(x, n, h, w, c)
-	check(den, want, img, tensors.FromFlatDataAndDimensions(tt, n), tensors.FromFlatDataAndDimensions(cond, n))
-	check(gen, imgs, img, tensors.FromFlatDataAndDimensions(cond, n))
+	check(den, want, img, tensors.FromFlatDataAndDimensions(tt, n), tensors.FromFlatDataAndDimensions(cond, condDims...))
+	check(gen, imgs, img, tensors.FromFlatDataAndDimensions(cond, condDims...))
 }
