@@ -36,8 +36,18 @@ func testSDXS(t *testing.T, dir string, steps int) (Config, SDXSConfig, trainer.
 // pairsFile writes 24 random noise–image pairs (labels 0…9) in the data package's format.
 func pairsFile(t *testing.T, dir string) string {
 	t.Helper()
-	path := filepath.Join(dir, "pairs.parquet")
-	w, err := data.NewWriter(path, []string{data.ColImage, data.ColLabel, data.ColID, data.ColWidth, data.ColHeight, data.ColNoise}, data.WriterOptions{})
+	return writePairs(t, filepath.Join(dir, "pairs.parquet"), nil)
+}
+
+// writePairs writes the pairs of pairsFile to path; with a vocabulary, each row also carries its
+// class's MNIST caption templates in turn and the file that vocabulary.
+func writePairs(t *testing.T, path string, vocab []string) string {
+	t.Helper()
+	cols := []string{data.ColImage, data.ColLabel, data.ColID, data.ColWidth, data.ColHeight, data.ColNoise}
+	if vocab != nil {
+		cols = append(cols, data.ColCaption)
+	}
+	w, err := data.NewWriter(path, cols, data.WriterOptions{Vocab: vocab})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +64,9 @@ func pairsFile(t *testing.T, dir string) string {
 		}
 		row := data.Row{Image: png, Label: int32(i % 10), HasLabel: true, ID: fmt.Sprint(i), Width: side, Height: side,
 			Noise: sampling.NoiseForSeed(uint64(i), side*side)}
+		if vocab != nil {
+			row.Caption = data.TemplateCaption(data.MNISTCaptions, i%10, i/10)
+		}
 		if err := w.Write(row); err != nil {
 			t.Fatal(err)
 		}

@@ -82,3 +82,20 @@ func TestImagineFlashOnTextTeacher(t *testing.T) {
 		func() trainer.MethodFactory { return NewImagineFlash(cfg, fc, lc, teacher) }, 2)
 	p.checkExact(t, 4, func(int) []string { return nil })
 }
+
+// TestSDXSOnTextTeacher: SDXS trains a pruned student of a caption-conditioned teacher on captioned
+// noise–image pairs (feature matching and the corrective read the caption too); resume is exact.
+func TestSDXSOnTextTeacher(t *testing.T) {
+	teacher := textTeacherFixture(t)
+	dir := t.TempDir()
+	pairs := writePairs(t, filepath.Join(dir, "text-pairs.parquet"), teacher.Model.Text.Vocab)
+	cfg, sc, _ := testSDXS(t, dir, 4)
+	cfg.Teacher = string(teacher.Dir)
+	p := straightAndResumed(t, func(sub string) trainer.Job {
+		job := textJob(t, sub, 4)
+		job.Model.DropBlocks = prunedBlocks
+		job.Data.Train, job.Data.Noise = pairs, true
+		return job
+	}, func() trainer.MethodFactory { return NewSDXS(cfg, sc, teacher) }, 2)
+	p.checkExact(t, 4, func(int) []string { return []string{"ssim", "fm", "sd"} })
+}

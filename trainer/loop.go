@@ -447,7 +447,10 @@ func ClassGrid(s *sampling.Sampler, mc models.Config, cfg sampling.Config, class
 			prompts = classNames
 		}
 		if len(prompts) == 0 {
-			return fmt.Errorf("sample grid: a text model needs sample.prompts (the data has no class names)")
+			prompts = mc.Text.ClassNames
+		}
+		if len(prompts) == 0 {
+			return fmt.Errorf("sample grid: a text model needs sample.prompts (neither the data nor model.text has class names)")
 		}
 		rows = len(prompts)
 	}
