@@ -67,14 +67,7 @@ func promptCond(mc models.Config, set string, classes []int32) ([]int32, []int32
 			prompts[i], out[i] = lines[i%len(lines)], lineClass[i%len(lines)]
 		}
 	}
-	cls := make([]int32, len(out))
-	for i, c := range out {
-		cls[i] = int32(mc.NumClasses)
-		if mc.Text.WithClass {
-			cls[i] = c
-		}
-	}
-	cond, unknown, err := sampling.PromptCond(mc, prompts, cls)
+	cond, unknown, err := sampling.PromptCond(mc, prompts, out)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -463,8 +463,8 @@ func ClassGrid(s *sampling.Sampler, mc models.Config, cfg sampling.Config, class
 		classes[i] = int32(i / cfg.PerClass)
 		if mc.Text.On() {
 			rowPrompts[i] = prompts[i/cfg.PerClass]
-			if !mc.Text.WithClass || len(cfg.Prompts) > 0 {
-				classes[i] = int32(mc.NumClasses)
+			if len(cfg.Prompts) > 0 { // free prompts name no class
+				classes[i] = -1
 			}
 		}
 	}

@@ -204,14 +204,7 @@ func distillGenerate(verb string, args []string) error {
 		}
 		cond := classes
 		if cfg.Model.Text.On() {
-			null := make([]int32, len(seeds))
-			for i := range null {
-				null[i] = int32(k)
-				if cfg.Model.Text.WithClass {
-					null[i] = classes[i]
-				}
-			}
-			if cond, _, err = sampling.PromptCond(cfg.Model, captions, null); err != nil {
+			if cond, _, err = sampling.PromptCond(cfg.Model, captions, classes); err != nil {
 				w.Abort()
 				return err
 			}

@@ -56,19 +56,7 @@ func TestExportSampleEvalModel(t *testing.T) {
 		t.Fatalf("raw export: %+v, %v", raw, err)
 	}
 
-	fromRun, fromFile := filepath.Join(dir, "run.png"), filepath.Join(dir, "file.png")
-	args := []string{"-class", "3", "-n", "4", "-steps", "2", "-seed", "5"}
-	if code := run(append([]string{"sample", "-run", runDir, "-out", fromRun}, args...)); code != 0 {
-		t.Fatalf("sample -run: exit code %d", code)
-	}
-	if code := run(append([]string{"sample", "-model", file, "-out", fromFile}, args...)); code != 0 {
-		t.Fatalf("sample -model: exit code %d", code)
-	}
-	a, errA := os.ReadFile(fromRun)
-	b, errB := os.ReadFile(fromFile)
-	if errA != nil || errB != nil || !bytes.Equal(a, b) {
-		t.Fatalf("grids differ between -run and -model (%v, %v)", errA, errB)
-	}
+	sameGrid(t, dir, runDir, file, "-class", "3", "-n", "4", "-steps", "2", "-seed", "5")
 	if code := run([]string{"sample", "-model", filepath.Join(dir, "missing.safetensors")}); code != 1 {
 		t.Errorf("sample -model missing file: exit code %d, want 1", code)
 	}
@@ -90,6 +78,24 @@ func TestExportSampleEvalModel(t *testing.T) {
 	report, err := os.ReadFile(filepath.Join(dir, "smoke-eval", "eval.csv"))
 	if err != nil || !strings.Contains(string(report), "smoke") {
 		t.Fatalf("eval report: %q, %v", report, err)
+	}
+}
+
+// sameGrid fails unless `sample -run runDir` and `sample -model file` with args write the same PNG
+// bytes (into dir).
+func sameGrid(t *testing.T, dir, runDir, file string, args ...string) {
+	t.Helper()
+	fromRun, fromFile := filepath.Join(dir, "run.png"), filepath.Join(dir, "file.png")
+	if code := run(append([]string{"sample", "-run", runDir, "-out", fromRun}, args...)); code != 0 {
+		t.Fatalf("sample -run: exit code %d", code)
+	}
+	if code := run(append([]string{"sample", "-model", file, "-out", fromFile}, args...)); code != 0 {
+		t.Fatalf("sample -model: exit code %d", code)
+	}
+	a, errA := os.ReadFile(fromRun)
+	b, errB := os.ReadFile(fromFile)
+	if errA != nil || errB != nil || !bytes.Equal(a, b) {
+		t.Fatalf("grids differ between -run and -model (%v, %v)", errA, errB)
 	}
 }
 
@@ -164,19 +170,8 @@ func TestTextModelPromptsExportSample(t *testing.T) {
 	if err := os.WriteFile(prompts, []byte("# digits\nthe digit 7\n\na handwritten three\na blue seven\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fromRun, fromFile := filepath.Join(dir, "run.png"), filepath.Join(dir, "file.png")
 	args := []string{"-prompt", "seven", "-prompts", prompts, "-n", "2", "-steps", "2"}
-	if code := run(append([]string{"sample", "-run", runDir, "-out", fromRun}, args...)); code != 0 {
-		t.Fatalf("sample -run: exit code %d", code)
-	}
-	if code := run(append([]string{"sample", "-model", file, "-out", fromFile}, args...)); code != 0 {
-		t.Fatalf("sample -model: exit code %d", code)
-	}
-	a, errA := os.ReadFile(fromRun)
-	b, errB := os.ReadFile(fromFile)
-	if errA != nil || errB != nil || !bytes.Equal(a, b) {
-		t.Fatalf("prompt grids differ between -run and -model (%v, %v)", errA, errB)
-	}
+	sameGrid(t, dir, runDir, file, args...)
 	out := filepath.Join(dir, "imgs") + "/"
 	if code := run(append([]string{"sample", "-run", runDir, "-out", out}, args...)); code != 0 {
 		t.Fatalf("sample -out DIR/: exit code %d", code)

@@ -279,24 +279,18 @@ func promptSet(prompts []string, n int, sc sampling.Config, mc models.Config) (s
 	}
 	templates, _ := data.CaptionTemplatesOf(mc.Text.ClassNames)
 	set := sampleSet{width: mc.CondWidth(), cols: n}
-	var classes []int32
 	for r, p := range prompts {
 		label := int32(-1)
 		if c, ok := data.ClassOfPrompt(mc.Text.ClassNames, templates, p); ok {
 			label = int32(c)
 		}
-		cls := int32(mc.NumClasses)
-		if mc.Text.WithClass && label >= 0 {
-			cls = label
-		}
 		for j := range n {
 			set.seeds = append(set.seeds, uint64(sc.Seed+r*n+j))
 			set.labels = append(set.labels, label)
 			set.prompts = append(set.prompts, p)
-			classes = append(classes, cls)
 		}
 	}
-	cond, unknown, err := sampling.PromptCond(mc, set.prompts, classes)
+	cond, unknown, err := sampling.PromptCond(mc, set.prompts, set.labels)
 	if err != nil {
 		return sampleSet{}, usagef("sample: %v", err)
 	}
