@@ -101,6 +101,9 @@ func (r *Run) resolveText() error {
 		}
 		return nil
 	}
+	if tc.Column() {
+		return r.resolveEmbeddings()
+	}
 	if r.Data.Condition != data.ConditionCaption {
 		return fmt.Errorf("model.text.source: learned reads captions, but data.condition is %q: set data.condition: caption", r.Data.Condition)
 	}
@@ -115,6 +118,34 @@ func (r *Run) resolveText() error {
 		return nil // no data yet (a preset listed or dry-run): training refuses an empty vocabulary
 	}
 	r.Model.Text.Vocab, r.Model.Text.ClassNames = vocab, names
+	return nil
+}
+
+// resolveEmbeddings fills model.text.embedding_dim (from the first non-empty text_embedding of
+// data.train), model.text.prompt_file (data.train) and the class names of a model conditioned on
+// precomputed embeddings (model.text.source column).
+func (r *Run) resolveEmbeddings() error {
+	tc := &r.Model.Text
+	if r.Data.Condition != data.ConditionTextEmbedding {
+		return fmt.Errorf("model.text.source: column reads precomputed embeddings, but data.condition is %q: set data.condition: text_embedding", r.Data.Condition)
+	}
+	if tc.PromptFile == "" {
+		tc.PromptFile = r.Data.Train
+	}
+	if tc.ClassNames == nil {
+		_, tc.ClassNames, _ = data.ReadTextMeta(r.Data.Train)
+	}
+	if tc.EmbeddingDim > 0 {
+		return nil
+	}
+	dim, err := data.ReadEmbeddingDim(r.Data.Train)
+	if err != nil {
+		return nil // no data yet (a preset listed or dry-run): training refuses embedding_dim 0
+	}
+	if dim%tc.EmbeddingTokens != 0 {
+		return fmt.Errorf("model.text.embedding_tokens: %d does not divide the %d values of %s's text_embedding", tc.EmbeddingTokens, dim, r.Data.Train)
+	}
+	tc.EmbeddingDim = dim
 	return nil
 }
 

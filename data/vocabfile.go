@@ -14,7 +14,7 @@ func ReadVocab(train string) ([]string, error) {
 }
 
 // ReadTextMeta is ReadVocab plus the class names (MetaClassNames) of the first file that has them
-// (nil if none has).
+// (nil if none has); the class names come back with the error when no file has a vocabulary.
 func ReadTextMeta(train string) (vocab, classNames []string, err error) {
 	paths, err := expandGlobs(train)
 	if err != nil {
@@ -40,7 +40,7 @@ func ReadTextMeta(train string) (vocab, classNames []string, err error) {
 		}
 	}
 	if vocab == nil {
-		return nil, nil, fmt.Errorf("data: %s: no file has a caption vocabulary (metadata %s); re-import it with `fewstep data`", train, MetaVocab)
+		return nil, classNames, fmt.Errorf("data: %s: no file has a caption vocabulary (metadata %s); re-import it with `fewstep data`", train, MetaVocab)
 	}
 	return vocab, classNames, nil
 }

@@ -16,14 +16,40 @@ import (
 const (
 	TextNone    = "none"    // class conditioning only
 	TextLearned = "learned" // a caption encoder trained jointly with the denoiser
+	TextColumn  = "column"  // precomputed embeddings (the Parquet text_embedding column) through a learned projection
 )
+
+// EmbeddingScale is the fixed-point scale of precomputed text embeddings in the int32 condition
+// (model.text.source column): a value v travels as round(v·2^20), so |v| < 2048 with an absolute
+// resolution of 2^-20 ≈ 9.5e-7 (float32's own for |v| ≥ 16). Integers keep one denoiser signature
+// (cond int32) and are exact in every backend and in ONNX (Cast + Mul), which a bit-cast is not.
+const EmbeddingScale = 1 << 20
+
+// EncodeEmbedding writes the fixed-point form of embedding values v into dst (len(dst) = len(v)).
+// It fails, naming the index, on a value that is not finite or |v| >= 2048.
+func EncodeEmbedding(dst []int32, v []float32) error {
+	if len(dst) != len(v) {
+		return fmt.Errorf("text embedding: %d values for %d condition columns", len(v), len(dst))
+	}
+	for i, x := range v {
+		f := float64(x) * EmbeddingScale
+		if math.IsNaN(f) || math.Abs(f) >= math.MaxInt32 {
+			return fmt.Errorf("text embedding: value %d is %g: want finite and |v| < %d", i, x, math.MaxInt32/EmbeddingScale+1)
+		}
+		dst[i] = int32(math.Round(f))
+	}
+	return nil
+}
 
 // TextConfig is the `model.text:` section: a caption encoder trained jointly with the denoiser
 // (the text-conditioning of latent diffusion, Rombach et al., arXiv 2112.10752 §3.3, with a small
 // transformer in place of CLIP/BERT). Token ids come from the dataset's vocabulary (data.BuildVocab,
 // id 0 = padding).
 type TextConfig struct {
-	// Source is "none" (class conditioning only) or "learned".
+	// Source is "none" (class conditioning only), "learned" (captions through the encoder below) or
+	// "column" (the Parquet text_embedding column, precomputed by the user's own encoder: its E
+	// values, viewed as EmbeddingTokens tokens of E/EmbeddingTokens values, are projected to Width
+	// and run through the same transformer layers; data.condition text_embedding).
 	Source string `mapstructure:"source"`
 	// Layers is the number of pre-LN transformer layers.
 	Layers int `mapstructure:"layers"`
@@ -32,8 +58,18 @@ type TextConfig struct {
 	// Heads is the number of attention heads of the encoder's self-attention and of the U-Net's
 	// cross-attention; it must divide Width and every cross-attended level's channels.
 	Heads int `mapstructure:"heads"`
-	// MaxTokens is L, the caption length in tokens (padded with id 0, truncated).
+	// MaxTokens is L, the caption length in tokens (padded with id 0, truncated); source learned.
 	MaxTokens int `mapstructure:"max_tokens"`
+	// EmbeddingDim is E, the length of every text_embedding (source column): 0 in a preset,
+	// read from the training data when the config loads.
+	EmbeddingDim int `mapstructure:"embedding_dim"`
+	// EmbeddingTokens is T (source column): the embedding is read as T tokens of E/T values (1: a
+	// pooled sentence embedding; e.g. 77 for CLIP's per-token features flattened).
+	EmbeddingTokens int `mapstructure:"embedding_tokens"`
+	// PromptFile (source column) names the Parquet files (comma-separated paths or globs) whose
+	// caption and text_embedding columns map prompts to embeddings in `sample -prompt`, eval and
+	// training grids; empty in a preset, data.train when the config loads.
+	PromptFile string `mapstructure:"prompt_file"`
 	// Vocab is the caption vocabulary (token id i = Vocab[i]; data.BuildVocab, with "<pad>" and
 	// "<unk>" first): empty in a preset, filled from the training data's metadata when the config is
 	// loaded, so the resolved config — saved in the run, in every checkpoint and in exports —
@@ -54,13 +90,20 @@ type TextConfig struct {
 	WithClass bool `mapstructure:"with_class"`
 }
 
-// On reports whether the model reads captions.
-func (t TextConfig) On() bool { return t.Source == TextLearned }
+// On reports whether the model is conditioned on text (learned from captions or precomputed).
+func (t TextConfig) On() bool { return t.Source == TextLearned || t.Source == TextColumn }
+
+// Column reports whether the text arrives as precomputed embeddings (source column).
+func (t TextConfig) Column() bool { return t.Source == TextColumn }
 
 // CondWidth is the number of int32 values per example of the condition: 1 (the class) without
-// text, 1+MaxTokens (the class, then the caption's token ids) with it.
+// text, 1+MaxTokens (the class, then the caption's token ids) under source learned, 1+EmbeddingDim
+// (the class, then the embedding in fixed point, EmbeddingScale) under source column.
 func (c Config) CondWidth() int {
-	if c.Text.On() {
+	switch {
+	case c.Text.Column():
+		return 1 + c.Text.EmbeddingDim
+	case c.Text.On():
 		return 1 + c.Text.MaxTokens
 	}
 	return 1
@@ -69,13 +112,13 @@ func (c Config) CondWidth() int {
 // DefaultTextConfig is off; turned on it is a 2-layer, 64-wide, 4-head encoder of 16 tokens with
 // cross-attention at 8×8 and in the middle block.
 func DefaultTextConfig() TextConfig {
-	return TextConfig{Source: TextNone, Layers: 2, Width: 64, Heads: 4, MaxTokens: 16,
+	return TextConfig{Source: TextNone, Layers: 2, Width: 64, Heads: 4, MaxTokens: 16, EmbeddingTokens: 1,
 		CrossAttentionResolutions: []int{8}, MidCross: true}
 }
 
 func (t TextConfig) validate(c Config) error {
-	if t.Source != TextNone && t.Source != TextLearned {
-		return fmt.Errorf("model.text.source: unknown value %q (known: none, learned)", t.Source)
+	if t.Source != TextNone && t.Source != TextLearned && t.Source != TextColumn {
+		return fmt.Errorf("model.text.source: unknown value %q (known: none, learned, column)", t.Source)
 	}
 	if !t.On() {
 		return nil
@@ -83,10 +126,13 @@ func (t TextConfig) validate(c Config) error {
 	for _, kv := range []struct {
 		key string
 		v   int
-	}{{"layers", t.Layers}, {"width", t.Width}, {"heads", t.Heads}, {"max_tokens", t.MaxTokens}} {
+	}{{"layers", t.Layers}, {"width", t.Width}, {"heads", t.Heads}, {"max_tokens", t.MaxTokens}, {"embedding_tokens", t.EmbeddingTokens}} {
 		if kv.v <= 0 {
 			return fmt.Errorf("model.text.%s: must be positive, got %d", kv.key, kv.v)
 		}
+	}
+	if t.EmbeddingDim < 0 || t.Column() && t.EmbeddingDim > 0 && t.EmbeddingDim%t.EmbeddingTokens != 0 {
+		return fmt.Errorf("model.text.embedding_dim: %d is not a positive multiple of embedding_tokens %d", t.EmbeddingDim, t.EmbeddingTokens)
 	}
 	if n := len(t.Vocab); n == 1 {
 		return fmt.Errorf("model.text.vocab: %d tokens, want none (filled from the data) or >= 2", n)
@@ -128,24 +174,41 @@ type TextFeatures struct {
 // 16 tokens encodes the same.
 //
 // tokens: [B, L] int32 (0 = padding), L <= MaxTokens; vocab is the table size.
+//
+// Under source column, tokens is [B, E] int32: a precomputed embedding in fixed point
+// (EmbeddingScale), read as T = EmbeddingTokens tokens of E/T values, each projected to D by a
+// learned linear map; nothing is masked (the null condition, all zeros, is the zero embedding).
 func (b *Builder) TextEncoder(scope *model.Scope, tc TextConfig, vocab int, tokens *Node) TextFeatures {
 	g := tokens.Graph()
 	dims := tokens.Shape().Dimensions
 	bsz, l := dims[0], dims[1]
-	if l > tc.MaxTokens {
-		exceptions.Panicf("TextEncoder: %d tokens, model.text.max_tokens is %d", l, tc.MaxTokens)
-	}
 	d := tc.Width
-	table := b.Param(scope.In("token"), g, "table", InitNormal, 0.02, vocab, d)
-	onehot := OneHot(tokens, vocab, dtypes.Float32) // [B, L, V]
-	b.FLOPs += 2 * int64(bsz*l) * int64(vocab) * int64(d)
-	x := Dot(Reshape(onehot, bsz*l, vocab), table).Product()
+	var x, mask *Node // mask: [B, 1+L], true for the start token and every non-padding token
+	npos := 1 + tc.MaxTokens
+	if tc.Column() {
+		if l != tc.EmbeddingDim {
+			exceptions.Panicf("TextEncoder: %d embedding values, model.text.embedding_dim is %d", l, tc.EmbeddingDim)
+		}
+		e := MulScalar(ConvertDType(tokens, dtypes.Float32), 1.0/EmbeddingScale)
+		l = tc.EmbeddingTokens
+		npos = 1 + l
+		x = b.Dense(scope.In("project"), Reshape(e, bsz, l, tc.EmbeddingDim/l), d, InitFanIn) // [B, T, D]
+		mask = BroadcastToDims(Const(g, true), bsz, 1+l)
+	} else {
+		if l > tc.MaxTokens {
+			exceptions.Panicf("TextEncoder: %d tokens, model.text.max_tokens is %d", l, tc.MaxTokens)
+		}
+		table := b.Param(scope.In("token"), g, "table", InitNormal, 0.02, vocab, d)
+		onehot := OneHot(tokens, vocab, dtypes.Float32) // [B, L, V]
+		b.FLOPs += 2 * int64(bsz*l) * int64(vocab) * int64(d)
+		x = Reshape(Dot(Reshape(onehot, bsz*l, vocab), table).Product(), bsz, l, d)
+		withStart := Concatenate([]*Node{OnesLike(Slice(tokens, AxisRange(), AxisRange(0, 1))), tokens}, 1)
+		mask = NotEqual(withStart, ScalarZero(g, tokens.DType()))
+	}
 	start := b.Param(scope.In("start"), g, "token", InitNormal, 0.02, d)
-	x = Concatenate([]*Node{BroadcastToDims(Reshape(start, 1, 1, d), bsz, 1, d), Reshape(x, bsz, l, d)}, 1) // [B, 1+L, D]
-	pos := b.Param(scope.In("position"), g, "table", InitNormal, 0.02, 1+tc.MaxTokens, d)
+	x = Concatenate([]*Node{BroadcastToDims(Reshape(start, 1, 1, d), bsz, 1, d), x}, 1) // [B, 1+L, D]
+	pos := b.Param(scope.In("position"), g, "table", InitNormal, 0.02, npos, d)
 	x = Add(x, ExpandAxes(Slice(pos, AxisRange(0, 1+l)), 0))
-	withStart := Concatenate([]*Node{OnesLike(Slice(tokens, AxisRange(), AxisRange(0, 1))), tokens}, 1)
-	mask := NotEqual(withStart, ScalarZero(g, tokens.DType())) // [B, 1+L]
 	for i := range tc.Layers {
 		s := scope.In("layer%d", i)
 		h := b.LayerNorm(s.In("norm1"), x)

@@ -1,9 +1,11 @@
 package models
 
 import (
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/compute"
@@ -204,6 +206,102 @@ func TestEmptyCaptionIsNullCondition(t *testing.T) {
 	for i := range a {
 		if math.Abs(float64(a[i]-b[i])) > 1e-6 {
 			t.Fatalf("empty caption padded to 4 vs 16 differs at %d: %g vs %g", i, a[i], b[i])
+		}
+	}
+}
+
+// TestColumnEncoderMatchesFloat64: under source column the encoder decodes the fixed-point
+// condition, reads E = 6 values as T = 2 tokens of 3, projects them (W·e + b), prepends the
+// start token, adds positions and, with no layers, applies the final LayerNorm; the pooled vector
+// is the mean over all 1+T tokens. Compared with a float64 computation of the same formula.
+func TestColumnEncoderMatchesFloat64(t *testing.T) {
+	backend := testBackend(t)
+	tc := TextConfig{Source: TextColumn, Layers: 0, Width: 4, Heads: 2, EmbeddingDim: 6, EmbeddingTokens: 2}
+	emb := [][]float32{{0.5, -1.25, 2, 0.125, 3.5, -0.75}, {0, 0, 0, 0, 0, 0}}
+	cond := make([]int32, 12)
+	for i, e := range emb {
+		if err := EncodeEmbedding(cond[i*6:(i+1)*6], e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store := model.NewStore()
+	var b Builder
+	run := func() []float32 {
+		out := model.MustNewExec(backend, store, func(scope *model.Scope, c *Node) *Node {
+			return b.TextEncoder(scope.In("text"), tc, 0, c).Pooled
+		}).MustCall1(tensors.FromFlatDataAndDimensions(cond, 2, 6))
+		return tensors.MustCopyFlatData[float32](out)
+	}
+	run() // creates the variables
+	rng := rand.New(rand.NewPCG(5, 6))
+	vals := map[string][]float64{}
+	for v := range store.IterVariables() {
+		f := make([]float32, v.Shape().Size())
+		g := make([]float64, len(f))
+		for i := range f {
+			f[i] = float32(0.5 * rng.NormFloat64())
+			g[i] = float64(f[i])
+		}
+		v.MustSetValue(tensors.FromFlatDataAndDimensions(f, v.Shape().Dimensions...))
+		p := v.Path()
+		vals[p[strings.LastIndex(p, "/text/")+6:]] = g
+	}
+	got := run()
+	w, bias, start, pos := vals["project/weight"], vals["project/bias"], vals["start/token"], vals["position/table"]
+	gain, offset := vals["final_norm/gain"], vals["final_norm/offset"]
+	if w == nil || bias == nil || start == nil || pos == nil || gain == nil || offset == nil {
+		t.Fatalf("variables: %v", slices.Collect(maps.Keys(vals)))
+	}
+	for i, e := range emb {
+		pooled := make([]float64, 4)
+		for tok := range 3 {
+			x := make([]float64, 4)
+			for d := range 4 {
+				if tok == 0 {
+					x[d] = start[d]
+				} else {
+					x[d] = bias[d]
+					for j := range 3 {
+						x[d] += float64(e[(tok-1)*3+j]) * w[j*4+d]
+					}
+				}
+				x[d] += pos[tok*4+d]
+			}
+			var mean, v float64
+			for _, a := range x {
+				mean += a / 4
+			}
+			for _, a := range x {
+				v += (a - mean) * (a - mean) / 4
+			}
+			for d := range 4 {
+				pooled[d] += ((x[d]-mean)/math.Sqrt(v+1e-5)*gain[d] + offset[d]) / 3
+			}
+		}
+		for d := range 4 {
+			if diff := math.Abs(float64(got[i*4+d]) - pooled[d]); diff > 2e-5 {
+				t.Fatalf("example %d, channel %d: got %g, float64 %g", i, d, got[i*4+d], pooled[d])
+			}
+		}
+	}
+}
+
+// TestEncodeEmbedding: the fixed-point form round-trips within half a step (2^-21) and refuses
+// values out of range or not finite, naming the index.
+func TestEncodeEmbedding(t *testing.T) {
+	v := []float32{0, 1, -1, 0.3, -1e-3, 2047.5, 1e-7}
+	dst := make([]int32, len(v))
+	if err := EncodeEmbedding(dst, v); err != nil {
+		t.Fatal(err)
+	}
+	for i := range v {
+		if back := float64(dst[i]) / EmbeddingScale; math.Abs(back-float64(v[i])) > 1.0/(2*EmbeddingScale) {
+			t.Fatalf("value %g came back as %g", v[i], back)
+		}
+	}
+	for _, bad := range []float32{2048, -3000, float32(math.NaN()), float32(math.Inf(1))} {
+		if err := EncodeEmbedding(dst[:2], []float32{0, bad}); err == nil || !strings.Contains(err.Error(), "value 1") {
+			t.Fatalf("value %g: err = %v", bad, err)
 		}
 	}
 }

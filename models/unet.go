@@ -91,11 +91,11 @@ func (u *UNet) Net(scope *model.Scope, x, t, cond *Node) *Node {
 	var text TextFeatures
 	switch {
 	case cfg.Text.On() && tokens == nil:
-		exceptions.Panicf("UNet: model.text is on but the condition is %s (want [B, 1+%d]: class, then token ids)", cond.Shape(), cfg.Text.MaxTokens)
+		exceptions.Panicf("UNet: model.text is on but the condition is %s (want [B, %d]: class, then token ids or embedding)", cond.Shape(), cfg.CondWidth())
 	case !cfg.Text.On() && tokens != nil:
 		exceptions.Panicf("UNet: the condition %s carries tokens but model.text.source is %q", cond.Shape(), cfg.Text.Source)
 	case tokens != nil:
-		if len(cfg.Text.Vocab) < 2 {
+		if !cfg.Text.Column() && len(cfg.Text.Vocab) < 2 {
 			exceptions.Panicf("UNet: model.text.vocab is empty (configs.Load fills it from the training data's metadata)")
 		}
 		text = u.TextEncoder(scope.In("text"), cfg.Text, len(cfg.Text.Vocab), tokens)

@@ -124,10 +124,15 @@ func newRun(backend compute.Backend, job Job, opt Options) (_ *run, err error) {
 		return nil, err
 	}
 	switch c := job.Data.Condition; {
-	case c == data.ConditionCaption && !job.Model.Text.On():
+	case c == data.ConditionCaption && job.Model.Text.Source != models.TextLearned:
 		return nil, fmt.Errorf("data.condition: caption needs model.text.source: learned")
-	case c == data.ConditionTextEmbedding:
-		return nil, fmt.Errorf("data.condition: %q (precomputed text embeddings) is not supported yet; use caption with model.text.source: learned, label or none", c)
+	case c == data.ConditionTextEmbedding && !job.Model.Text.Column():
+		return nil, fmt.Errorf("data.condition: %q (precomputed text embeddings) needs model.text.source: column", c)
+	case job.Model.Text.Column() && c != data.ConditionTextEmbedding:
+		return nil, fmt.Errorf("model.text.source: column needs data.condition: text_embedding, got %q", c)
+	case job.Model.Text.Column() && job.Model.Text.EmbeddingDim <= 0:
+		return nil, fmt.Errorf("model.text.embedding_dim: unknown: it is read from the text_embedding column of data.train (%s) when the config loads; the files are missing or have no embeddings", job.Data.Train)
+	case job.Model.Text.Column():
 	case job.Model.Text.On() && c != data.ConditionCaption:
 		return nil, fmt.Errorf("model.text.source: learned needs data.condition: caption, got %q", c)
 	case job.Model.Text.On() && len(job.Model.Text.Vocab) < 2:
@@ -152,6 +157,9 @@ func newRun(backend compute.Backend, job Job, opt Options) (_ *run, err error) {
 		return nil, err
 	}
 	r.info = r.stream.Info()
+	if tc := job.Model.Text; tc.Column() && r.info.EmbeddingDim != tc.EmbeddingDim {
+		return nil, fmt.Errorf("data.train %s: text_embedding has %d values, model.text.embedding_dim is %d", job.Data.Train, r.info.EmbeddingDim, tc.EmbeddingDim)
+	}
 	r.dbatch = data.NewBatch(r.info, job.Data, job.Trainer.BatchSize)
 	if opt.Resume {
 		if err = r.stream.SetPosition(r.hs.Data); err != nil {
@@ -335,7 +343,9 @@ func (r *run) fillBatch(b *Batch) error {
 	if err := r.stream.Next(r.dbatch); err != nil {
 		return err
 	}
-	FillCond(b, r.dbatch, r.job.Model, r.job.Data.Condition)
+	if err := FillCond(b, r.dbatch, r.job.Model, r.job.Data.Condition); err != nil {
+		return fmt.Errorf("%s (%s), batch of step %d: %w", data.ColTextEmbedding, r.job.Data.Train, r.hs.Step+1, err)
+	}
 	rng := r.rng
 	tMax := r.job.Diffusion.TMax
 	for i := range b.T {
@@ -354,8 +364,9 @@ func (r *run) fillBatch(b *Batch) error {
 
 // FillCond writes the condition rows of b from the data batch: the label (the null class under
 // data.condition none, or for a text model without model.text.with_class), then, for a text model,
-// the caption's token ids.
-func FillCond(b *Batch, d *data.Batch, mc models.Config, condition string) {
+// the caption's token ids, or for model.text.source column the text_embedding in fixed point
+// (models.EncodeEmbedding; an error names the example and value out of range).
+func FillCond(b *Batch, d *data.Batch, mc models.Config, condition string) error {
 	w := max(b.CondWidth, 1)
 	null := int32(mc.NumClasses)
 	for i := range b.B {
@@ -366,14 +377,22 @@ func FillCond(b *Batch, d *data.Batch, mc models.Config, condition string) {
 		default:
 			row[0] = d.Labels[i]
 		}
-		if w > 1 {
+		switch {
+		case w > 1 && mc.Text.Column():
+			e := d.EmbeddingDim
+			if err := models.EncodeEmbedding(row[1:], d.TextEmbedding[i*e:(i+1)*e]); err != nil {
+				return fmt.Errorf("example %d: %w", i, err)
+			}
+		case w > 1:
 			copy(row[1:], d.Tokens[i*d.MaxTokens:(i+1)*d.MaxTokens])
 		}
 	}
+	return nil
 }
 
 // DropCond replaces example i's condition by the null condition: the null class and, for a text
-// model, the empty caption (classifier-free guidance training, Ho & Salimans arXiv 2207.12598).
+// model, the empty caption (all padding) or, for precomputed embeddings, the zero embedding
+// (classifier-free guidance training, Ho & Salimans arXiv 2207.12598).
 func DropCond(b *Batch, i, nullClass int) {
 	w := max(b.CondWidth, 1)
 	row := b.Cond[i*w : (i+1)*w]

@@ -183,6 +183,13 @@ func distillGenerate(verb string, args []string) error {
 	if pairs {
 		cols = append(cols, data.ColNoise)
 	}
+	var prompts *data.PromptEmbeddings // a teacher on precomputed embeddings: rows keep theirs
+	if cfg.Model.Text.Column() {
+		if prompts, err = sampling.PromptEmbeddings(cfg.Model); err != nil {
+			return err
+		}
+		cols = append(cols, data.ColTextEmbedding)
+	}
 	w, err := data.NewWriter(*out, cols,
 		data.WriterOptions{ClassNames: classNames, Vocab: vocab, Progress: os.Stdout, Total: *n})
 	if err != nil {
@@ -227,6 +234,12 @@ func distillGenerate(verb string, args []string) error {
 				row.Noise = sampling.NoiseForSeed(seeds[i], per)
 			}
 			row.Caption = captions[i]
+			if prompts != nil {
+				if row.TextEmbedding, err = prompts.Lookup(captions[i]); err != nil {
+					w.Abort()
+					return err
+				}
+			}
 			if err := w.Write(row); err != nil {
 				w.Abort()
 				return err
