@@ -110,7 +110,7 @@ func (r *Run) resolveText() error {
 	if r.Data.MaxTokens != tc.MaxTokens {
 		return fmt.Errorf("data.max_tokens: %d disagrees with model.text.max_tokens %d", r.Data.MaxTokens, tc.MaxTokens)
 	}
-	if len(tc.Vocab) > 0 {
+	if len(tc.Vocab) > 0 || tc.VocabSizeOverride > 0 { // vocab_size alone: a bare token table (benchmarks)
 		return nil
 	}
 	vocab, names, err := data.ReadTextMeta(r.Data.Train)

@@ -24,13 +24,13 @@ import (
 type adversary struct {
 	lc      LADDConfig
 	teacher *models.Denoiser
-	tNet    *models.UNet
+	tNet    models.Backbone
 	heads   *models.Builder
 	conv    models.ConvImpl
 	classes int
 }
 
-func newAdversary(lc LADDConfig, teacher *models.Denoiser, tNet *models.UNet, t Teacher, seed uint64, classes int) *adversary {
+func newAdversary(lc LADDConfig, teacher *models.Denoiser, tNet models.Backbone, t Teacher, seed uint64, classes int) *adversary {
 	return &adversary{lc: lc, teacher: teacher, tNet: tNet, heads: &models.Builder{Seed: seed ^ 0x1add},
 		conv: models.ConvImpl(t.Model.Conv), classes: classes}
 }

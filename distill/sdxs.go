@@ -46,7 +46,7 @@ type SDXS struct {
 	tMax    float64
 	student *models.Denoiser
 	teacher *models.Denoiser
-	tNet    *models.UNet
+	tNet    models.Backbone
 	classes int
 	cStep   *trainer.Step
 	gStep   *trainer.Step

@@ -107,7 +107,7 @@ func SameArchitecture(student, teacher models.Config) string {
 // and the frozen teacher (/teacher) with its U-Net (for feature taps).
 type nets struct {
 	student, teacher *models.Denoiser
-	tNet             *models.UNet
+	tNet             models.Backbone
 }
 
 // prepareStudent checks that the student can start from the teacher (same architecture up to
@@ -145,11 +145,11 @@ func prepareStudent(store *model.Store, cfg Config, teacher Teacher, job trainer
 	if err != nil {
 		return nets{}, err
 	}
-	sNet.Frozen = true
+	sNet.Params().Frozen = true
 	if n.teacher, n.tNet, err = models.NewDenoiser(teacher.Model, teacher.Diffusion, job.Seed); err != nil {
 		return nets{}, err
 	}
-	n.tNet.Frozen = true
+	n.tNet.Params().Frozen = true
 	n.student = student
 	return n, nil
 }

@@ -26,7 +26,7 @@ func netStore(mc models.Config, side, channels int, seed uint64) (store *model.S
 	if err := mc.CheckInput(side); err != nil {
 		return nil, err
 	}
-	u, err := models.NewUNet(mc, seed)
+	u, err := models.NewBackbone(mc, seed)
 	if err != nil {
 		return nil, err
 	}

@@ -72,7 +72,7 @@ func New(m *export.Model, backend compute.Backend) (*Generator, error) {
 	if err != nil {
 		return nil, err
 	}
-	unet.Frozen = true // every weight comes from the file
+	unet.Params().Frozen = true // every weight comes from the file
 	store := model.NewStore()
 	for _, name := range m.Names() {
 		v, err := store.CreateVariable("/"+scope+"/"+name, m.Tensors[name])

@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"math"
 	"bytes"
 	"context"
 	"errors"
@@ -304,7 +305,7 @@ func TestExportONNXNeedsONNXRuntime(t *testing.T) {
 
 // textModelFile trains a tiny caption-conditioned model on the fixture's MNIST split for 4 steps
 // and exports its EMA weights to path.
-func textModelFile(t *testing.T, path string) *export.Model {
+func textModelFile(t *testing.T, path string, edits ...func(*trainer.Job)) *export.Model {
 	t.Helper()
 	job := tinyJob(filepath.Join(t.TempDir(), "text"), fixture.job.Data.Train, 4)
 	vocab, names, err := data.ReadTextMeta(job.Data.Train)
@@ -314,6 +315,9 @@ func textModelFile(t *testing.T, path string) *export.Model {
 	job.Data.Condition, job.Data.MaxTokens = data.ConditionCaption, 6
 	job.Model.Text = models.TextConfig{Source: models.TextLearned, Layers: 1, Width: 16, Heads: 2, MaxTokens: 6, Vocab: vocab,
 		ClassNames: names, CrossAttentionResolutions: []int{8}, MidCross: true}
+	for _, edit := range edits {
+		edit(&job)
+	}
 	backend, err := compute.NewWithConfig("go")
 	if err != nil {
 		t.Fatal(err)
@@ -369,5 +373,46 @@ func TestGeneratePrompts(t *testing.T) {
 	want[0] = int32(g.Model().Model.NumClasses)
 	if !slices.Equal(cond, want) {
 		t.Errorf("empty prompt's condition %v, want %v", cond, want)
+	}
+}
+
+// onDiT turns a test job into a 2-block caption-conditioned DiT (4×4 patches, width 16).
+func onDiT(job *trainer.Job) {
+	job.Model.Arch, job.Model.PatchSize = models.ArchDiT, 4
+	job.Model.DiT = models.DiTConfig{Hidden: 16, Depth: 2, Heads: 2, MLPRatio: 2}
+}
+
+// TestGenerateDiT: an exported caption-conditioned DiT (model.arch dit) generates from prompts with
+// the file alone; an image does not depend on the rest of its batch (beyond float summation order,
+// 1e-4) and different prompts give different images.
+func TestGenerateDiT(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "dit.safetensors")
+	m := textModelFile(t, file, onDiT)
+	if m.Model.Arch != models.ArchDiT {
+		t.Fatalf("exported arch %q", m.Model.Arch)
+	}
+	g, err := Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompts, seeds := []string{"the digit 1", "a handwritten seven", ""}, []uint64{4, 5, 6}
+	imgs, err := g.GeneratePrompts(prompts, seeds, Options{Steps: 3, CFG: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := g.GeneratePrompts(prompts[:2], seeds[:2], Options{Steps: 3, CFG: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(again)
+	var diff float64
+	for i := range again {
+		diff = max(diff, math.Abs(float64(imgs[i]-again[i])))
+	}
+	if diff > 1e-4 {
+		t.Fatalf("DiT generation depends on the batch: max difference %g", diff)
+	}
+	if slices.Equal(imgs[:n/2], imgs[n/2:n]) {
+		t.Fatal("two prompts give the same image")
 	}
 }

@@ -31,6 +31,13 @@ func TestExportONNXRoundTripText(t *testing.T) {
 	onnxRoundTrip(t, file, []string{"the digit 1", "a handwritten seven"})
 }
 
+// TestExportONNXRoundTripDiT: the same for the caption-conditioned transformer (model.arch dit).
+func TestExportONNXRoundTripDiT(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "dit.safetensors")
+	textModelFile(t, file, onDiT)
+	onnxRoundTrip(t, file, []string{"the digit 1", "a handwritten seven"})
+}
+
 func onnxRoundTrip(t *testing.T, file string, prompts []string) {
 	lib := os.Getenv("FEWSTEP_ONNXRUNTIME")
 	if lib == "" {

@@ -9,7 +9,9 @@ import (
 // Config is the `model:` section of a run config: a class-conditional U-Net denoiser
 // (Ronneberger et al. 2015; the DDPM variant of Ho et al., arXiv 2006.11239).
 type Config struct {
-	// Arch names the architecture; only "unet" exists today.
+	// Arch names the architecture: "unet" (the keys below through pixel_head) or "dit" (the
+	// transformer of DiT; its keys under `dit:`, with patch_size, time_features, num_classes,
+	// drop_blocks and text shared).
 	Arch string `mapstructure:"arch"`
 	// BaseChannels is the channel count of the first level (and of the stem conv).
 	BaseChannels int `mapstructure:"base_channels"`
@@ -49,15 +51,23 @@ type Config struct {
 	// skip path (identity, or its 1×1 skip conv where the channels change); a removed attention
 	// layer is the identity.
 	DropBlocks []string `mapstructure:"drop_blocks"`
-	// Text is the caption encoder and the U-Net's cross-attention (part 13); off by default.
+	// Text is the caption encoder and the network's cross-attention (part 13); off by default.
 	Text TextConfig `mapstructure:"text"`
+	// DiT is the transformer of model.arch dit.
+	DiT DiTConfig `mapstructure:"dit"`
 }
 
-// BlockNames lists the removable blocks of a config, from input to output: down<l>/res<i> and
+// BlockNames lists the removable blocks of a config, from input to output. DiT: block<i>. U-Net: down<l>/res<i> and
 // down<l>/attn<i> (attention exists only at AttentionResolutions), mid/res0, mid/attn (with
 // MidAttention), mid/res1, up<l>/res<i>.
 func (c Config) BlockNames() []string {
 	var names []string
+	if c.Arch == ArchDiT { // whole transformer blocks (SDXS's block removal on a transformer)
+		for i := range c.DiT.Depth {
+			names = append(names, fmt.Sprintf("block%d", i))
+		}
+		return names
+	}
 	for l := range c.ChannelMult {
 		for i := range c.NumResBlocks {
 			names = append(names, fmt.Sprintf("down%d/res%d", l, i), fmt.Sprintf("down%d/attn%d", l, i))
@@ -108,6 +118,7 @@ func DefaultConfig() Config {
 		Conv:                 string(ConvAuto),
 		PatchSize:            1,
 		Text:                 DefaultTextConfig(),
+		DiT:                  DefaultDiTConfig(),
 	}
 }
 
@@ -116,8 +127,12 @@ var ConvImpls = []string{string(ConvAuto), string(ConvIm2Col), string(ConvNative
 
 // Validate checks every key; errors name the key as "model.<key>".
 func (c Config) Validate() error {
-	if c.Arch != "unet" {
-		return fmt.Errorf("model.arch: unknown architecture %q (known: unet)", c.Arch)
+	switch c.Arch {
+	case ArchUNet:
+	case ArchDiT:
+		return c.validateDiT()
+	default:
+		return fmt.Errorf("model.arch: unknown architecture %q (known: unet, dit)", c.Arch)
 	}
 	for _, kv := range []struct {
 		key string
@@ -169,11 +184,40 @@ func (c Config) Validate() error {
 	return c.Text.validate(c)
 }
 
-// CheckInput verifies that an image side fits the U-Net: it must halve evenly at every level.
+// validateDiT checks the keys a DiT reads.
+func (c Config) validateDiT() error {
+	for _, kv := range []struct {
+		key string
+		v   int
+	}{{"time_features", c.TimeFeatures}, {"num_classes", c.NumClasses}, {"patch_size", c.PatchSize}} {
+		if kv.v <= 0 {
+			return fmt.Errorf("model.%s: must be positive, got %d", kv.key, kv.v)
+		}
+	}
+	if c.TimeFeatures%2 != 0 {
+		return fmt.Errorf("model.time_features: must be even, got %d", c.TimeFeatures)
+	}
+	if err := c.DiT.validate(c); err != nil {
+		return err
+	}
+	names := c.BlockNames()
+	for _, b := range c.DropBlocks {
+		if !slices.Contains(names, b) {
+			return fmt.Errorf("model.drop_blocks: unknown block %q (known: %v)", b, names)
+		}
+	}
+	return c.Text.validate(c)
+}
+
+// CheckInput verifies that an image side fits the network: divisible by the patch size and, for
+// the U-Net, halving evenly at every level.
 func (c Config) CheckInput(side int) error {
 	levels := len(c.ChannelMult)
 	if side%c.PatchSize != 0 {
 		return fmt.Errorf("image side %d is not divisible by model.patch_size %d", side, c.PatchSize)
+	}
+	if c.Arch == ArchDiT {
+		return nil
 	}
 	if (side/c.PatchSize)%(1<<(levels-1)) != 0 {
 		return fmt.Errorf("image side %d / patch_size %d is not divisible by 2^%d (model.channel_mult has %d levels)", side, c.PatchSize, levels-1, levels)

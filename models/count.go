@@ -26,7 +26,7 @@ func CountForward(backend compute.Backend, mc Config, dc DiffusionConfig, side, 
 		return 0, 0, err
 	}
 	out, err := e.Call1(tensors.FromFlatDataAndDimensions(make([]float32, side*side*channels), 1, side, side, channels),
-		tensors.FromFlatDataAndDimensions([]float32{0.5}, 1), tensors.FromFlatDataAndDimensions([]int32{0}, 1))
+		tensors.FromFlatDataAndDimensions([]float32{0.5}, 1), countCond(mc))
 	if err != nil {
 		return 0, 0, fmt.Errorf("count %v: %w", mc.DropBlocks, err)
 	}
@@ -36,5 +36,21 @@ func CountForward(backend compute.Backend, mc Config, dc DiffusionConfig, side, 
 	for v := range store.IterVariables() {
 		params += v.Shape().Size()
 	}
-	return params, u.FLOPs, nil
+	return params, u.Params().FLOPs, nil
+}
+
+// countCond is a one-example condition: class 0 and, for a text model, a caption of MaxTokens
+// tokens (FLOPs do not depend on the ids), or a zero embedding.
+func countCond(mc Config) *tensors.Tensor {
+	cw := mc.CondWidth()
+	if cw == 1 {
+		return tensors.FromFlatDataAndDimensions([]int32{0}, 1)
+	}
+	row := make([]int32, cw)
+	if !mc.Text.Column() {
+		for i := range row[1:] {
+			row[1+i] = int32(min(2, mc.Text.VocabSize()-1))
+		}
+	}
+	return tensors.FromFlatDataAndDimensions(row, 1, cw)
 }

@@ -17,16 +17,34 @@ type Denoiser struct {
 	Schedule   Schedule
 }
 
-// NewDenoiser builds the U-Net denoiser of a model and diffusion config.
-func NewDenoiser(mc Config, dc DiffusionConfig, seed uint64) (*Denoiser, *UNet, error) {
+// Backbone is a denoiser network of model.arch (UNet, DiT): one Net signature, named feature taps
+// (Config.TapNames; LADD's heads and SDXS's feature matching read them) and the parameter builder
+// (Frozen, FLOPs).
+type Backbone interface {
+	Net(scope *model.Scope, xt, t, cond *Node) *Node
+	// Features runs Net and returns the named taps in order, each a channels-first map [C, B, h, w].
+	Features(scope *model.Scope, xt, t, cond *Node, names []string) []*Node
+	Params() *Builder
+}
+
+// NewBackbone validates mc and returns the network of model.arch.
+func NewBackbone(mc Config, seed uint64) (Backbone, error) {
+	if mc.Arch == ArchDiT {
+		return NewDiT(mc, seed)
+	}
+	return NewUNet(mc, seed)
+}
+
+// NewDenoiser builds the denoiser (network of model.arch) of a model and diffusion config.
+func NewDenoiser(mc Config, dc DiffusionConfig, seed uint64) (*Denoiser, Backbone, error) {
 	if err := dc.Validate(); err != nil {
 		return nil, nil, err
 	}
-	u, err := NewUNet(mc, seed)
+	net, err := NewBackbone(mc, seed)
 	if err != nil {
 		return nil, nil, err
 	}
-	return &Denoiser{Net: u.Net, Prediction: Prediction(dc.Prediction), Schedule: dc.Sched()}, u, nil
+	return &Denoiser{Net: net.Net, Prediction: Prediction(dc.Prediction), Schedule: dc.Sched()}, net, nil
 }
 
 // Denoise returns (x̂0, ε̂) for x_t at times t. xt: [B, H, W, C], t: [B], cond: [B] int32.

@@ -76,6 +76,14 @@ type TextConfig struct {
 	// carries it with the weights. Its length is the size of the token table (set at import with
 	// `fewstep data … -vocab-size N`).
 	Vocab []string `mapstructure:"vocab"`
+	// VocabSizeOverride is the token table's size when Vocab is empty (`vocab_size`: benchmarks
+	// and synthetic data; ids must stay below it); with a vocabulary it must be 0 or equal.
+	VocabSizeOverride int `mapstructure:"vocab_size"`
+	// NoStartToken drops the learned start token that is otherwise prepended and never masked
+	// (so the empty caption encodes to the start token's features). Without it (RefDiT-S's encoder)
+	// an all-padding caption attends to nothing: attention outputs over it are 0 and its pooled
+	// vector is 0.
+	NoStartToken bool `mapstructure:"no_start_token"`
 	// ClassNames are the training data's class names (metadata), filled with Vocab: prompts that
 	// name a class (its name or a caption template) get that label in `sample -out DIR/` and eval.
 	ClassNames []string `mapstructure:"class_names"`
@@ -88,6 +96,14 @@ type TextConfig struct {
 	// WithClass conditions on the class label as well as the caption (both in one run); off, the
 	// class is always the null class and the caption alone conditions.
 	WithClass bool `mapstructure:"with_class"`
+}
+
+// VocabSize is the token table's size: len(Vocab), or vocab_size without a vocabulary.
+func (t TextConfig) VocabSize() int {
+	if len(t.Vocab) > 0 {
+		return len(t.Vocab)
+	}
+	return t.VocabSizeOverride
 }
 
 // On reports whether the model is conditioned on text (learned from captions or precomputed).
@@ -127,7 +143,7 @@ func (t TextConfig) validate(c Config) error {
 		key string
 		v   int
 	}{{"layers", t.Layers}, {"width", t.Width}, {"heads", t.Heads}, {"max_tokens", t.MaxTokens}, {"embedding_tokens", t.EmbeddingTokens}} {
-		if kv.v <= 0 {
+		if kv.v <= 0 && (kv.key != "embedding_tokens" || t.Column()) {
 			return fmt.Errorf("model.text.%s: must be positive, got %d", kv.key, kv.v)
 		}
 	}
@@ -137,11 +153,14 @@ func (t TextConfig) validate(c Config) error {
 	if n := len(t.Vocab); n == 1 {
 		return fmt.Errorf("model.text.vocab: %d tokens, want none (filled from the data) or >= 2", n)
 	}
+	if v := t.VocabSizeOverride; v < 0 || v > 0 && len(t.Vocab) > 0 && v != len(t.Vocab) {
+		return fmt.Errorf("model.text.vocab_size: %d disagrees with the %d-token vocabulary", v, len(t.Vocab))
+	}
 	if t.Width%t.Heads != 0 {
 		return fmt.Errorf("model.text.heads: %d does not divide width %d", t.Heads, t.Width)
 	}
 	for i, m := range c.ChannelMult {
-		if ch := m * c.BaseChannels; ch%t.Heads != 0 {
+		if ch := m * c.BaseChannels; ch%t.Heads != 0 && c.Arch != ArchDiT {
 			return fmt.Errorf("model.text.heads: %d does not divide the %d channels of level %d", t.Heads, ch, i)
 		}
 	}
@@ -159,8 +178,11 @@ type TextFeatures struct {
 	Tokens *Node
 	// Mask: [B, 1+L] bool, true for the start token and the non-padding caption tokens.
 	Mask *Node
-	// Pooled: [B, D], the mean of Tokens over Mask.
+	// Pooled: [B, D], the mean of Tokens over Mask (0 for an empty caption).
 	Pooled *Node
+	// MaybeEmpty: a row of Mask may be all false (no start token): attention to such a caption
+	// outputs 0 (its output projection's bias alone).
+	MaybeEmpty bool
 }
 
 // TextEncoder maps caption token ids to features: token embedding + learned positions, N pre-LN
@@ -183,44 +205,51 @@ func (b *Builder) TextEncoder(scope *model.Scope, tc TextConfig, vocab int, toke
 	dims := tokens.Shape().Dimensions
 	bsz, l := dims[0], dims[1]
 	d := tc.Width
-	var x, mask *Node // mask: [B, 1+L], true for the start token and every non-padding token
-	npos := 1 + tc.MaxTokens
+	var x, mask *Node // mask: [B, (1+)L], true for the start token and every non-padding token
+	npos := tc.MaxTokens
 	if tc.Column() {
 		if l != tc.EmbeddingDim {
 			exceptions.Panicf("TextEncoder: %d embedding values, model.text.embedding_dim is %d", l, tc.EmbeddingDim)
 		}
 		e := MulScalar(ConvertDType(tokens, dtypes.Float32), 1.0/EmbeddingScale)
 		l = tc.EmbeddingTokens
-		npos = 1 + l
+		npos = l
 		x = b.Dense(scope.In("project"), Reshape(e, bsz, l, tc.EmbeddingDim/l), d, InitFanIn) // [B, T, D]
-		mask = BroadcastToDims(Const(g, true), bsz, 1+l)
+		mask = BroadcastToDims(Const(g, true), bsz, l)
 	} else {
 		if l > tc.MaxTokens {
 			exceptions.Panicf("TextEncoder: %d tokens, model.text.max_tokens is %d", l, tc.MaxTokens)
 		}
 		table := b.Param(scope.In("token"), g, "table", InitNormal, 0.02, vocab, d)
-		onehot := OneHot(tokens, vocab, dtypes.Float32) // [B, L, V]
-		b.FLOPs += 2 * int64(bsz*l) * int64(vocab) * int64(d)
+		onehot := OneHot(tokens, vocab, dtypes.Float32) // [B, L, V]: a lookup (not counted in FLOPs, as an embedding layer)
 		x = Reshape(Dot(Reshape(onehot, bsz*l, vocab), table).Product(), bsz, l, d)
-		withStart := Concatenate([]*Node{OnesLike(Slice(tokens, AxisRange(), AxisRange(0, 1))), tokens}, 1)
-		mask = NotEqual(withStart, ScalarZero(g, tokens.DType()))
+		mask = NotEqual(tokens, ScalarZero(g, tokens.DType()))
 	}
-	start := b.Param(scope.In("start"), g, "token", InitNormal, 0.02, d)
-	x = Concatenate([]*Node{BroadcastToDims(Reshape(start, 1, 1, d), bsz, 1, d), x}, 1) // [B, 1+L, D]
+	if !tc.NoStartToken {
+		start := b.Param(scope.In("start"), g, "token", InitNormal, 0.02, d)
+		x = Concatenate([]*Node{BroadcastToDims(Reshape(start, 1, 1, d), bsz, 1, d), x}, 1) // [B, 1+L, D]
+		mask = Concatenate([]*Node{BroadcastToDims(Const(g, true), bsz, 1), mask}, 1)
+		l, npos = l+1, npos+1
+	}
 	pos := b.Param(scope.In("position"), g, "table", InitNormal, 0.02, npos, d)
-	x = Add(x, ExpandAxes(Slice(pos, AxisRange(0, 1+l)), 0))
+	x = Add(x, ExpandAxes(Slice(pos, AxisRange(0, l)), 0))
+	empty := tc.NoStartToken && !tc.Column() // an all-padding caption has no key at all
 	for i := range tc.Layers {
 		s := scope.In("layer%d", i)
 		h := b.LayerNorm(s.In("norm1"), x)
-		x = Add(x, b.attention(s.In("attn"), h, h, mask, tc.Heads, InitFanIn))
+		x = Add(x, b.attention(s.In("attn"), h, h, mask, tc.Heads, InitFanIn, empty))
 		h = b.LayerNorm(s.In("norm2"), x)
 		h = b.Dense(s.In("mlp1"), h, 4*d, InitFanIn)
 		x = Add(x, b.Dense(s.In("mlp2"), SiLU(h), d, InitFanIn))
 	}
 	x = b.LayerNorm(scope.In("final_norm"), x)
 	m := ConvertDType(mask, dtypes.Float32)
-	pooled := Div(ReduceSum(Mul(x, ExpandAxes(m, -1)), 1), ExpandAxes(ReduceSum(m, 1), -1))
-	return TextFeatures{Tokens: x, Mask: mask, Pooled: pooled}
+	count := ReduceSum(m, 1)
+	if empty {
+		count = Max(count, OnesLike(count)) // the empty caption pools to 0
+	}
+	pooled := Div(ReduceSum(Mul(x, ExpandAxes(m, -1)), 1), ExpandAxes(count, -1))
+	return TextFeatures{Tokens: x, Mask: mask, Pooled: pooled, MaybeEmpty: empty}
 }
 
 // LayerNorm normalizes over the last axis with a learned gain (1) and offset (0). x: [..., D].
@@ -235,8 +264,9 @@ func (b *Builder) LayerNorm(scope *model.Scope, x *Node) *Node {
 // values kv: [B, L, Dkv] with keyMask: [B, L] bool (false: ignored; every row needs one true):
 // projections q·Wq, kv·Wk, kv·Wv to Dq channels, softmax(QKᵀ/√d + mask)·V per head, output
 // projection (init outInit) → [B, S, Dq]. Masked keys get a score of −1e9, so their weight is
-// exactly 0 in float32.
-func (b *Builder) attention(scope *model.Scope, q, kv, keyMask *Node, heads int, outInit Init) *Node {
+// exactly 0 in float32. With maybeEmpty, rows whose keys are all masked get weights 0 (not the
+// uniform softmax over padding).
+func (b *Builder) attention(scope *model.Scope, q, kv, keyMask *Node, heads int, outInit Init, maybeEmpty bool) *Node {
 	qd, kd := q.Shape().Dimensions, kv.Shape().Dimensions
 	bsz, s, c, l := qd[0], qd[1], qd[2], kd[1]
 	d := c / heads
@@ -251,7 +281,13 @@ func (b *Builder) attention(scope *model.Scope, q, kv, keyMask *Node, heads int,
 	bias := Where(keyMask, ZerosLike(ConvertDType(keyMask, scores.DType())), OnesLike(ConvertDType(keyMask, scores.DType())))
 	bias = MulScalar(bias, -1e9)                                                                    // [B, L]
 	bias = Reshape(BroadcastToDims(Reshape(bias, bsz, 1, 1, l), bsz, heads, 1, l), bsz*heads, 1, l) // [B·heads, 1, L]
-	att := DotGeneral(Softmax(Add(scores, bias), -1), []int{2}, []int{0}, vh, []int{1}, []int{0})   // [B·heads, S, d]
+	weights := Softmax(Add(scores, bias), -1)
+	if maybeEmpty {
+		any := ReduceMax(ConvertDType(keyMask, scores.DType()), 1) // [B]: 1 if some key is kept
+		any = Reshape(BroadcastToDims(Reshape(any, bsz, 1, 1, 1), bsz, heads, 1, 1), bsz*heads, 1, 1)
+		weights = Mul(weights, any)
+	}
+	att := DotGeneral(weights, []int{2}, []int{0}, vh, []int{1}, []int{0}) // [B·heads, S, d]
 	att = Reshape(TransposeAllAxes(Reshape(att, bsz, heads, s, d), 0, 2, 1, 3), bsz, s, c)
 	return b.Dense(scope.In("out"), att, c, outInit)
 }
@@ -267,7 +303,7 @@ func (b *Builder) CrossAttention(scope *model.Scope, x *Node, text TextFeatures,
 		exceptions.Panicf("CrossAttention: %d channels not divisible by %d heads", c, heads)
 	}
 	q := TransposeAllAxes(Reshape(b.GroupNorm(scope.In("norm"), x, groups), c, bsz, h*w), 1, 2, 0) // [B, S, C]
-	out := b.attention(scope, q, text.Tokens, text.Mask, heads, InitZeros)                         // [B, S, C]
+	out := b.attention(scope, q, text.Tokens, text.Mask, heads, InitZeros, text.MaybeEmpty)        // [B, S, C]
 	return Add(x, Reshape(TransposeAllAxes(out, 2, 0, 1), c, bsz, h, w))
 }
 

@@ -30,11 +30,17 @@ type UNet struct {
 // LADD's heads project on it, as on the class).
 const TapText = "text"
 
-// TapNames lists the feature taps of a config, from input to output: "down<l>" (end of encoder
+// TapNames lists the feature taps of a config, from input to output. DiT: "block<i>". U-Net: "down<l>" (end of encoder
 // level l, before downsampling), "mid" (after the middle block), "up<l>" (end of decoder level l,
 // before upsampling).
 func (cfg Config) TapNames() []string {
 	var names []string
+	if cfg.Arch == ArchDiT { // block<i>: the output of transformer block i
+		for i := range cfg.DiT.Depth {
+			names = append(names, fmt.Sprintf("block%d", i))
+		}
+		return names
+	}
 	for l := range cfg.ChannelMult {
 		names = append(names, fmt.Sprintf("down%d", l))
 	}
@@ -48,15 +54,23 @@ func (cfg Config) TapNames() []string {
 // Features runs Net and returns the feature maps of the named taps in the order asked, each
 // [C, B, h, w]. It panics on an unknown tap name (configs validate them against TapNames).
 func (u *UNet) Features(scope *model.Scope, x, t, cond *Node, names []string) []*Node {
+	return features(&u.Tap, u.Net, u.Cfg, scope, x, t, cond, names)
+}
+
+// Params returns the U-Net's parameter builder (Backbone).
+func (u *UNet) Params() *Builder { return u.Builder }
+
+// features runs net with *tap collecting every tap, then returns the named ones in order.
+func features(tap *func(string, *Node), net Net, cfg Config, scope *model.Scope, x, t, cond *Node, names []string) []*Node {
 	got := map[string]*Node{}
-	prev := u.Tap
-	u.Tap = func(name string, h *Node) { got[name] = h }
-	u.Net(scope, x, t, cond)
-	u.Tap = prev
+	prev := *tap
+	*tap = func(name string, h *Node) { got[name] = h }
+	net(scope, x, t, cond)
+	*tap = prev
 	out := make([]*Node, len(names))
 	for i, n := range names {
 		if out[i] = got[n]; out[i] == nil {
-			panic(fmt.Sprintf("unknown feature tap %q (known: %v)", n, u.Cfg.TapNames()))
+			panic(fmt.Sprintf("unknown feature tap %q (known: %v)", n, cfg.TapNames()))
 		}
 	}
 	return out
@@ -95,10 +109,10 @@ func (u *UNet) Net(scope *model.Scope, x, t, cond *Node) *Node {
 	case !cfg.Text.On() && tokens != nil:
 		exceptions.Panicf("UNet: the condition %s carries tokens but model.text.source is %q", cond.Shape(), cfg.Text.Source)
 	case tokens != nil:
-		if !cfg.Text.Column() && len(cfg.Text.Vocab) < 2 {
+		if !cfg.Text.Column() && cfg.Text.VocabSize() < 2 {
 			exceptions.Panicf("UNet: model.text.vocab is empty (configs.Load fills it from the training data's metadata)")
 		}
-		text = u.TextEncoder(scope.In("text"), cfg.Text, len(cfg.Text.Vocab), tokens)
+		text = u.TextEncoder(scope.In("text"), cfg.Text, cfg.Text.VocabSize(), tokens)
 		u.tap(TapText, text.Pooled)
 	}
 	embAct := SiLU(u.embedding(scope.In("embed"), t, class, text.Pooled)) // computed once, read by every block

@@ -55,10 +55,14 @@ func Bench(backend compute.Backend, mc models.Config, dc models.DiffusionConfig,
 		}
 		return out
 	}
-	b := &Batch{B: o.Batch, H: o.Side, W: o.Side, C: o.Channels, X0: normals(n), Cond: make([]int32, o.Batch), T: make([]float32, o.Batch)}
+	cw := mc.CondWidth()
+	b := &Batch{B: o.Batch, H: o.Side, W: o.Side, C: o.Channels, X0: normals(n), Cond: make([]int32, o.Batch*cw), T: make([]float32, o.Batch), CondWidth: cw}
 	for j := range b.T {
 		b.T[j] = float32(rng.Float64())
-		b.Cond[j] = int32(rng.IntN(mc.NumClasses + 1))
+		b.Cond[j*cw] = int32(rng.IntN(mc.NumClasses + 1))
+	}
+	if mc.Text.On() {
+		BenchCaptions(b.Cond, mc, rng)
 	}
 	r := &BenchResult{Batch: o.Batch}
 	if !o.ForwardOnly {
@@ -88,7 +92,7 @@ func Bench(backend compute.Backend, mc models.Config, dc models.DiffusionConfig,
 	}
 	xt := tensors.FromFlatDataAndDimensions(normals(n), o.Batch, o.Side, o.Side, o.Channels)
 	tt := tensors.FromFlatDataAndDimensions(b.T, o.Batch)
-	ct := tensors.FromFlatDataAndDimensions(b.Cond, o.Batch)
+	ct := b.CondTensor()
 	var fwdGraph *Graph
 	if r.ForwardMS, err = timeMedian(o.Warmup, o.Steps, func(int) error {
 		outs, g, err := fwd.CallWithGraph(xt, tt, ct)
@@ -105,7 +109,7 @@ func Bench(backend compute.Backend, mc models.Config, dc models.DiffusionConfig,
 			return nil, err
 		}
 	}
-	r.PeakRSSMB, r.ForwardGFLOP, r.Params = peakRSSMB(), float64(unet.FLOPs)/1e9, paramCount(store)
+	r.PeakRSSMB, r.ForwardGFLOP, r.Params = peakRSSMB(), float64(unet.Params().FLOPs)/1e9, paramCount(store)
 	r.TrainGFLOP = 3 * r.ForwardGFLOP
 	if r.TrainStepMS > 0 {
 		r.ImgPerS = float64(o.Batch) / (r.TrainStepMS / 1000)
@@ -171,4 +175,27 @@ func peakRSSMB() float64 {
 func (r *BenchResult) String() string {
 	return fmt.Sprintf("batch=%d train_step_ms=%.1f forward_ms=%.1f img_per_s=%.1f gflops=%.1f peak_rss_mb=%.0f",
 		r.Batch, r.TrainStepMS, r.ForwardMS, r.ImgPerS, r.GFLOPS, r.PeakRSSMB)
+}
+
+// BenchCaptions fills the caption part of condition rows cond ([N, CondWidth] flattened) as
+// torch_refdit.py draws them: random token ids in [2, vocab) with a random length 1…L, 10% of
+// the rows the empty caption; under model.text.source column, random embeddings.
+func BenchCaptions(cond []int32, mc models.Config, rng *rand.Rand) {
+	cw := mc.CondWidth()
+	for j := range len(cond) / cw {
+		row := cond[j*cw+1 : (j+1)*cw]
+		if mc.Text.Column() {
+			for i := range row {
+				row[i] = int32(rng.NormFloat64() * models.EmbeddingScale)
+			}
+			continue
+		}
+		n := 1 + rng.IntN(len(row))
+		if rng.Float64() < 0.1 {
+			n = 0
+		}
+		for i := range n {
+			row[i] = int32(2 + rng.IntN(mc.Text.VocabSize()-2))
+		}
+	}
 }

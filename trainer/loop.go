@@ -442,7 +442,7 @@ func GridSampler(backend compute.Backend, store *model.Store, job Job) (*samplin
 	if err != nil {
 		return nil, err
 	}
-	unet.Frozen = true
+	unet.Params().Frozen = true
 	scope := EMAScope
 	if !job.Sample.UseEMA {
 		scope = ModelScope

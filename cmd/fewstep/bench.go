@@ -13,7 +13,7 @@ import (
 )
 
 func cmdBench(args []string) error {
-	fs := newFlagSet("bench", "bench [-config bench-refunet-s] [-batch 64] [-warmup 3] [-steps 20] [-name refunet-s] [-forward-only] [-cpuprofile F] [-dump-onnx DIR]")
+	fs := newFlagSet("bench", "bench [-config bench-refunet-s] [-batch 64] [-warmup 3] [-steps 20] [-name refunet-s] [-forward-only] [-side N] [-channels N] [-cpuprofile F] [-dump-onnx DIR]")
 	config := fs.String("config", "bench-refunet-s", "embedded config name or YAML file of the model to time")
 	batch := fs.Int("batch", 0, "batch size (default: the config's trainer.batch_size)")
 	warmup := fs.Int("warmup", 3, "untimed warm-up steps")
@@ -22,6 +22,8 @@ func cmdBench(args []string) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the timed steps to this file")
 	dumpONNX := fs.String("dump-onnx", "", "ONNX Runtime backend: save the compiled train-step and forward graphs as DIR/NAME-{train,forward}.onnx (for scripts/ort-profile.mjs)")
 	forwardOnly := fs.Bool("forward-only", false, "time only the forward pass")
+	side := fs.Int("side", 0, "input side (default: data.image_size)")
+	channels := fs.Int("channels", 0, "input channels (default: data.channels; 4 for the latent input of bench-refdit-s)")
 	var sets multiFlag
 	fs.Var(&sets, "set", "override a config key: section.key=value (repeatable)")
 	if help, err := parseFlags(fs, args); help || err != nil {
@@ -48,6 +50,12 @@ func cmdBench(args []string) error {
 	if *name == "" {
 		*name = cfg.Run.Name
 	}
+	if *side <= 0 {
+		*side = cfg.Data.ImageSize
+	}
+	if *channels <= 0 {
+		*channels = cfg.Data.Channels
+	}
 	backend, err := engine.New()
 	if err != nil {
 		return err
@@ -61,7 +69,7 @@ func cmdBench(args []string) error {
 	}
 	fmt.Printf("bench %s: backend %s, batch %d, %d warm-up + %d timed steps\n", *name, backend.Description(), *batch, *warmup, *steps)
 	r, err := trainer.Bench(backend, cfg.Model, cfg.Diffusion, cfg.Trainer, trainer.BenchOptions{Batch: *batch,
-		Side: cfg.Data.ImageSize, Channels: cfg.Data.Channels, Warmup: *warmup, Steps: *steps, ForwardOnly: *forwardOnly,
+		Side: *side, Channels: *channels, Warmup: *warmup, Steps: *steps, ForwardOnly: *forwardOnly,
 		OnGraph: onGraph})
 	if err != nil {
 		return err

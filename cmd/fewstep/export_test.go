@@ -210,3 +210,35 @@ func TestTextModelPromptsExportSample(t *testing.T) {
 		t.Errorf("sample -prompts missing file: exit code %d, want 2", code)
 	}
 }
+
+// TestDiTExportSample: a transformer smoke run (model.arch dit, set from the command line) trains,
+// exports with the transformer's tensor names, and `sample -model` draws the same grid as `sample
+// -run`, byte for byte.
+func TestDiTExportSample(t *testing.T) {
+	dir := t.TempDir()
+	full := filepath.Join(dir, "mnist-test.parquet")
+	if code := run([]string{"data", "import", "mnist", "-split", "test", "-out", full}); code != 0 {
+		t.Fatalf("data import: exit code %d", code)
+	}
+	sets := []string{"-set", "data.train=" + full, "-set", "run.out_dir=" + dir, "-set", "run.name=dit", "-set", "trainer.steps=4",
+		"-set", "model.arch=dit", "-set", "model.patch_size=4", "-set", "model.dit.hidden=16", "-set", "model.dit.depth=2",
+		"-set", "model.dit.heads=2", "-set", "model.dit.mlp_ratio=2"}
+	if code := run(append([]string{"train", "-config", "smoke"}, sets...)); code != 0 {
+		t.Fatalf("train: exit code %d", code)
+	}
+	runDir := filepath.Join(dir, "dit")
+	file := filepath.Join(dir, "dit.safetensors")
+	if code := run([]string{"export", "-run", runDir, "-out", file}); code != 0 {
+		t.Fatalf("export: exit code %d", code)
+	}
+	m, err := export.ReadModel(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"patch/weight", "block0/ada/weight", "block1/attn/qkv/weight", "block1/mlp2/bias", "final/linear/weight", "class/table"} {
+		if _, ok := m.Tensors[name]; !ok {
+			t.Errorf("exported DiT lacks tensor %s", name)
+		}
+	}
+	sameGrid(t, dir, runDir, file, "-class", "3", "-n", "4", "-steps", "2", "-seed", "5")
+}
