@@ -1,11 +1,11 @@
 package generate
 
 import (
-	"math"
 	"bytes"
 	"context"
 	"errors"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
