@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `make bench`: time the RefUNet-S training step and forward pass at batch 64 on each backend
+# `make bench`: time the RefUNet-S and RefDiT-S training steps and forward passes at batch 64 on each backend
 # built here (pure Go; ONNX Runtime after `make onnxruntime build-onnx`), the default MNIST
 # teacher, the data loader, and — when Debian's python3-torch is installed — the PyTorch anchor
-# (../shared/anchors/torch_refunet.py), run alternately with fewstep's runs, with the ratios.
+# (../shared/anchors/torch_refunet.py, torch_refdit.py), run alternately with fewstep's runs, with
+# the ratios.
 # Ends with the machine-readable `bench model=refunet-s …` line of the default (pure-Go) backend.
 # BENCH_STEPS (default 20) timed steps per run; BENCH_ROUNDS (default 2) ONNX Runtime/PyTorch pairs.
 set -euo pipefail
@@ -12,27 +13,35 @@ BIN=${BIN:-bin/fewstep}
 [ -x "$BIN" ] || go build -o "$BIN" ./cmd/fewstep
 ORT=third_party/onnxruntime/libonnxruntime.so.1
 STEPS=${BENCH_STEPS:-20}
-ANCHOR=../shared/anchors/torch_refunet.py
+ANCHORS=../shared/anchors
 out=/tmp/fewstep-bench.txt
 : > $out
-torch_anchor() {
-  if [ -f "$ANCHOR" ] && /usr/bin/python3 -c 'import torch' 2>/dev/null; then
-    /usr/bin/python3 "$ANCHOR" --batch 64 | grep '^torch ' | sed 's/ sample1_ms.*//' | tee -a $out
+torch_anchor() { # $1: refunet or refdit
+  local a="$ANCHORS/torch_${1:-refunet}.py"
+  if [ -f "$a" ] && /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+    /usr/bin/python3 "$a" --batch 64 | grep '^torch ' | sed 's/ sample1_ms.*//' | tee -a $out
   fi
+}
+refdit() { # $1: binary, $2: name; RefDiT-S runs on a 16x16x4 latent-shaped input
+  "$1" bench -config bench-refdit-s -channels 4 -name "$2" -batch 64 -warmup 3 -steps "$STEPS" | tee -a $out
 }
 if [ -f "$ORT" ] && [ -x bin/fewstep-onnx ]; then   # optional backend: make onnxruntime build-onnx
   for _ in $(seq "${BENCH_ROUNDS:-2}"); do
     GOMLX_BACKEND="onnx:$PWD/$ORT" bin/fewstep-onnx bench -config bench-refunet-s -name refunet-s-onnx -batch 64 -warmup 3 -steps "$STEPS" | tee -a $out
-    torch_anchor
+    torch_anchor refunet
+    GOMLX_BACKEND="onnx:$PWD/$ORT" refdit bin/fewstep-onnx refdit-s-onnx
+    torch_anchor refdit
   done
   GOMLX_BACKEND="onnx:$PWD/$ORT" bin/fewstep-onnx bench -config mnist-teacher -name mnist-teacher-onnx -batch 64 -warmup 3 -steps "$STEPS" | tee -a $out
 else
-  torch_anchor
+  torch_anchor refunet
+  torch_anchor refdit
 fi
 "$BIN" bench -config mnist-teacher -name mnist-teacher -batch 64 -warmup 3 -steps "$STEPS" | tee -a $out
 # Formulations on the pure-Go backend: the library's own conv (forward only: its training step
 # takes about two minutes) against the default im2col conv below.
 "$BIN" bench -config bench-refunet-s -name refunet-s-libconv -set model.conv=native -forward-only -batch 64 -warmup 0 -steps 1 | tee -a $out
+refdit "$BIN" refdit-s
 "$BIN" bench -config bench-refunet-s -name refunet-s -batch 64 -warmup 3 -steps "$STEPS" | tee -a $out
 # Data loader throughput (decoded, batched, 2 workers) next to what training consumes.
 [ -f data/mnist-train.parquet ] || "$BIN" data import mnist -split train -out data/mnist-train.parquet
@@ -43,15 +52,18 @@ if [ -f third_party/emoji/emoji-datasource-twitter-16.0.0.tgz ]; then   # make e
 fi
 echo
 grep -h '^bench loader=' $out
-# Each fewstep RefUNet-S run against the PyTorch run nearest in time (the one after it, else the last).
+# Each fewstep RefUNet-S / RefDiT-S run against the PyTorch run of its family nearest in time (the one
+# after it, else the last one before it).
 awk '
-  BEGIN { npend = 0 }
-  /^torch refunet/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "train_step_ms") tt = kv[2]; if (kv[1] == "forward_ms") tf = kv[2] }
-                     for (j = 0; j < npend; j++) printf "ratio %s train=%.2fx forward=%.2fx (torch %s / %s ms)\n", pend[j], pt[j] / tt, pf[j] / tf, tt, tf
-                     npend = 0; have = 1; next }
-  /^bench model=refunet-s/ { for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "model") m = kv[2]; if (kv[1] == "train_step_ms") a = kv[2]; if (kv[1] == "forward_ms") b = kv[2] }
-                     if (m == "refunet-s" && have) printf "ratio %s train=%.2fx forward=%.2fx (torch %s / %s ms)\n", m, a / tt, b / tf, tt, tf
-                     else { pend[npend] = m; pt[npend] = a; pf[npend] = b; npend++ } }
+  function field(name,   i, kv) { for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == name) return kv[2] } return "" }
+  function show(fam, m, a, b) { printf "ratio %s train=%.2fx forward=%.2fx (torch %s / %s ms)\n", m, a / tt[fam], b / tf[fam], tt[fam], tf[fam] }
+  /^torch ref/ { fam = $2; tt[fam] = field("train_step_ms"); tf[fam] = field("forward_ms"); have[fam] = 1
+                 for (j = 0; j < np[fam]; j++) show(fam, pm[fam, j], pa[fam, j], pb[fam, j])
+                 np[fam] = 0; next }
+  /^bench model=ref/ { m = field("model"); fam = (m ~ /^refdit/) ? "refdit" : "refunet"; a = field("train_step_ms"); b = field("forward_ms")
+                 if (have[fam] && (m == "refunet-s" || m == "refdit-s")) show(fam, m, a, b)
+                 else { k = np[fam] + 0; pm[fam, k] = m; pa[fam, k] = a; pb[fam, k] = b; np[fam] = k + 1 } }
+  END { for (fam in np) if (have[fam]) for (j = 0; j < np[fam]; j++) show(fam, pm[fam, j], pa[fam, j], pb[fam, j]) }
 ' $out
 grep -h '^bench model=' $out | grep -v '^bench model=refunet-s '
 grep -h '^bench model=refunet-s ' $out

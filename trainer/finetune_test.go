@@ -10,6 +10,7 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/fewstep/fewstep/checkpoints"
+	"github.com/fewstep/fewstep/models"
 )
 
 // scripted is an Evaluate hook whose fid follows a script by step (the mechanics of early stopping
@@ -85,9 +86,25 @@ func TestEarlyStoppingKeepsBest(t *testing.T) {
 }
 
 // TestInitFromStartsFromTrainedWeights: init_from copies a run's EMA (or raw) weights into /model
-// exactly; a fine-tuning run from it resumes exactly.
+// exactly; a fine-tuning run from it (quality tuning's start) resumes exactly — for the U-Net and
+// for the transformer (model.arch dit).
 func TestInitFromStartsFromTrainedWeights(t *testing.T) {
-	src := tinyJob(t, t.TempDir(), 4)
+	for _, arch := range []string{models.ArchUNet, models.ArchDiT} {
+		t.Run(arch, func(t *testing.T) {
+			initFromTrained(t, func(dir string, steps int) Job {
+				j := tinyJob(t, dir, steps)
+				if arch == models.ArchDiT {
+					j.Model.Arch, j.Model.PatchSize = models.ArchDiT, 4
+					j.Model.DiT = models.DiTConfig{Hidden: 16, Depth: 2, Heads: 2, MLPRatio: 2}
+				}
+				return j
+			})
+		})
+	}
+}
+
+func initFromTrained(t *testing.T, tinyJob func(dir string, steps int) Job) {
+	src := tinyJob(t.TempDir(), 4)
 	mustTrain(t, src, Options{})
 	_, ts, _, err := checkpoints.LoadLatest(src.RunDir)
 	if err != nil {
@@ -112,7 +129,7 @@ func TestInitFromStartsFromTrainedWeights(t *testing.T) {
 		t.Fatalf("missing source: %v", err)
 	}
 	tune := func(dir string) Job {
-		j := tinyJob(t, dir, 6)
+		j := tinyJob(dir, 6)
 		j.Trainer.InitFrom, j.Trainer.LR = string(src.RunDir), 1e-4
 		return j
 	}
@@ -125,7 +142,7 @@ func TestInitFromStartsFromTrainedWeights(t *testing.T) {
 		t.Fatalf("fine-tuning losses differ after resume:\n%v\n%v", la, lb)
 	}
 	// The fine-tuned run starts where the source ended: its first loss is far below a fresh run's.
-	fresh := tinyJob(t, t.TempDir(), 1)
+	fresh := tinyJob(t.TempDir(), 1)
 	mustTrain(t, fresh, Options{})
 	if lf := lossSeq(t, fresh.RunDir); !(la[0] < lf[0]) {
 		t.Fatalf("first fine-tuning loss %g not below a fresh model's %g", la[0], lf[0])
