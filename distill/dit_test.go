@@ -95,3 +95,24 @@ func TestSDXSOnDiT(t *testing.T) {
 		}
 	}
 }
+
+// TestLADDOnMMDiT: LADD on the SD3-style joint-attention transformer (model.arch mmdit), the
+// setting of the LADD paper (heads on the MMDiT teacher's block outputs); resume is exact.
+func TestLADDOnMMDiT(t *testing.T) {
+	mm := func(dir string, steps int) trainer.Job {
+		job := ditJob(t, dir, steps)
+		job.Model.Arch = models.ArchMMDiT
+		return job
+	}
+	job := mm(filepath.Join(t.TempDir(), "mmdit-teacher"), 6)
+	if _, err := trainer.Train(context.Background(), backendT(t), job, trainer.Options{Out: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	teacher := Teacher{Dir: job.RunDir, Model: job.Model, Diffusion: job.Diffusion}
+	cfg, lc := testLADD()
+	cfg.Teacher = string(teacher.Dir)
+	lc.Taps, lc.DistillCFG = []string{"block0", "block1"}, 2
+	p := straightAndResumed(t, func(dir string) trainer.Job { return mm(dir, 4) },
+		func() trainer.MethodFactory { return NewLADD(cfg, lc, teacher) }, 2)
+	p.checkExact(t, 4, func(int) []string { return []string{"g_adv", "g_distill", "d_loss"} })
+}

@@ -13,6 +13,8 @@ import (
 	"github.com/gomlx/gomlx/ml/model/onnx"
 
 	"github.com/fewstep/fewstep/export"
+	"github.com/fewstep/fewstep/models"
+	"github.com/fewstep/fewstep/trainer"
 	"github.com/fewstep/fewstep/sampling"
 )
 
@@ -35,6 +37,13 @@ func TestExportONNXRoundTripText(t *testing.T) {
 func TestExportONNXRoundTripDiT(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "dit.safetensors")
 	textModelFile(t, file, onDiT)
+	onnxRoundTrip(t, file, []string{"the digit 1", "a handwritten seven"})
+}
+
+// TestExportONNXRoundTripMMDiT: the same for the joint-attention transformer (model.arch mmdit).
+func TestExportONNXRoundTripMMDiT(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "mmdit.safetensors")
+	textModelFile(t, file, onDiT, func(job *trainer.Job) { job.Model.Arch = models.ArchMMDiT })
 	onnxRoundTrip(t, file, []string{"the digit 1", "a handwritten seven"})
 }
 

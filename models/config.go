@@ -62,7 +62,7 @@ type Config struct {
 // MidAttention), mid/res1, up<l>/res<i>.
 func (c Config) BlockNames() []string {
 	var names []string
-	if c.Arch == ArchDiT { // whole transformer blocks (SDXS's block removal on a transformer)
+	if c.Transformer() { // whole transformer blocks (SDXS's block removal on a transformer)
 		for i := range c.DiT.Depth {
 			names = append(names, fmt.Sprintf("block%d", i))
 		}
@@ -129,10 +129,10 @@ var ConvImpls = []string{string(ConvAuto), string(ConvIm2Col), string(ConvNative
 func (c Config) Validate() error {
 	switch c.Arch {
 	case ArchUNet:
-	case ArchDiT:
+	case ArchDiT, ArchMMDiT:
 		return c.validateDiT()
 	default:
-		return fmt.Errorf("model.arch: unknown architecture %q (known: unet, dit)", c.Arch)
+		return fmt.Errorf("model.arch: unknown architecture %q (known: unet, dit, mmdit)", c.Arch)
 	}
 	for _, kv := range []struct {
 		key string
@@ -216,7 +216,7 @@ func (c Config) CheckInput(side int) error {
 	if side%c.PatchSize != 0 {
 		return fmt.Errorf("image side %d is not divisible by model.patch_size %d", side, c.PatchSize)
 	}
-	if c.Arch == ArchDiT {
+	if c.Transformer() {
 		return nil
 	}
 	if (side/c.PatchSize)%(1<<(levels-1)) != 0 {

@@ -29,7 +29,7 @@ type Backbone interface {
 
 // NewBackbone validates mc and returns the network of model.arch.
 func NewBackbone(mc Config, seed uint64) (Backbone, error) {
-	if mc.Arch == ArchDiT {
+	if mc.Transformer() {
 		return NewDiT(mc, seed)
 	}
 	return NewUNet(mc, seed)

@@ -14,9 +14,13 @@ import (
 
 // Architectures of Config.Arch.
 const (
-	ArchUNet = "unet"
-	ArchDiT  = "dit"
+	ArchUNet  = "unet"
+	ArchDiT   = "dit"
+	ArchMMDiT = "mmdit"
 )
+
+// Transformer reports whether model.arch is one of the transformers (dit, mmdit).
+func (c Config) Transformer() bool { return c.Arch == ArchDiT || c.Arch == ArchMMDiT }
 
 // DiTConfig is the `model.dit:` section (model.arch dit): the diffusion transformer of Peebles & Xie
 // (arXiv 2212.09748) with PixArt-α's cross-attention to the caption (arXiv 2310.00426 §2.3).
@@ -49,6 +53,9 @@ func (d DiTConfig) validate(c Config) error {
 	}
 	if (d.Hidden/2)%2 != 0 {
 		return fmt.Errorf("model.dit.hidden: %d must be a multiple of 4 (2-D sin-cos positions)", d.Hidden)
+	}
+	if c.Arch == ArchMMDiT && !c.Text.On() {
+		return fmt.Errorf("model.arch: mmdit attends jointly over image and caption tokens: it needs model.text (source learned or column)")
 	}
 	return nil
 }
@@ -117,9 +124,17 @@ func (m *DiT) Net(scope *model.Scope, x, t, cond *Node) *Node {
 	cAct := SiLU(c)
 	h := m.Dense(scope.In("patch"), Reshape(SpaceToDepth(x, p), bsz, nh*nw, p*p*ch), d, InitFanIn)
 	h = Add(h, ExpandAxes(Const(x.Graph(), SinCos2D(nh, nw, d)), 0)) // [B, N, D]
+	var y *Node                                                      // MMDiT: the caption stream, [B, L, D]
+	if cfg.Arch == ArchMMDiT {
+		y = m.Dense(scope.In("context"), text.Tokens, d, InitFanIn)
+	}
 	for i := range dc.Depth {
 		name := fmt.Sprintf("block%d", i)
-		if !cfg.Dropped(name) {
+		switch {
+		case cfg.Dropped(name):
+		case y != nil:
+			h, y = m.jointBlock(scope.In("%s", name), h, y, cAct, text.Mask, i == m.lastKept())
+		default:
 			h = m.block(scope.In("%s", name), h, cAct, text)
 		}
 		m.tap(name, TransposeAllAxes(Reshape(h, bsz, nh, nw, d), 3, 0, 1, 2))
@@ -177,6 +192,70 @@ func (m *DiT) block(scope *model.Scope, h, cAct *Node, text TextFeatures) *Node 
 	a = m.Dense(scope.In("mlp1"), a, dc.MLPRatio*d, InitFanIn)
 	a = m.Dense(scope.In("mlp2"), activation.GeluApproximate(a), d, InitFanIn)
 	return Add(h, Mul(ExpandAxes(part(5), 1), a))
+}
+
+// lastKept is the index of the last block not removed by drop_blocks (-1 if none).
+func (m *DiT) lastKept() int {
+	for i := m.Cfg.DiT.Depth - 1; i >= 0; i-- {
+		if !m.Cfg.Dropped(fmt.Sprintf("block%d", i)) {
+			return i
+		}
+	}
+	return -1
+}
+
+// jointBlock is an MMDiT block (Esser et al., SD3, arXiv 2403.03206 §5.1): image tokens h [B, N, D]
+// and caption tokens y [B, L, D] keep separate adaLN modulations, q/k/v projections, output
+// projections and MLPs, and attend jointly over the concatenated sequence (caption padding masked
+// as keys; image tokens are always keys). The last block updates only the image stream (its
+// caption outputs would be unused, as SD3's context_pre_only). keyMask: [B, L] → (h, y).
+func (m *DiT) jointBlock(scope *model.Scope, h, y, cAct, keyMask *Node, last bool) (*Node, *Node) {
+	dc := m.Cfg.DiT
+	d, heads := dc.Hidden, dc.Heads
+	dims := h.Shape().Dimensions
+	bsz, n, l := dims[0], dims[1], y.Shape().Dimensions[1]
+	xs, ys := scope.In("x"), scope.In("y")
+	attX, attY := xs.In("attn"), ys.In("attn")
+	ny := 6
+	if last {
+		ny = 2 // shift and scale of the caption's attention input only
+	}
+	modX := m.Dense(xs.In("ada"), cAct, 6*d, InitZeros)
+	modY := m.Dense(ys.In("ada"), cAct, ny*d, InitZeros)
+	part := func(mod *Node, i int) *Node { return Slice(mod, AxisRange(), AxisRange(i*d, (i+1)*d)) }
+	qkvX := m.Dense(attX.In("qkv"), modulate(nn.LayerNorm(h, []int{2}, 1e-6, nil, nil, nil), part(modX, 0), part(modX, 1)), 3*d, InitFanIn)
+	qkvY := m.Dense(attY.In("qkv"), modulate(nn.LayerNorm(y, []int{2}, 1e-6, nil, nil, nil), part(modY, 0), part(modY, 1)), 3*d, InitFanIn)
+	mask := Concatenate([]*Node{BroadcastToDims(Const(h.Graph(), true), bsz, n), keyMask}, 1) // [B, N+L]
+	att := m.jointAttention(Concatenate([]*Node{qkvX, qkvY}, 1), mask, heads)                 // [B, N+L, D]
+	ax := m.Dense(attX.In("out"), Slice(att, AxisRange(), AxisRange(0, n)), d, InitFanIn)
+	h = Add(h, Mul(ExpandAxes(part(modX, 2), 1), ax))
+	a := modulate(nn.LayerNorm(h, []int{2}, 1e-6, nil, nil, nil), part(modX, 3), part(modX, 4))
+	a = m.Dense(xs.In("mlp2"), activation.GeluApproximate(m.Dense(xs.In("mlp1"), a, dc.MLPRatio*d, InitFanIn)), d, InitFanIn)
+	h = Add(h, Mul(ExpandAxes(part(modX, 5), 1), a))
+	if last {
+		return h, y
+	}
+	ay := m.Dense(attY.In("out"), Slice(att, AxisRange(), AxisRange(n, n+l)), d, InitFanIn)
+	y = Add(y, Mul(ExpandAxes(part(modY, 2), 1), ay))
+	a = modulate(nn.LayerNorm(y, []int{2}, 1e-6, nil, nil, nil), part(modY, 3), part(modY, 4))
+	a = m.Dense(ys.In("mlp2"), activation.GeluApproximate(m.Dense(ys.In("mlp1"), a, dc.MLPRatio*d, InitFanIn)), d, InitFanIn)
+	return h, Add(y, Mul(ExpandAxes(part(modY, 5), 1), a))
+}
+
+// jointAttention is softmax(QKᵀ/√d + mask)·V per head over fused q/k/v rows qkv: [B, S, 3D] with
+// keyMask: [B, S] (false: not a key; every row has a true key) → [B, S, D] (no output projection).
+func (b *Builder) jointAttention(qkv, keyMask *Node, heads int) *Node {
+	dims := qkv.Shape().Dimensions
+	bsz, s, c := dims[0], dims[1], dims[2]/3
+	d := c / heads
+	qkv = Reshape(TransposeAllAxes(Reshape(qkv, bsz, s, 3, heads, d), 2, 0, 3, 1, 4), 3, bsz*heads, s, d)
+	q, k, v := Squeeze(Slice(qkv, AxisElem(0)), 0), Squeeze(Slice(qkv, AxisElem(1)), 0), Squeeze(Slice(qkv, AxisElem(2)), 0)
+	b.FLOPs += 4 * int64(bsz*heads) * int64(s) * int64(s) * int64(d)
+	scores := MulScalar(DotGeneral(q, []int{2}, []int{0}, k, []int{2}, []int{0}), 1/math.Sqrt(float64(d))) // [B·heads, S, S]
+	bias := MulScalar(ConvertDType(LogicalNot(keyMask), scores.DType()), -1e9)                             // [B, S]
+	bias = Reshape(BroadcastToDims(Reshape(bias, bsz, 1, 1, s), bsz, heads, 1, s), bsz*heads, 1, s)
+	att := DotGeneral(Softmax(Add(scores, bias), -1), []int{2}, []int{0}, v, []int{1}, []int{0}) // [B·heads, S, d]
+	return Reshape(TransposeAllAxes(Reshape(att, bsz, heads, s, d), 0, 2, 1, 3), bsz, s, c)
 }
 
 // SelfAttentionTokens is multi-head self-attention over tokens with one fused q/k/v projection:

@@ -40,10 +40,13 @@ func TestRefDiTCounts(t *testing.T) {
 
 // tinyDiT is a 2-block DiT on 8×8×2 inputs with caption conditioning; every variable N(0, 0.3²)
 // (adaLN-Zero would make a fresh DiT the zero function).
-func tinyDiT(t *testing.T, backend compute.Backend, text bool) (*DiT, *model.Store, Config) {
+func tinyDiT(t *testing.T, backend compute.Backend, text bool, arch ...string) (*DiT, *model.Store, Config) {
 	t.Helper()
 	c := DefaultConfig()
 	c.Arch, c.PatchSize, c.TimeFeatures, c.NumClasses = ArchDiT, 2, 8, 3
+	if len(arch) > 0 {
+		c.Arch = arch[0]
+	}
 	c.DiT = DiTConfig{Hidden: 8, Depth: 2, Heads: 2, MLPRatio: 2}
 	if text {
 		c.Text = TextConfig{Source: TextLearned, Layers: 1, Width: 8, Heads: 2, MaxTokens: 4, VocabSizeOverride: 10, NoStartToken: true}
@@ -183,5 +186,40 @@ func TestSinCos2D(t *testing.T) {
 	r := p[1*3+2]
 	if r[0] != float32(math.Sin(1)) || r[2] != float32(math.Cos(1)) || r[4] != float32(math.Sin(2)) || r[6] != float32(math.Cos(2)) {
 		t.Fatalf("token (1, 2): %v", r)
+	}
+}
+
+// TestMMDiTJointAttention: the SD3-style joint blocks (model.arch mmdit) read the caption (a token
+// change changes the output), padding changes nothing, the empty caption is finite, the last block
+// has no caption MLP or output projection, and an mmdit without text is refused.
+func TestMMDiTJointAttention(t *testing.T) {
+	backend := testBackend(t)
+	d, store, c := tinyDiT(t, backend, true, ArchMMDiT)
+	out := runDiT(t, backend, d, store, [][]int32{{3, 5, 6, 0, 0}, {3, 5, 7, 0, 0}, {3, 0, 0, 0, 0}})
+	if slices.Equal(out[:128], out[128:256]) {
+		t.Fatal("changing a caption token does not change the output")
+	}
+	for _, v := range out[256:] {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			t.Fatalf("empty caption: non-finite output %g", v)
+		}
+	}
+	short := runDiT(t, backend, d, store, [][]int32{{3, 5, 6}})
+	for i := range short {
+		if math.Abs(float64(short[i]-out[i])) > 1e-6 {
+			t.Fatalf("padding changes output %d: %g vs %g", i, short[i], out[i])
+		}
+	}
+	has := map[string]bool{}
+	for v := range store.IterVariables() {
+		has[v.Path()] = true
+	}
+	if !has["/model/block0/y/mlp1/weight"] || has["/model/block1/y/mlp1/weight"] || has["/model/block1/y/attn/out/weight"] || !has["/model/block1/y/attn/qkv/weight"] {
+		t.Fatalf("caption-stream variables: block0 mlp1 %v, block1 mlp1 %v, block1 out %v, block1 qkv %v", has["/model/block0/y/mlp1/weight"],
+			has["/model/block1/y/mlp1/weight"], has["/model/block1/y/attn/out/weight"], has["/model/block1/y/attn/qkv/weight"])
+	}
+	c.Text = TextConfig{Source: TextNone}
+	if err := c.Validate(); err == nil {
+		t.Fatal("mmdit without text accepted")
 	}
 }

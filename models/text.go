@@ -160,7 +160,7 @@ func (t TextConfig) validate(c Config) error {
 		return fmt.Errorf("model.text.heads: %d does not divide width %d", t.Heads, t.Width)
 	}
 	for i, m := range c.ChannelMult {
-		if ch := m * c.BaseChannels; ch%t.Heads != 0 && c.Arch != ArchDiT {
+		if ch := m * c.BaseChannels; ch%t.Heads != 0 && !c.Transformer() {
 			return fmt.Errorf("model.text.heads: %d does not divide the %d channels of level %d", t.Heads, ch, i)
 		}
 	}

@@ -35,7 +35,7 @@ const TapText = "text"
 // before upsampling).
 func (cfg Config) TapNames() []string {
 	var names []string
-	if cfg.Arch == ArchDiT { // block<i>: the output of transformer block i
+	if cfg.Transformer() { // block<i>: the output of transformer block i
 		for i := range cfg.DiT.Depth {
 			names = append(names, fmt.Sprintf("block%d", i))
 		}
