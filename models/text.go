@@ -221,8 +221,7 @@ func (b *Builder) TextEncoder(scope *model.Scope, tc TextConfig, vocab int, toke
 			exceptions.Panicf("TextEncoder: %d tokens, model.text.max_tokens is %d", l, tc.MaxTokens)
 		}
 		table := b.Param(scope.In("token"), g, "table", InitNormal, 0.02, vocab, d)
-		onehot := OneHot(tokens, vocab, dtypes.Float32) // [B, L, V]: a lookup (not counted in FLOPs, as an embedding layer)
-		x = Reshape(Dot(Reshape(onehot, bsz*l, vocab), table).Product(), bsz, l, d)
+		x = Gather(table, ExpandAxes(tokens, -1)) // [B, L, D]: a row lookup (no FLOPs, as an embedding layer)
 		mask = NotEqual(tokens, ScalarZero(g, tokens.DType()))
 	}
 	if !tc.NoStartToken {
