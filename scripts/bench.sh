@@ -16,6 +16,13 @@ STEPS=${BENCH_STEPS:-20}
 ANCHORS=../shared/anchors
 out=/tmp/fewstep-bench.txt
 : > $out
+# Debian's python3-torch runs its linear layers on whatever libblas.so.3 the alternatives system
+# selects: with the reference BLAS (the default when OpenBLAS is absent) RefDiT-S's PyTorch step
+# takes 35 s instead of ~5 s. Warn once; `apt-get install -y libopenblas0-pthread` fixes it.
+blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || true)
+if /usr/bin/python3 -c 'import torch' 2>/dev/null && [[ "$blas" != *openblas* && "$blas" != *mkl* ]]; then
+  echo "warning: libblas.so.3 is $blas (reference BLAS): the PyTorch anchor's matmuls are ~10x slow; apt-get install -y libopenblas0-pthread" >&2
+fi
 torch_anchor() { # $1: refunet or refdit
   local a="$ANCHORS/torch_${1:-refunet}.py"
   if [ -f "$a" ] && /usr/bin/python3 -c 'import torch' 2>/dev/null; then
