@@ -42,6 +42,8 @@ type Run struct {
 	SDXS distill.SDXSConfig `mapstructure:"sdxs"`
 	// Finetune is the finetune: section (`fewstep finetune`).
 	Finetune distill.FinetuneConfig `mapstructure:"finetune"`
+	// Autoencoder is the autoencoder: section (model.arch autoencoder, part 15).
+	Autoencoder models.AutoencoderConfig `mapstructure:"autoencoder"`
 }
 
 // Default returns the defaults: each section's DefaultConfig, the only place defaults live.
@@ -58,6 +60,7 @@ func Default() Run {
 		ImagineFlash: distill.DefaultIFConfig(),
 		SDXS:         distill.DefaultSDXSConfig(),
 		Finetune:     distill.DefaultFinetuneConfig(),
+		Autoencoder:  models.DefaultAutoencoderConfig(),
 	}
 }
 
@@ -72,7 +75,7 @@ func (r Run) Validate() error {
 	if r.Run.Seed < 0 {
 		return fmt.Errorf("run.seed: must be >= 0, got %d", r.Run.Seed)
 	}
-	for _, v := range []interface{ Validate() error }{r.Data, r.Model, r.Diffusion, r.Trainer, r.Sample, r.Distill, r.ImagineFlash, r.Finetune} {
+	for _, v := range []interface{ Validate() error }{r.Data, r.Model, r.Diffusion, r.Trainer, r.Sample, r.Distill, r.ImagineFlash, r.Finetune, r.Autoencoder} {
 		if err := v.Validate(); err != nil {
 			return err
 		}

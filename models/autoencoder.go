@@ -21,11 +21,29 @@ type AutoencoderConfig struct {
 	LatentChannels int `mapstructure:"latent_channels"`
 	// Groups is the GroupNorm group count (divides every level's width).
 	Groups int `mapstructure:"groups"`
+
+	// Training (model.arch autoencoder; LDM App. G): loss = l1_weight·|x − x̂| +
+	// ssim_weight·(1 − MS-SSIM) + kl_weight·KL, plus, from disc_start on, the patch
+	// discriminator's generator term with LDM's adaptive weight times disc_weight.
+	L1Weight   float64 `mapstructure:"l1_weight"`
+	SSIMWeight float64 `mapstructure:"ssim_weight"`
+	KLWeight   float64 `mapstructure:"kl_weight"`
+	// DiscStart is the step at which the discriminator and its generator term switch on (< 0: never).
+	DiscStart int `mapstructure:"disc_start"`
+	// DiscWeight scales the adaptive weight of the generator term.
+	DiscWeight float64 `mapstructure:"disc_weight"`
+	// DiscChannels and DiscLayers size the patch discriminator: DiscLayers stride-2 3×3 convs of
+	// DiscChannels·2^i channels (GroupNorm, SiLU), then a 1×1 conv to one logit per patch.
+	DiscChannels int `mapstructure:"disc_channels"`
+	DiscLayers   int `mapstructure:"disc_layers"`
+	// DiscLR is the discriminator's learning rate (AdamW; the autoencoder's is trainer.lr).
+	DiscLR float64 `mapstructure:"disc_lr"`
 }
 
 // DefaultAutoencoderConfig is an f = 4, 4-channel autoencoder with widths 32/64/64.
 func DefaultAutoencoderConfig() AutoencoderConfig {
-	return AutoencoderConfig{Channels: 32, ChannelMult: []int{1, 2, 2}, NumResBlocks: 1, LatentChannels: 4, Groups: 8}
+	return AutoencoderConfig{Channels: 32, ChannelMult: []int{1, 2, 2}, NumResBlocks: 1, LatentChannels: 4, Groups: 8,
+		L1Weight: 1, SSIMWeight: 0.2, KLWeight: 1e-6, DiscStart: -1, DiscWeight: 0.5, DiscChannels: 32, DiscLayers: 2, DiscLR: 2e-4}
 }
 
 // Factor is the spatial downsampling factor f.
@@ -43,6 +61,17 @@ func (c AutoencoderConfig) Validate() error {
 	}
 	if len(c.ChannelMult) == 0 {
 		return fmt.Errorf("autoencoder.channel_mult: needs at least one level")
+	}
+	for _, kv := range []struct {
+		key string
+		v   float64
+	}{{"l1_weight", c.L1Weight}, {"ssim_weight", c.SSIMWeight}, {"kl_weight", c.KLWeight}, {"disc_weight", c.DiscWeight}, {"disc_lr", c.DiscLR}} {
+		if kv.v < 0 {
+			return fmt.Errorf("autoencoder.%s: must be >= 0, got %g", kv.key, kv.v)
+		}
+	}
+	if c.DiscStart >= 0 && (c.DiscChannels <= 0 || c.DiscLayers <= 0) {
+		return fmt.Errorf("autoencoder.disc_channels, disc_layers: must be positive with disc_start %d", c.DiscStart)
 	}
 	for i, m := range c.ChannelMult {
 		if m <= 0 || (m*c.Channels)%c.Groups != 0 {

@@ -131,8 +131,10 @@ func (c Config) Validate() error {
 	case ArchUNet:
 	case ArchDiT, ArchMMDiT:
 		return c.validateDiT()
+	case ArchAutoencoder:
+		return nil // the autoencoder: section is validated on its own
 	default:
-		return fmt.Errorf("model.arch: unknown architecture %q (known: unet, dit, mmdit)", c.Arch)
+		return fmt.Errorf("model.arch: unknown architecture %q (known: unet, dit, mmdit, autoencoder)", c.Arch)
 	}
 	for _, kv := range []struct {
 		key string

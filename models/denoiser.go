@@ -1,6 +1,8 @@
 package models
 
 import (
+	"fmt"
+
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/ml/model"
 )
@@ -29,6 +31,9 @@ type Backbone interface {
 
 // NewBackbone validates mc and returns the network of model.arch.
 func NewBackbone(mc Config, seed uint64) (Backbone, error) {
+	if mc.Arch == ArchAutoencoder {
+		return nil, fmt.Errorf("model.arch: autoencoder: this run trains an autoencoder, not a denoiser")
+	}
 	if mc.Transformer() {
 		return NewDiT(mc, seed)
 	}

@@ -17,6 +17,9 @@ const (
 	ArchUNet  = "unet"
 	ArchDiT   = "dit"
 	ArchMMDiT = "mmdit"
+	// ArchAutoencoder marks a run that trains the autoencoder of the `autoencoder:` section
+	// (latent diffusion's first stage) instead of a denoiser.
+	ArchAutoencoder = "autoencoder"
 )
 
 // Transformer reports whether model.arch is one of the transformers (dit, mmdit).

@@ -45,6 +45,12 @@ type Method interface {
 	Step(step int, b *Batch, rng *rand.Rand) (StepResult, error)
 }
 
+// GridWriter is implemented by methods whose training-time grid is not a denoiser's samples (the
+// autoencoder's reconstructions): the loop calls WriteGrid(path) at sample_every and at the end.
+type GridWriter interface {
+	WriteGrid(path string) error
+}
+
 // MethodFactory builds a run's method once store holds the restored variables (resumed) or none.
 type MethodFactory func(backend compute.Backend, store *model.Store, job Job, resumed bool) (Method, error)
 
@@ -138,7 +144,11 @@ func newRun(backend compute.Backend, job Job, opt Options) (_ *run, err error) {
 	case job.Model.Text.On() && len(job.Model.Text.Vocab) < 2:
 		return nil, fmt.Errorf("model.text.vocab: empty: it is read from the metadata of data.train (%s) when the config loads; the files are missing or have no vocabulary — import them with `fewstep data import …`", job.Data.Train)
 	}
-	if r.den, _, err = models.NewDenoiser(job.Model, job.Diffusion, job.Seed); err != nil {
+	if job.Model.Arch == models.ArchAutoencoder { // no denoiser: the method trains the autoencoder
+		if opt.Method == nil {
+			return nil, fmt.Errorf("model.arch: autoencoder runs train with the autoencoder method (fewstep train picks it)")
+		}
+	} else if r.den, _, err = models.NewDenoiser(job.Model, job.Diffusion, job.Seed); err != nil {
 		return nil, err
 	}
 	if opt.Resume {
@@ -421,6 +431,15 @@ func (r *run) nonFinite(out StepResult) error {
 // grid writes the sample grid of the current step: one row per class, sample.per_class columns,
 // fixed seeds sample.seed+i.
 func (r *run) grid() (string, error) {
+	if gw, ok := r.method.(GridWriter); ok {
+		t0 := time.Now()
+		path := r.job.RunDir.SamplePath(int64(r.hs.Step))
+		if err := gw.WriteGrid(path); err != nil {
+			return "", err
+		}
+		r.prog.message("step %d: grid %s (%.1fs)", r.hs.Step, path, time.Since(t0).Seconds())
+		return path, nil
+	}
 	if r.sampler == nil {
 		var err error
 		if r.sampler, err = GridSampler(r.backend, r.store, r.job); err != nil {

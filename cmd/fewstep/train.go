@@ -12,10 +12,12 @@ import (
 	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/ml/model"
 
+	"github.com/fewstep/fewstep/autoenc"
 	"github.com/fewstep/fewstep/checkpoints"
 	"github.com/fewstep/fewstep/configs"
 	"github.com/fewstep/fewstep/eval"
 	"github.com/fewstep/fewstep/internal/engine"
+	"github.com/fewstep/fewstep/models"
 	"github.com/fewstep/fewstep/trainer"
 )
 
@@ -25,7 +27,11 @@ func cmdTrain(args []string) error {
 	if ra == nil || err != nil {
 		return err
 	}
-	return runTraining(ra.job, trainer.Options{Resume: ra.resume, StopAt: ra.stopAt}, "fewstep train")
+	opt := trainer.Options{Resume: ra.resume, StopAt: ra.stopAt}
+	if ra.cfg.Model.Arch == models.ArchAutoencoder { // latent diffusion's first stage (part 15)
+		opt.Method, opt.Label = autoenc.New(ra.cfg.Autoencoder), "autoencoder"
+	}
+	return runTraining(ra.job, opt, "fewstep train")
 }
 
 // runArgs are the parsed flags of a training command (train, distill).
@@ -92,7 +98,10 @@ func runTraining(job trainer.Job, opt trainer.Options, header string) error {
 	abs, _ := filepath.Abs(string(job.RunDir))
 	fmt.Printf("done: %d steps in %s, last loss %.4f\n  run dir:    %s\n  checkpoint: %s\n  metrics:    %s\n",
 		res.Steps, time.Since(t0).Round(time.Second), res.LastLoss, abs, res.Checkpoint, job.RunDir.MetricsPath())
-	if res.Grid != "" {
+	switch {
+	case res.Grid != "" && job.Model.Arch == models.ArchAutoencoder:
+		fmt.Printf("  grid:       %s (inputs over reconstructions)\n", res.Grid)
+	case res.Grid != "":
 		fmt.Printf("  samples:    %s (%d steps)\n", res.Grid, job.Sample.Steps)
 	}
 	if res.BestStep > 0 {

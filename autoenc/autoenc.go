@@ -1,0 +1,212 @@
+// Package autoenc trains the first stage of latent diffusion: the KL-regularized autoencoder of
+// models.Autoencoder (Rombach et al., arXiv 2112.10752 §3 and App. G), as a trainer.Method of a run
+// whose model.arch is autoencoder (`fewstep train -config fashion-autoencoder`).
+package autoenc
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/gomlx/compute"
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/fewstep/fewstep/losses"
+	"github.com/fewstep/fewstep/models"
+	"github.com/fewstep/fewstep/sampling"
+	"github.com/fewstep/fewstep/trainer"
+)
+
+// Scopes of the autoencoder's halves under the trained (and EMA) scope.
+const (
+	EncoderScope = "encoder"
+	DecoderScope = "decoder"
+)
+
+// Method trains an autoencoder. Per example (LDM App. G, with pixel means instead of sums so that
+// the weights read per pixel):
+//
+//	L = l1_weight·mean|x − x̂| + ssim_weight·(1 − SSIM(x, x̂)) + kl_weight·KL(q(z|x) ‖ N(0, I))/(H·W·C)
+//	    + [step ≥ disc_start] · disc_weight · λ · mean(−D(x̂))
+//
+// with x̂ = Dec(z), z = μ + σ·ε the reparameterized posterior sample, D a patch discriminator trained
+// with the hinge loss on (x, x̂) from disc_start on, and λ = ‖∇_W L_rec‖ / (‖∇_W L_G‖ + 1e-4) (LDM's
+// adaptive weight: the ratio of gradient norms at the decoder's last layer W, clamped to
+// [0, 1e4], not differentiated). Terms logged: l1, ssim, kl, psnr (of x̂ against x in [−1, 1]),
+// and with the discriminator g_adv, lambda, d_loss, d_acc.
+type Method struct {
+	cfg      models.AutoencoderConfig
+	ae       *models.Autoencoder
+	disc     *models.Builder
+	gStep    *trainer.Step
+	dStep    *trainer.Step
+	recon    *model.Exec // EMA reconstruction of the grid images
+	last     *tensors.Tensor
+	channels int
+}
+
+// New returns the trainer.MethodFactory of an autoencoder run.
+func New(cfg models.AutoencoderConfig) trainer.MethodFactory {
+	return func(backend compute.Backend, store *model.Store, job trainer.Job, resumed bool) (trainer.Method, error) {
+		if err := cfg.Validate(); err != nil {
+			return nil, err
+		}
+		if side := job.Data.ImageSize; side%cfg.Factor() != 0 {
+			return nil, fmt.Errorf("autoencoder.channel_mult: factor %d does not divide data.image_size %d", cfg.Factor(), side)
+		}
+		ae, err := models.NewAutoencoder(cfg, job.Seed)
+		if err != nil {
+			return nil, err
+		}
+		m := &Method{cfg: cfg, ae: ae, disc: &models.Builder{Seed: job.Seed ^ 0xd15c}, channels: job.Data.Channels}
+		if m.gStep, err = trainer.NewTermsStep(backend, store, job.Trainer, trainer.ModelScope, true, m.aeLoss); err != nil {
+			return nil, err
+		}
+		dc := job.Trainer
+		dc.LR, dc.WarmupSteps, dc.EMADecay = cfg.DiscLR, 0, 0
+		if m.dStep, err = trainer.NewTermsStep(backend, store, dc, trainer.DiscScope, false, m.discLoss); err != nil {
+			return nil, err
+		}
+		m.recon, err = model.NewExec(backend, store, func(root *model.Scope, x *Node) *Node {
+			return m.reconstruct(root.In(trainer.EMAScope), x, nil)
+		})
+		return m, err
+	}
+}
+
+// reconstruct is Dec(z) with z the posterior sample (eps: [B, h, w, z_c]) or, eps nil, its mean.
+// It returns x̂ and, through the optional out pointers, the posterior.
+func (m *Method) reconstruct(scope *model.Scope, x, eps *Node, post ...*[2]*Node) *Node {
+	mean, logVar := m.ae.Encode(scope.In(EncoderScope), x)
+	z := mean
+	if eps != nil {
+		z = models.SamplePosterior(mean, logVar, eps)
+	}
+	if len(post) > 0 {
+		*post[0] = [2]*Node{mean, logVar}
+	}
+	return m.ae.Decode(scope.In(DecoderScope), z, m.channels)
+}
+
+// aeLoss is the autoencoder's step loss; inputs: x [B, H, W, C], eps [B, h, w, z_c], discOn [].
+func (m *Method) aeLoss(root *model.Scope, in []*Node) (*Node, map[string]*Node) {
+	x, eps, discOn := in[0], in[1], in[2]
+	scope := root.In(trainer.ModelScope)
+	var post [2]*Node
+	xr := m.reconstruct(scope, x, eps, &post)
+	d := x.Shape().Dimensions
+	pixels := float64(d[1] * d[2] * d[3])
+	l1 := ReduceAllMean(Abs(Sub(xr, x)))
+	ssim := ReduceAllMean(losses.MultiScaleSSIMLoss(xr, x, losses.DefaultSSIMConfig()))
+	kl := DivScalar(ReduceAllMean(models.KL(post[0], post[1])), pixels)
+	rec := Add(MulScalar(l1, m.cfg.L1Weight), MulScalar(ssim, m.cfg.SSIMWeight))
+	loss := Add(rec, MulScalar(kl, m.cfg.KLWeight))
+	mse := ReduceAllMean(Square(Sub(xr, x)))
+	psnr := MulScalar(Log(Div(Const(x.Graph(), float32(4)), Max(mse, Const(x.Graph(), float32(1e-10))))), 10/math.Ln10) // peak-to-peak 2
+	terms := map[string]*Node{"l1": l1, "ssim": ssim, "kl": kl, "psnr": psnr}
+	if m.cfg.DiscStart >= 0 {
+		g := ReduceAllMean(Neg(m.logits(root.In(trainer.DiscScope), xr)))
+		w := m.lastLayer(scope, x.Graph())
+		gRec, gAdv := Gradient(rec, w)[0], Gradient(g, w)[0]
+		lambda := StopGradient(ClipScalar(Div(norm(gRec), AddScalar(norm(gAdv), 1e-4)), 0, 1e4))
+		loss = Add(loss, Mul(discOn, MulScalar(Mul(lambda, g), m.cfg.DiscWeight)))
+		terms["g_adv"], terms["lambda"] = g, lambda
+	}
+	return loss, terms
+}
+
+// lastLayer is the value node of the decoder's output conv kernel (LDM's adaptive weight reads
+// the gradients there).
+func (m *Method) lastLayer(scope *model.Scope, g *Graph) *Node {
+	path := model.JoinPath(scope.Scope(), DecoderScope, "conv_out", "kernel")
+	v := scope.Store().GetVariable(path)
+	if v == nil {
+		panic(fmt.Errorf("autoencoder: no variable %s (the decoder's output conv)", path))
+	}
+	return v.NodeValue(g)
+}
+
+// discLoss is the hinge loss of the patch discriminator on real x and the (stopped) posterior-sample
+// reconstruction; inputs as aeLoss. Terms: d_acc (fraction of patches classified right).
+func (m *Method) discLoss(root *model.Scope, in []*Node) (*Node, map[string]*Node) {
+	x, eps := in[0], in[1]
+	xr := StopGradient(m.reconstruct(root.In(trainer.ModelScope), x, eps))
+	disc := root.In(trainer.DiscScope)
+	both := m.logits(disc, Concatenate([]*Node{x, xr}, 0)) // one pass: the heads' scope is built once
+	bsz := x.Shape().Dimensions[0]
+	real, fake := Slice(both, AxisRange(0, bsz)), Slice(both, AxisRange(bsz, 2*bsz))
+	loss := ReduceAllMean(losses.HingeDiscriminator(real, fake))
+	right := Add(ReduceAllMean(ConvertDType(GreaterThan(real, ZerosLike(real)), real.DType())),
+		ReduceAllMean(ConvertDType(LessThan(fake, ZerosLike(fake)), fake.DType())))
+	return loss, map[string]*Node{"d_acc": MulScalar(right, 0.5)}
+}
+
+// logits is the patch discriminator (after pix2pix's PatchGAN, Isola et al. arXiv 1611.07004, as in
+// LDM's first stage): disc_layers 3×3 stride-2 convs with disc_channels·2^i channels, GroupNorm
+// (after the first) and SiLU, then a 1×1 conv: one logit per patch. x: [B, H, W, C] → [B, N].
+func (m *Method) logits(scope *model.Scope, x *Node) *Node {
+	h := TransposeAllAxes(x, 3, 0, 1, 2)
+	for i := range m.cfg.DiscLayers {
+		s := scope.In("layer%d", i)
+		h = m.disc.Conv2D(s.In("conv"), h, m.cfg.DiscChannels<<i, 3, 2, models.ConvAuto, models.InitFanIn)
+		if i > 0 {
+			h = m.disc.GroupNorm(s.In("norm"), h, min(8, (m.cfg.DiscChannels<<i)/4))
+		}
+		h = models.SiLU(h)
+	}
+	out := Squeeze(m.disc.Conv2D(scope.In("out"), h, 1, 1, 1, models.ConvAuto, models.InitFanIn), 0) // [B, h', w']
+	return Reshape(out, out.Shape().Dimensions[0], -1)
+}
+
+// Step runs one autoencoder update (and, from disc_start on, one discriminator update first).
+func (m *Method) Step(step int, b *trainer.Batch, rng *rand.Rand) (trainer.StepResult, error) {
+	f, zc := m.cfg.Factor(), m.cfg.LatentChannels
+	eps := make([]float32, b.B*(b.H/f)*(b.W/f)*zc)
+	for i := range eps {
+		eps[i] = float32(rng.NormFloat64())
+	}
+	x := tensors.FromFlatDataAndDimensions(b.X0, b.B, b.H, b.W, b.C)
+	m.last = x
+	et := tensors.FromFlatDataAndDimensions(eps, b.B, b.H/f, b.W/f, zc)
+	on := m.cfg.DiscStart >= 0 && step >= m.cfg.DiscStart
+	var dres trainer.StepResult
+	if on {
+		var err error
+		if dres, err = m.dStep.RunInputs(step-m.cfg.DiscStart, x, et); err != nil {
+			return trainer.StepResult{}, err
+		}
+	}
+	res, err := m.gStep.RunInputs(step, x, et, tensors.FromScalar(float32(map[bool]float64{true: 1}[on])))
+	if err != nil {
+		return res, err
+	}
+	if on {
+		res.Terms["d_loss"], res.Terms["d_acc"] = dres.Loss, dres.Terms["d_acc"]
+	}
+	return res, nil
+}
+
+// WriteGrid writes the last batch's first (up to) 8 images over their EMA reconstructions from the
+// posterior mean: a 2-row grid (trainer.GridWriter).
+func (m *Method) WriteGrid(path string) error {
+	if m.last == nil {
+		return fmt.Errorf("autoencoder grid: no batch yet")
+	}
+	d := m.last.Shape().Dimensions
+	n := min(8, d[0])
+	all := tensors.MustCopyFlatData[float32](m.last)
+	per := d[1] * d[2] * d[3]
+	x := tensors.FromFlatDataAndDimensions(all[:n*per], n, d[1], d[2], d[3])
+	out, err := m.recon.Call1(x)
+	if err != nil {
+		return fmt.Errorf("autoencoder grid: %w", err)
+	}
+	rec := tensors.MustCopyFlatData[float32](out)
+	imgs := append(append([]float32(nil), all[:n*per]...), rec...)
+	return sampling.WriteGrid(path, imgs, 2*n, d[1], d[2], d[3], n)
+}
+
+// norm is ‖v‖₂ over all elements.
+func norm(v *Node) *Node { return Sqrt(ReduceAllSum(Square(v))) }
