@@ -14,8 +14,8 @@ import (
 
 	"github.com/fewstep/fewstep/export"
 	"github.com/fewstep/fewstep/models"
-	"github.com/fewstep/fewstep/trainer"
 	"github.com/fewstep/fewstep/sampling"
+	"github.com/fewstep/fewstep/trainer"
 )
 
 // TestExportONNXRoundTrip (`make test-onnx`): the exported ONNX denoiser and 3-step generator,
