@@ -210,3 +210,83 @@ func (m *Method) WriteGrid(path string) error {
 
 // norm is ‖v‖₂ over all elements.
 func norm(v *Node) *Node { return Sqrt(ReduceAllSum(Square(v))) }
+
+// Reconstructor reconstructs images with trained weights (under /model in store, e.g. a run's
+// EMA weights copied there by trainer.InitWeights) from the posterior mean.
+type Reconstructor struct {
+	exec     *model.Exec
+	channels int
+}
+
+// NewReconstructor builds the reconstruction graph of cfg over store's /model weights (all of which
+// must exist: a missing variable is an error naming it).
+func NewReconstructor(backend compute.Backend, store *model.Store, cfg models.AutoencoderConfig, channels int) (*Reconstructor, error) {
+	ae, err := models.NewAutoencoder(cfg, 0)
+	if err != nil {
+		return nil, err
+	}
+	ae.Frozen = true
+	m := &Method{cfg: cfg, ae: ae, channels: channels}
+	exec, err := model.NewExec(backend, store, func(root *model.Scope, x *Node) *Node {
+		return m.reconstruct(root.In(trainer.ModelScope), x, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Reconstructor{exec: exec, channels: channels}, nil
+}
+
+// Reconstruct maps images [n, h, w, c] (flattened) to their reconstructions, batch images at a time.
+func (r *Reconstructor) Reconstruct(imgs []float32, n, h, w, c, batch int) ([]float32, error) {
+	per := h * w * c
+	out := make([]float32, 0, len(imgs))
+	for start := 0; start < n; start += batch {
+		end := min(start+batch, n)
+		res, err := r.exec.Call1(tensors.FromFlatDataAndDimensions(imgs[start*per:end*per], end-start, h, w, c))
+		if err != nil {
+			return nil, fmt.Errorf("reconstruct images %d–%d: %w", start, end-1, err)
+		}
+		out = append(out, tensors.MustCopyFlatData[float32](res)...)
+	}
+	return out, nil
+}
+
+// PSNR is the mean over images of 10·log10(4 / MSE) (dB; images in [−1, 1], peak-to-peak 2).
+func PSNR(a, b []float32, n int) float64 {
+	per := len(a) / n
+	var sum float64
+	for i := range n {
+		var se float64
+		for j := i * per; j < (i+1)*per; j++ {
+			d := float64(a[j] - b[j])
+			se += d * d
+		}
+		sum += 10 * math.Log10(4/max(se/float64(per), 1e-12))
+	}
+	return sum / float64(n)
+}
+
+// MeanSSIM is the mean over images of SSIM(a_i, b_i) (losses.SSIM, Wang et al. 2004's constants
+// for images in [−1, 1]). a, b: [n, h, w, c] flattened.
+func MeanSSIM(backend compute.Backend, a, b []float32, n, h, w, c, batch int) (float64, error) {
+	exec, err := model.NewExec(backend, model.NewStore(), func(_ *model.Scope, x, y *Node) *Node {
+		return losses.SSIM(x, y, losses.DefaultSSIMConfig())
+	})
+	if err != nil {
+		return 0, err
+	}
+	per := h * w * c
+	var sum float64
+	for start := 0; start < n; start += batch {
+		end := min(start+batch, n)
+		res, err := exec.Call1(tensors.FromFlatDataAndDimensions(a[start*per:end*per], end-start, h, w, c),
+			tensors.FromFlatDataAndDimensions(b[start*per:end*per], end-start, h, w, c))
+		if err != nil {
+			return 0, err
+		}
+		for _, v := range tensors.MustCopyFlatData[float32](res) {
+			sum += float64(v)
+		}
+	}
+	return sum / float64(n), nil
+}

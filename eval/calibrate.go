@@ -264,3 +264,13 @@ func CalibrationMarkdown(rows []CalibrationRow, tc *TrainedClassifier, train, te
 	}
 	return b.String()
 }
+
+// ScoreSet scores images [n, H, W, C] (labels: [n]) against the whole test split as `fewstep eval`
+// scores samples: fid, precision, recall (k = 3), class_accuracy, confidence.
+func ScoreSet(backend compute.Backend, tc *TrainedClassifier, test *TestSet, imgs []float32, labels []int32) (map[string]float64, error) {
+	testStats, err := FitGaussian(test.Features, test.N, FeatureDim)
+	if err != nil {
+		return nil, err
+	}
+	return scoreImages(backend, tc, test, testStats, imgs, labels, test.H, test.C, 3)
+}

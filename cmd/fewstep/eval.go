@@ -7,12 +7,18 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/fewstep/fewstep/autoenc"
 	"github.com/fewstep/fewstep/checkpoints"
 	"github.com/fewstep/fewstep/configs"
 	"github.com/fewstep/fewstep/eval"
 	"github.com/fewstep/fewstep/internal/engine"
+	"github.com/fewstep/fewstep/models"
 	"github.com/fewstep/fewstep/sampling"
+	"github.com/fewstep/fewstep/trainer"
 )
 
 func cmdEval(args []string) error {
@@ -142,8 +148,12 @@ func evalRuns(args []string) error {
 	batch := fs.Int("batch", 0, "images per sampler call (default: each run's sample.batch_size)")
 	seed := fs.Int("seed", 0, "seed of image 0 (image i uses seed+i)")
 	prompts := fs.String("prompts", "", "text models: names (each class's name, the default), templates (each class's caption templates in turn) or a file of prompts, one a line, each naming a class")
+	aeRun := fs.String("autoencoder", "", "score an autoencoder run (model.arch autoencoder) instead: PSNR, SSIM and rFID of its EMA reconstructions of the first -n test images")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
+	}
+	if *aeRun != "" {
+		return evalAutoencoder(*aeRun, *n, *dataTest, *dataTrain)
 	}
 	steps, err := parseInts(*stepsFlag)
 	if err != nil {
@@ -293,4 +303,70 @@ func parseInts(s string) ([]int, error) {
 // sample.timesteps (a schedule file is eval's list).
 func evalSpacings() []string {
 	return slices.DeleteFunc(slices.Clone(sampling.Spacings), func(s string) bool { return s == "list" })
+}
+
+// evalAutoencoder prints the reconstruction metrics of an autoencoder run's newest EMA weights on
+// the first n test images: PSNR, SSIM, and rFID (FID of the reconstructions against the whole
+// test split, next to the same n originals' FID: the floor of that comparison).
+func evalAutoencoder(runDir string, n int, dataTest, dataTrain string) error {
+	rd := checkpoints.RunDir(runDir)
+	cfg, _, err := configs.Load(rd.ConfigPath(), nil, nil)
+	if err != nil {
+		return err
+	}
+	if cfg.Model.Arch != models.ArchAutoencoder {
+		return usagef("eval -autoencoder %s: model.arch is %q, not autoencoder", runDir, cfg.Model.Arch)
+	}
+	dc := cfg.Data
+	if dataTest != "" {
+		dc.Test = dataTest
+	}
+	if dataTrain != "" {
+		dc.ClassifierTrain = dataTrain
+	}
+	backend, err := engine.New()
+	if err != nil {
+		return err
+	}
+	store := model.NewStore()
+	if _, err := trainer.InitWeights(store, runDir, true, nil); err != nil {
+		return err
+	}
+	rec, err := autoenc.NewReconstructor(backend, store, cfg.Autoencoder, dc.Channels)
+	if err != nil {
+		return err
+	}
+	tc, err := eval.ClassifierFor(backend, dc, os.Stdout)
+	if err != nil {
+		return err
+	}
+	test, err := tc.LoadTestSet(backend, eval.ClassifierData(dc))
+	if err != nil {
+		return err
+	}
+	n = min(n, test.N)
+	per := test.H * test.W * test.C
+	orig, labels := test.Images[:n*per], test.Labels[:n]
+	t0 := time.Now()
+	out, err := rec.Reconstruct(orig, n, test.H, test.W, test.C, 250)
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(t0)
+	ssim, err := autoenc.MeanSSIM(backend, orig, out, n, test.H, test.W, test.C, 250)
+	if err != nil {
+		return err
+	}
+	got, err := eval.ScoreSet(backend, tc, test, out, labels)
+	if err != nil {
+		return err
+	}
+	floor, err := eval.ScoreSet(backend, tc, test, orig, labels)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("autoencoder %s (f = %d, %d latent channels), %d test images:\n", runDir, cfg.Autoencoder.Factor(), cfg.Autoencoder.LatentChannels, n)
+	fmt.Printf("  PSNR %.2f dB  SSIM %.4f  rFID %.4f (the %d originals: %.4f)  class acc %.4f (originals %.4f)  %.2f ms/img encode+decode\n",
+		autoenc.PSNR(orig, out, n), ssim, got["fid"], n, floor["fid"], got["class_accuracy"], floor["class_accuracy"], elapsed.Seconds()*1000/float64(n))
+	return nil
 }

@@ -242,3 +242,37 @@ func TestDiTExportSample(t *testing.T) {
 	}
 	sameGrid(t, dir, runDir, file, "-class", "3", "-n", "4", "-steps", "2", "-seed", "5")
 }
+
+// TestAutoencoderTrainEval: `train -config fashion-autoencoder` (here on 500 MNIST rows, 4 steps,
+// the discriminator on from step 2) trains an autoencoder run, and `eval -autoencoder` scores its
+// reconstructions; a denoiser run is refused by `eval -autoencoder` with a usage error.
+func TestAutoencoderTrainEval(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("FEWSTEP_CACHE_DIR", dir)
+	full := filepath.Join(dir, "mnist-test.parquet")
+	if code := run([]string{"data", "import", "mnist", "-split", "test", "-out", full}); code != 0 {
+		t.Fatalf("data import: exit code %d", code)
+	}
+	pq := smallSplit(t, full, filepath.Join(dir, "mnist-500.parquet"), 500)
+	sets := []string{"-set", "data.train=" + pq, "-set", "data.test=" + pq, "-set", "run.out_dir=" + dir, "-set", "trainer.steps=4",
+		"-set", "autoencoder.disc_start=2", "-set", "autoencoder.channels=8", "-set", "autoencoder.groups=4", "-set", "trainer.sample_every=4"}
+	if code := run(append([]string{"train", "-config", "fashion-autoencoder"}, sets...)); code != 0 {
+		t.Fatalf("train: exit code %d", code)
+	}
+	runDir := filepath.Join(dir, "fashion-autoencoder")
+	if _, err := os.Stat(filepath.Join(runDir, "samples", "step-000000004.png")); err != nil {
+		t.Fatalf("reconstruction grid: %v", err)
+	}
+	if code := run([]string{"eval", "train-classifier", "-data", pq, "-test", pq, "-epochs", "1"}); code != 0 {
+		t.Fatalf("eval train-classifier: exit code %d", code)
+	}
+	if code := run([]string{"eval", "-autoencoder", runDir, "-n", "40"}); code != 0 {
+		t.Fatalf("eval -autoencoder: exit code %d", code)
+	}
+	if code := run(append([]string{"train", "-config", "smoke"}, "-set", "data.train="+pq, "-set", "run.out_dir="+dir, "-set", "trainer.steps=2")); code != 0 {
+		t.Fatalf("train smoke: exit code %d", code)
+	}
+	if code := run([]string{"eval", "-autoencoder", filepath.Join(dir, "smoke"), "-n", "40"}); code != 2 {
+		t.Fatalf("eval -autoencoder on a denoiser run: exit code %d, want 2", code)
+	}
+}
