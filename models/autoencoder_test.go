@@ -51,7 +51,7 @@ func TestAutoencoderShapes(t *testing.T) {
 		mult []int
 		side int
 	}{{[]int{1, 2, 2}, 4}, {[]int{1, 1, 2, 2}, 2}} {
-		cfg := AutoencoderConfig{Channels: 8, ChannelMult: tc.mult, NumResBlocks: 1, LatentChannels: 4, Groups: 4}
+		cfg := AutoencoderConfig{Channels: 8, ChannelMult: tc.mult, NumResBlocks: 1, LatentChannels: 4, Groups: 4, DiscStart: -1}
 		a, err := NewAutoencoder(cfg, 1)
 		if err != nil {
 			t.Fatal(err)
@@ -76,7 +76,7 @@ func TestAutoencoderShapes(t *testing.T) {
 			}
 		}
 	}
-	bad := AutoencoderConfig{Channels: 8, ChannelMult: []int{1, 2, 2}, NumResBlocks: 1, LatentChannels: 4, Groups: 3}
+	bad := AutoencoderConfig{Channels: 8, ChannelMult: []int{1, 2, 2}, NumResBlocks: 1, LatentChannels: 4, Groups: 3, DiscStart: -1}
 	if err := bad.Validate(); err == nil {
 		t.Fatal("groups 3 of 8 channels accepted")
 	}
