@@ -290,3 +290,33 @@ func MeanSSIM(backend compute.Backend, a, b []float32, n, h, w, c, batch int) (f
 	}
 	return sum / float64(n), nil
 }
+
+// NewEncoder returns a data.LatentEncoder over store's /model weights: the posterior mean of each
+// image, [n, H/f, W/f, z_c] flattened, encoded batch images at a time.
+func NewEncoder(backend compute.Backend, store *model.Store, cfg models.AutoencoderConfig, batch int) (func(imgs []float32, n, h, w, c int) ([]float32, error), error) {
+	ae, err := models.NewAutoencoder(cfg, 0)
+	if err != nil {
+		return nil, err
+	}
+	ae.Frozen = true
+	exec, err := model.NewExec(backend, store, func(root *model.Scope, x *Node) *Node {
+		mean, _ := ae.Encode(root.In(trainer.ModelScope).In(EncoderScope), x)
+		return mean
+	})
+	if err != nil {
+		return nil, err
+	}
+	return func(imgs []float32, n, h, w, c int) ([]float32, error) {
+		per := h * w * c
+		var out []float32
+		for start := 0; start < n; start += batch {
+			end := min(start+batch, n)
+			res, err := exec.Call1(tensors.FromFlatDataAndDimensions(imgs[start*per:end*per], end-start, h, w, c))
+			if err != nil {
+				return nil, fmt.Errorf("encode images %d–%d: %w", start, end-1, err)
+			}
+			out = append(out, tensors.MustCopyFlatData[float32](res)...)
+		}
+		return out, nil
+	}, nil
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -44,6 +45,8 @@ type WriterOptions struct {
 	VocabSize    int       // importers: cap of the vocabulary they build when Vocab is nil; 0: DefaultVocabSize
 	Progress     io.Writer // nil: silent; a terminal gets a progress bar, anything else a few plain lines
 	Total        int       // expected rows for the progress report (0: unknown)
+	// Meta holds further key-value metadata ("fewstep.autoencoder", …), written in key order.
+	Meta map[string]string
 }
 
 // Validate checks the options' ranges and the compression name.
@@ -164,6 +167,9 @@ func newWriter(outPath string, columns []string, opts WriterOptions, version str
 			}
 			w.meta = append(w.meta, [2]string{m.key, strings.TrimSuffix(j.String(), "\n")})
 		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(opts.Meta)) {
+		w.meta = append(w.meta, [2]string{k, opts.Meta[k]})
 	}
 	if err := os.MkdirAll(filepath.Dir(outPath), 0o755); err != nil {
 		return nil, fmt.Errorf("data: write %s: %w", outPath, err)

@@ -15,6 +15,7 @@ const dataUsage = `usage:
   fewstep data import emoji [-src PATH] -out FILE.parquet [-heldout-out HELDOUT.parquet] [write flags]
   fewstep data import folder DIR -out FILE.parquet [-manifest M] [-size 64] [-recursive=false] [write flags]
   fewstep data score -data IN.parquet -scorer classifier|classifier-margin|sharpness|column:NAME -out OUT.parquet [-config NAME|FILE] [-classifier-data TRAIN.parquet] [-classifier-test TEST.parquet]
+  fewstep data encode -autoencoder RUN_DIR -data IN.parquet -out OUT.parquet [-batch 250]
   fewstep data inspect FILE.parquet... [-top-k K [-per-class]] [-min-score S]
   fewstep data grid FILE.parquet [-n 64] [-seed S] -out grid.png
   fewstep data grid FILE.parquet -top-k K [-per-class] [-min-score S] [-n 8] -out grid.png
@@ -41,6 +42,8 @@ func cmdData(args []string) error {
 		return usagef("data import: unknown dataset %q (available: mnist, fashion-mnist, emoji, folder)", args[1])
 	case "score":
 		return scoreData(args[1:])
+	case "encode":
+		return encodeData(args[1:])
 	case "inspect":
 		return inspectData(args[1:])
 	case "grid":
@@ -51,7 +54,7 @@ func cmdData(args []string) error {
 		fmt.Fprintln(os.Stderr, dataUsage)
 		return nil
 	}
-	return usagef("data: unknown subcommand %q (available: import, score, inspect, grid, bench)\n%s", args[0], dataUsage)
+	return usagef("data: unknown subcommand %q (available: import, score, encode, inspect, grid, bench)\n%s", args[0], dataUsage)
 }
 
 // writeFlags are the flags every importer shares.

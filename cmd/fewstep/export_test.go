@@ -269,6 +269,24 @@ func TestAutoencoderTrainEval(t *testing.T) {
 	if code := run([]string{"eval", "-autoencoder", runDir, "-n", "40"}); code != 0 {
 		t.Fatalf("eval -autoencoder: exit code %d", code)
 	}
+	var lat [][]byte // data encode twice: the same bytes (deterministic), the latent shape of f = 4
+	for i := range 2 {
+		out := filepath.Join(dir, fmt.Sprintf("lat%d.parquet", i))
+		if code := run([]string{"data", "encode", "-autoencoder", runDir, "-data", pq, "-out", out}); code != 0 {
+			t.Fatalf("data encode: exit code %d", code)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lat = append(lat, b)
+	}
+	if !bytes.Equal(lat[0], lat[1]) {
+		t.Fatal("data encode is not deterministic")
+	}
+	if scale, ae, err := data.ReadLatentMeta(filepath.Join(dir, "lat0.parquet")); err != nil || !(scale > 0) || !strings.Contains(ae, "checkpoint_sha256") {
+		t.Fatalf("latent metadata: scale %g, autoencoder %q, %v", scale, ae, err)
+	}
 	if code := run(append([]string{"train", "-config", "smoke"}, "-set", "data.train="+pq, "-set", "run.out_dir="+dir, "-set", "trainer.steps=2")); code != 0 {
 		t.Fatalf("train smoke: exit code %d", code)
 	}

@@ -1,0 +1,115 @@
+package data
+
+import (
+	"bytes"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+)
+
+// TestEncodeFile: a latent copy keeps labels, captions, ids, class names and vocabulary, stores
+// each image's latent (here the mean of each 4×4 block of its 28×28 image padded to 32×32:
+// [8, 8, 1]) with its shape, records 1/std of all latent values as the scale, and is
+// byte-for-byte the same when written again.
+func TestEncodeFile(t *testing.T) {
+	f := writeMNISTFixture(t, "test", 24, false)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.parquet")
+	if _, err := ImportMNIST(f.dir, "test", in); err != nil {
+		t.Fatal(err)
+	}
+	pool := func(imgs []float32, n int) ([]float32, error) {
+		out := make([]float32, n*64)
+		for i := range n {
+			for y := range 32 {
+				for x := range 32 {
+					out[i*64+(y/4)*8+x/4] += imgs[i*1024+y*32+x] / 16
+				}
+			}
+		}
+		return out, nil
+	}
+	shape := []int32{8, 8, 1}
+	var files [][]byte
+	for k := range 2 {
+		out := filepath.Join(dir, "lat"+strconv.Itoa(k)+".parquet")
+		sum, err := EncodeFile(in, out, 32, 1, shape, pool, map[string]string{MetaAutoencoder: `{"run":"x"}`}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, b)
+		if k > 0 {
+			continue
+		}
+		scale, ae, err := ReadLatentMeta(out)
+		if err != nil || ae != `{"run":"x"}` || math.Abs(scale-sum.Scale) > 1e-12 || sum.Rows != 24 {
+			t.Fatalf("metadata: scale %g (summary %g), autoencoder %q, rows %d, %v", scale, sum.Scale, ae, sum.Rows, err)
+		}
+		s, err := openSource(out, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tbl, err := s.readGroup(0, ColLatent, ColLatentShape, ColLabel, ColCaption)
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs, _ := readImages(t, in)
+		want, _ := pool(imgs, 24)
+		lat, lab, capt := tableColumn(tbl, ColLatent), tableColumn(tbl, ColLabel), tableColumn(tbl, ColCaption)
+		var s1, s2 float64
+		for i := range 24 {
+			if got := lat.floatsAt(i); !slices.Equal(got, want[i*64:(i+1)*64]) {
+				t.Fatalf("row %d: latent differs", i)
+			}
+			if int(lab.int64At(i)) != int(f.labels[i]) || capt.stringAt(i) == "" {
+				t.Fatalf("row %d: label %d (want %d), caption %q", i, lab.int64At(i), f.labels[i], capt.stringAt(i))
+			}
+			for _, v := range want[i*64 : (i+1)*64] {
+				s1, s2 = s1+float64(v), s2+float64(v)*float64(v)
+			}
+		}
+		mean := s1 / (24 * 64)
+		if std := math.Sqrt(s2/(24*64) - mean*mean); math.Abs(sum.Scale*std-1) > 1e-9 {
+			t.Fatalf("scale %g, want 1/%g", sum.Scale, std)
+		}
+		if len(s.classNames) != 10 || len(s.vocab) < 3 {
+			t.Fatalf("class names %v, vocabulary %d tokens", s.classNames, len(s.vocab))
+		}
+		tbl.Release()
+		s.close()
+	}
+	if !bytes.Equal(files[0], files[1]) {
+		t.Fatal("encoding the same file twice gives different bytes")
+	}
+	if _, _, err := ReadLatentMeta(in); err == nil {
+		t.Fatal("an image file passed as a latent file")
+	}
+}
+
+// readImages decodes every image of path as the loader does (32×32×1).
+func readImages(t *testing.T, path string) ([]float32, int) {
+	t.Helper()
+	s, err := openSource(path, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	tbl, err := s.readGroup(0, ColImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	g := &ScoreGroup{Path: path, Rows: int(s.groupRows[0]), src: s, tbl: tbl}
+	imgs, err := g.Images(32, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return imgs, g.Rows
+}
