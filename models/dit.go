@@ -6,7 +6,6 @@ import (
 
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph"
-	"github.com/gomlx/gomlx/ml/layers/activation"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/ml/nn"
 	"github.com/gomlx/gomlx/support/exceptions"
@@ -193,7 +192,7 @@ func (m *DiT) block(scope *model.Scope, h, cAct *Node, text TextFeatures) *Node 
 	}
 	a = modulate(nn.LayerNorm(h, []int{2}, 1e-6, nil, nil, nil), part(3), part(4))
 	a = m.Dense(scope.In("mlp1"), a, dc.MLPRatio*d, InitFanIn)
-	a = m.Dense(scope.In("mlp2"), activation.GeluApproximate(a), d, InitFanIn)
+	a = m.Dense(scope.In("mlp2"), GELU(a), d, InitFanIn)
 	return Add(h, Mul(ExpandAxes(part(5), 1), a))
 }
 
@@ -233,7 +232,7 @@ func (m *DiT) jointBlock(scope *model.Scope, h, y, cAct, keyMask *Node, last boo
 	ax := m.Dense(attX.In("out"), Slice(att, AxisRange(), AxisRange(0, n)), d, InitFanIn)
 	h = Add(h, Mul(ExpandAxes(part(modX, 2), 1), ax))
 	a := modulate(nn.LayerNorm(h, []int{2}, 1e-6, nil, nil, nil), part(modX, 3), part(modX, 4))
-	a = m.Dense(xs.In("mlp2"), activation.GeluApproximate(m.Dense(xs.In("mlp1"), a, dc.MLPRatio*d, InitFanIn)), d, InitFanIn)
+	a = m.Dense(xs.In("mlp2"), GELU(m.Dense(xs.In("mlp1"), a, dc.MLPRatio*d, InitFanIn)), d, InitFanIn)
 	h = Add(h, Mul(ExpandAxes(part(modX, 5), 1), a))
 	if last {
 		return h, y
@@ -241,7 +240,7 @@ func (m *DiT) jointBlock(scope *model.Scope, h, y, cAct, keyMask *Node, last boo
 	ay := m.Dense(attY.In("out"), Slice(att, AxisRange(), AxisRange(n, n+l)), d, InitFanIn)
 	y = Add(y, Mul(ExpandAxes(part(modY, 2), 1), ay))
 	a = modulate(nn.LayerNorm(y, []int{2}, 1e-6, nil, nil, nil), part(modY, 3), part(modY, 4))
-	a = m.Dense(ys.In("mlp2"), activation.GeluApproximate(m.Dense(ys.In("mlp1"), a, dc.MLPRatio*d, InitFanIn)), d, InitFanIn)
+	a = m.Dense(ys.In("mlp2"), GELU(m.Dense(ys.In("mlp1"), a, dc.MLPRatio*d, InitFanIn)), d, InitFanIn)
 	return h, Add(y, Mul(ExpandAxes(part(modY, 5), 1), a))
 }
 

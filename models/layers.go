@@ -2,6 +2,7 @@ package models
 
 import (
 	"math"
+	"slices"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -21,6 +22,11 @@ func (b *Builder) Dense(scope *model.Scope, x *Node, out int, init Init) *Node {
 	w := b.Param(s, g, "weight", init, 1, in, out)
 	bias := b.Param(s, g, "bias", InitZeros, 0, out)
 	b.FLOPs += 2 * int64(x.Shape().Size()/in) * int64(in) * int64(out)
+	if x.Rank() > 2 { // one [M, in]·[in, out] GEMM with its bias (tokens [B, N, D] of the transformers)
+		dims := x.Shape().Dimensions
+		y := nn.Dense(Reshape(x, -1, in), w, bias, compute.DenseLayoutInputOutputs)
+		return Reshape(y, append(slices.Clone(dims[:len(dims)-1]), out)...)
+	}
 	return nn.Dense(x, w, bias, compute.DenseLayoutInputOutputs)
 }
 
@@ -36,6 +42,35 @@ func SiLU(x *Node) *Node {
 
 // siluKey marks, in graph state, the x·σ(x) nodes built by SiLU.
 type siluKey struct{}
+
+// geluKey marks, in graph state, the x·Φ̃(x) nodes built by GELU.
+type geluKey struct{}
+
+// geluC is √(2/π), the tanh form's constant.
+var geluC = math.Sqrt(2 / math.Pi)
+
+// GELU is the tanh form of the Gaussian error linear unit (Hendrycks & Gimpel, arXiv 1606.08415),
+// x·Φ̃(x) with Φ̃(x) = ½(1 + tanh(√(2/π)(x + 0.044715x³))), as DiT's MLPs. Φ̃ is computed from
+// StopGradient(x) with x³ as x·x·x (no Pow) and geluVJP gives the gradient in one expression:
+// d/dx = Φ̃ + x·½(1 − t²)·√(2/π)(1 + 3·0.044715x²), t = 2Φ̃ − 1 = tanh(…).
+func GELU(x *Node) *Node {
+	xs := StopGradient(x)
+	u := MulScalar(Add(xs, MulScalar(Mul(Mul(xs, xs), xs), 0.044715)), geluC)
+	phi := MulScalar(OnePlus(Tanh(u)), 0.5)
+	y := Mul(x, phi)
+	if y.Type() == NodeTypeMul && y.Inputs()[0] == x && y.Inputs()[1] == phi {
+		graphMap[NodeId, bool](x.Graph(), geluKey{})[y.Id()] = true
+	}
+	return y
+}
+
+// geluVJP is GELU's gradient (see GELU); node = x·Φ̃.
+func geluVJP(node *Node, v *Node) []*Node {
+	x, phi := node.Inputs()[0], node.Inputs()[1]
+	t := AddScalar(MulScalar(phi, 2), -1)
+	slope := MulScalar(Mul(OneMinus(Mul(t, t)), AddScalar(MulScalar(Mul(x, x), 3*0.044715), 1)), 0.5*geluC)
+	return []*Node{Mul(v, Add(phi, Mul(x, slope))), nil}
+}
 
 // siluVJP is SiLU's gradient in one expression of the forward's σ and y = x·σ:
 // dy/dx = σ + x·σ·(1 − σ) = σ + y·(1 − σ). σ was computed from StopGradient(x), so nothing flows
@@ -130,6 +165,9 @@ func mulVJP(node *Node, vjps []*Node, outShape shapes.Shape) []*Node {
 	}
 	if graphMap[NodeId, bool](g, siluKey{})[node.Id()] {
 		return siluVJP(node, vjps[0])
+	}
+	if graphMap[NodeId, bool](g, geluKey{})[node.Id()] {
+		return geluVJP(node, vjps[0])
 	}
 	return originalMulVJP(node, vjps, outShape)
 }

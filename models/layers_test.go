@@ -322,3 +322,31 @@ func TestSiLUGradient(t *testing.T) {
 		t.Fatalf("SiLU gradient: max relative error %.3g > 1e-5", e)
 	}
 }
+
+// TestGELUValueAndGradient: GELU equals ½x(1 + tanh(√(2/π)(x + 0.044715x³))) in float64 and its
+// closed-form gradient equals the float64 central difference of that function.
+func TestGELUValueAndGradient(t *testing.T) {
+	backend := testBackend(t)
+	rng := rand.New(rand.NewPCG(13, 14))
+	x, r := randSlice(rng, 40), randSlice(rng, 40)
+	gelu := func(v float64) float64 { return 0.5 * v * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(v+0.044715*v*v*v))) }
+	val, grad := make([]float64, len(x)), make([]float64, len(x))
+	for i := range x {
+		x[i] *= 4
+		val[i] = gelu(x[i])
+		grad[i] = r[i] * (gelu(x[i]+1e-6) - gelu(x[i]-1e-6)) / 2e-6
+	}
+	outs := model.MustNewExec(backend, model.NewStore(), func(_ *model.Scope, xn, rn *Node) []*Node {
+		y := GELU(xn)
+		return []*Node{y, Gradient(ReduceAllSum(Mul(y, rn)), xn)[0]}
+	}).MustCall(tensors.FromFlatDataAndDimensions(to32(x), len(x)), tensors.FromFlatDataAndDimensions(to32(r), len(r)))
+	got := tensors.MustCopyFlatData[float32](outs[0])
+	for i := range x {
+		if math.Abs(float64(got[i])-val[i]) > 1e-6*math.Max(1, math.Abs(val[i])) {
+			t.Fatalf("GELU(%g) = %g, float64 %g", x[i], got[i], val[i])
+		}
+	}
+	if e := maxRelErr(t, "gelu", outs[1], grad); e > 1e-5 {
+		t.Fatalf("GELU gradient: max relative error %.3g > 1e-5", e)
+	}
+}
