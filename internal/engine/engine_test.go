@@ -33,3 +33,18 @@ func TestBuiltWithSIMD(t *testing.T) {
 		t.Fatal("tests must run with GOEXPERIMENT=simd (see Makefile)")
 	}
 }
+
+// TestONNXDefaults: no_mem_pattern is added unless the value sets mem_pattern itself.
+func TestONNXDefaults(t *testing.T) {
+	for in, want := range map[string]string{
+		"onnx":                            "onnx:no_mem_pattern",
+		"onnx:/lib/libonnxruntime.so.1":   "onnx:/lib/libonnxruntime.so.1,no_mem_pattern",
+		"onnx:cpu,intra_op_num_threads=2": "onnx:cpu,intra_op_num_threads=2,no_mem_pattern",
+		"onnx:/lib/x.so,mem_pattern=true": "onnx:/lib/x.so,mem_pattern=true",
+		"onnx:/lib/x.so,no_mem_pattern":   "onnx:/lib/x.so,no_mem_pattern",
+	} {
+		if got := ONNXDefaults(in); got != want {
+			t.Errorf("ONNXDefaults(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
