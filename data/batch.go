@@ -126,10 +126,11 @@ type result struct {
 // unitData holds the encoded images (and embeddings and noises) of a unit's kept rows,
 // copied out of Arrow memory; nil entries are nulls.
 type unitData struct {
-	err    error
-	images [][]byte
-	emb    [][]float32
-	noise  [][]float32
+	err     error
+	images  [][]byte
+	latents [][]float32 // latent rows (catalog.latentShape set), else nil
+	emb     [][]float32
+	noise   [][]float32
 }
 
 // start launches the pipeline at s.pos.
@@ -204,6 +205,9 @@ func (s *Stream) walk(ctx context.Context, start Position, jobs chan<- job, toke
 func (c *catalog) readUnit(u int32, embedding, noise bool) *unitData {
 	c.unitReads.Add(1)
 	un := c.units[u]
+	if c.latentShape != nil {
+		return c.readLatentUnit(un, embedding)
+	}
 	names := []string{ColImage}
 	if embedding {
 		names = append(names, ColTextEmbedding)
@@ -240,6 +244,25 @@ func (c *catalog) readUnit(u int32, embedding, noise bool) *unitData {
 	return ud
 }
 
+// readLatentUnit is readUnit for latent rows: the latent (and text_embedding) columns.
+func (c *catalog) readLatentUnit(un unit, embedding bool) *unitData {
+	names := []string{ColLatent}
+	if embedding {
+		names = append(names, ColTextEmbedding)
+	}
+	tbl, err := c.sources[un.src].readGroup(int(un.group), names...)
+	if err != nil {
+		return &unitData{err: err}
+	}
+	defer tbl.Release()
+	rows := c.rowInGroup[un.first : un.first+un.n]
+	ud := &unitData{latents: floatLists(tableColumn(tbl, ColLatent), rows)}
+	if embedding {
+		ud.emb = floatLists(tableColumn(tbl, ColTextEmbedding), rows)
+	}
+	return ud
+}
+
 // floatLists copies the list<float32> values of col at rows out of Arrow memory; nulls stay nil.
 func floatLists(col column, rows []int32) [][]float32 {
 	out := make([][]float32, len(rows))
@@ -272,7 +295,15 @@ func (s *Stream) decodeRows(ctx context.Context, jobs <-chan job, results chan<-
 			i := j.row - s.cat.units[s.cat.rowUnit[j.row]].first
 			r.x = s.xPool.Get().(*[]float32)
 			clear(canvas)
-			if img := j.unit.images[i]; img == nil {
+			if lat := j.unit.latents; lat != nil { // latent rows: copy, scaled (LDM's scale_by_std)
+				if len(lat[i]) != len(*r.x) {
+					r.err = &rowError{ColLatent, fmt.Errorf("null or %d values, want %d (latent_shape %v)", len(lat[i]), len(*r.x), s.cat.latentShape)}
+				} else {
+					for k, v := range lat[i] {
+						(*r.x)[k] = v * s.cat.latentScale
+					}
+				}
+			} else if img := j.unit.images[i]; img == nil {
 				r.err = &rowError{ColImage, errors.New("null image")}
 			} else if err := decodeImage(canvas, img, size, channels); err != nil {
 				r.err = &rowError{ColImage, err}

@@ -88,6 +88,42 @@ func TestEncodeFile(t *testing.T) {
 	if !bytes.Equal(files[0], files[1]) {
 		t.Fatal("encoding the same file twice gives different bytes")
 	}
+	// The loader reads latent rows: batches of [8, 8, 1] latents times the file's scale, labels kept.
+	cfg := DefaultConfig()
+	cfg.Train = filepath.Join(dir, "lat0.parquet")
+	st, err := Open(cfg, 24, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := st.Info()
+	scale, _, _ := ReadLatentMeta(cfg.Train)
+	if info.H != 8 || info.W != 8 || info.C != 1 || info.LatentScale != float64(float32(scale)) {
+		t.Fatalf("latent stream info %+v, want 8×8×1 and scale %g", info, scale)
+	}
+	b := NewBatch(info, cfg, 24)
+	if err := st.Next(b); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	imgs, _ := readImages(t, in)
+	want, _ := pool(imgs, 24)
+	for i := range 24 {
+		found := false
+		for k := range 24 {
+			match := int32(f.labels[k]) == b.Labels[i]
+			for j := 0; match && j < 64; j++ {
+				match = b.X[i*64+j] == want[k*64+j]*float32(scale)
+			}
+			found = found || match
+		}
+		if !found {
+			t.Fatalf("batch row %d (label %d) is no input row's scaled latent", i, b.Labels[i])
+		}
+	}
+	cfg.HFlip = true
+	if _, err := Open(cfg, 4, 0); err == nil {
+		t.Fatal("hflip on latent rows accepted")
+	}
 	if _, _, err := ReadLatentMeta(in); err == nil {
 		t.Fatal("an image file passed as a latent file")
 	}

@@ -24,8 +24,12 @@ type catalog struct {
 	scanned    int64 // rows in the files, before filters
 	classNames []string
 	vocab      []string
-	embedDim   int          // length of every text_embedding (condition "text_embedding"), else 0
-	unitReads  atomic.Int64 // row groups read for images so far (tests check the unit cache)
+	embedDim   int // length of every text_embedding (condition "text_embedding"), else 0
+	// latentShape is [h, w, c] of every latent (files of latent rows, `fewstep data encode`), else
+	// nil; latentScale is their metadata's fewstep.latent_scale, applied when they are read.
+	latentShape []int32
+	latentScale float32
+	unitReads   atomic.Int64 // row groups read for images so far (tests check the unit cache)
 }
 
 // unit is one row group of one file and the range of its kept rows.
@@ -47,6 +51,8 @@ func (c *catalog) fileRow(k int32) (string, int64) {
 // needs says which columns a config reads, beyond the image.
 type needs struct {
 	label, readLabel, score, caption, embedding, noise bool
+	// latent: the files hold latent rows (a latent column and no image column) instead of images.
+	latent bool
 }
 
 func needsOf(cfg Config, sources []*source) needs {
@@ -56,6 +62,7 @@ func needsOf(cfg Config, sources []*source) needs {
 		caption:   cfg.Condition == ConditionCaption || cfg.CaptionContains != "",
 		embedding: cfg.Condition == ConditionTextEmbedding,
 		noise:     cfg.Noise,
+		latent:    len(sources) > 0 && sources[0].has(ColLatent) && !sources[0].has(ColImage),
 	}
 	n.readLabel = n.label
 	if !n.readLabel { // read labels anyway when every file has them, for Batch.Labels
@@ -77,7 +84,8 @@ func checkColumns(cfg Config, sources []*source, nd needs) (classNames, vocab []
 			kind columnKind
 			need bool
 		}{
-			{ColImage, kindBinary, true}, {ColLabel, kindInt, nd.readLabel}, {ColScore, kindFloat, nd.score},
+			{ColImage, kindBinary, !nd.latent}, {ColLatent, kindFloatList, nd.latent}, {ColLatentShape, kindIntList, nd.latent},
+			{ColLabel, kindInt, nd.readLabel}, {ColScore, kindFloat, nd.score},
 			{ColCaption, kindString, nd.caption}, {ColTextEmbedding, kindFloatList, nd.embedding}, {ColNoise, kindFloatList, nd.noise},
 			{ColWidth, kindInt, s.has(ColWidth)}, {ColHeight, kindInt, s.has(ColHeight)},
 		}

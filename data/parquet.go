@@ -165,9 +165,10 @@ const (
 	kindFloat
 	kindString
 	kindFloatList
+	kindIntList
 )
 
-var kindNames = [...]string{"binary", "int32", "float32", "string", "list<float32>"}
+var kindNames = [...]string{"binary", "int32", "float32", "string", "list<float32>", "list<int32>"}
 
 // accepts reports whether an Arrow type can be read as kind.
 func (k columnKind) accepts(t arrow.DataType) bool {
@@ -183,6 +184,10 @@ func (k columnKind) accepts(t arrow.DataType) bool {
 	case kindFloatList:
 		if l, ok := t.(arrow.ListLikeType); ok {
 			return l.Elem().ID() == arrow.FLOAT32
+		}
+	case kindIntList:
+		if l, ok := t.(arrow.ListLikeType); ok {
+			return l.Elem().ID() == arrow.INT32
 		}
 	}
 	return false
@@ -313,6 +318,21 @@ func (c column) bytesAt(i int) []byte {
 		return b.Value(j)
 	}
 	return nil
+}
+
+// intsAt returns row i of a list<int32> column; valid until the table is released.
+func (c column) intsAt(i int) []int32 {
+	a, j := c.at(i)
+	l, ok := a.(array.ListLike)
+	if !ok {
+		return nil
+	}
+	values, ok := l.ListValues().(*array.Int32)
+	if !ok {
+		return nil
+	}
+	start, end := l.ValueOffsets(j)
+	return values.Int32Values()[start:end]
 }
 
 // floatsAt returns row i of a list<float32> column; valid until the table is released.

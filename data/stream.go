@@ -72,6 +72,9 @@ func Open(cfg Config, batchSize int, seed uint64) (_ *Stream, err error) {
 	s := &Stream{cfg: cfg, cat: cat, seed: seed, batchSize: batchSize, badSeen: map[int32]bool{}}
 	s.info = Info{H: cfg.ImageSize, W: cfg.ImageSize, C: cfg.Channels, NumClasses: cfg.NumClasses,
 		ClassNames: cat.classNames, Vocab: cat.vocab, EmbeddingDim: cat.embedDim, Condition: cfg.Condition}
+	if ls := cat.latentShape; ls != nil { // latent rows: batches hold the (scaled) latents
+		s.info.H, s.info.W, s.info.C, s.info.LatentScale = int(ls[0]), int(ls[1]), int(ls[2]), float64(cat.latentScale)
+	}
 	if cfg.Condition == ConditionCaption {
 		s.info.MaxTokens = cfg.MaxTokens
 	}
@@ -82,7 +85,7 @@ func Open(cfg Config, batchSize int, seed uint64) (_ *Stream, err error) {
 	for _, src := range sources {
 		s.stats.RowGroups += len(src.groupRows)
 	}
-	hwc := cfg.ImageSize * cfg.ImageSize * cfg.Channels
+	hwc := s.info.H * s.info.W * s.info.C
 	s.xPool.New = func() any { x := make([]float32, hwc); return &x }
 	return s, nil
 }
@@ -145,7 +148,43 @@ func buildCatalog(cfg Config, sources []*source) (*catalog, error) {
 			return nil, err
 		}
 	}
+	if f.nd.latent {
+		if err := cat.findLatentShape(cfg); err != nil {
+			return nil, err
+		}
+	}
 	return cat, nil
+}
+
+// findLatentShape reads the latent shape of the first kept row and the files' latent scale
+// (every file must have the same scale: latents of different autoencoders do not mix).
+func (c *catalog) findLatentShape(cfg Config) error {
+	if cfg.HFlip || cfg.CropScale != 1 || cfg.Noise {
+		return fmt.Errorf("data: %s: latent rows: data.hflip, data.crop_scale and data.noise apply to images; turn them off", cfg.Train)
+	}
+	for i, src := range c.sources {
+		scale, _, err := ReadLatentMeta(src.path)
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			c.latentScale = float32(scale)
+		} else if float32(scale) != c.latentScale {
+			return fmt.Errorf("data: %s: %s %g differs from %s's %g (latents of different autoencoders)", src.path, MetaLatentScale, scale, c.sources[0].path, c.latentScale)
+		}
+	}
+	u := c.units[0]
+	tbl, err := c.sources[u.src].readGroup(int(u.group), ColLatentShape)
+	if err != nil {
+		return err
+	}
+	defer tbl.Release()
+	shape := tableColumn(tbl, ColLatentShape).intsAt(int(c.rowInGroup[u.first]))
+	if len(shape) != 3 || shape[0] <= 0 || shape[1] <= 0 || shape[2] <= 0 {
+		return fmt.Errorf("data: %s: row %d: %s %v, want [h, w, c]", c.sources[u.src].path, c.sources[u.src].groupStart[u.group]+int64(c.rowInGroup[u.first]), ColLatentShape, shape)
+	}
+	c.latentShape = slices.Clone(shape)
+	return nil
 }
 
 // findEmbeddingDim returns the length of the first non-empty text_embedding of a kept row,
@@ -272,6 +311,9 @@ type Info struct {
 	MaxTokens int
 	// EmbeddingDim is the text_embedding length under condition "text_embedding", else 0.
 	EmbeddingDim int
+	// LatentScale is the scale applied to latent rows (H, W, C are then the latent's shape), 0 for
+	// image rows.
+	LatentScale float64
 	// Condition is Config.Condition.
 	Condition string
 }

@@ -167,6 +167,9 @@ func newRun(backend compute.Backend, job Job, opt Options) (_ *run, err error) {
 		return nil, err
 	}
 	r.info = r.stream.Info()
+	if r.info.LatentScale > 0 {
+		return nil, fmt.Errorf("data.train %s holds latent rows (fewstep data encode): training on latents is not supported yet — sampling, grids, eval and export cannot decode them (part 15)", job.Data.Train)
+	}
 	if tc := job.Model.Text; tc.Column() && r.info.EmbeddingDim != tc.EmbeddingDim {
 		return nil, fmt.Errorf("data.train %s: text_embedding has %d values, model.text.embedding_dim is %d", job.Data.Train, r.info.EmbeddingDim, tc.EmbeddingDim)
 	}
