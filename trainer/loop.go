@@ -45,12 +45,6 @@ type Method interface {
 	Step(step int, b *Batch, rng *rand.Rand) (StepResult, error)
 }
 
-// GridWriter is implemented by methods whose training-time grid is not a denoiser's samples (the
-// autoencoder's reconstructions): the loop calls WriteGrid(path) at sample_every and at the end.
-type GridWriter interface {
-	WriteGrid(path string) error
-}
-
 // MethodFactory builds a run's method once store holds the restored variables (resumed) or none.
 type MethodFactory func(backend compute.Backend, store *model.Store, job Job, resumed bool) (Method, error)
 
@@ -429,96 +423,4 @@ func (r *run) nonFinite(out StepResult) error {
 	}
 	return fmt.Errorf("non-finite training step %d (loss=%g, grad_norm=%g, or an updated weight overflowed): stopped without updating the weights; last good checkpoint: %s. Lower trainer.lr or set trainer.grad_clip",
 		r.hs.Step+1, out.Loss, out.GradNorm, last)
-}
-
-// grid writes the sample grid of the current step: one row per class, sample.per_class columns,
-// fixed seeds sample.seed+i.
-func (r *run) grid() (string, error) {
-	if gw, ok := r.method.(GridWriter); ok {
-		t0 := time.Now()
-		path := r.job.RunDir.SamplePath(int64(r.hs.Step))
-		if err := gw.WriteGrid(path); err != nil {
-			return "", err
-		}
-		r.prog.message("step %d: grid %s (%.1fs)", r.hs.Step, path, time.Since(t0).Seconds())
-		return path, nil
-	}
-	if r.sampler == nil {
-		var err error
-		if r.sampler, err = GridSampler(r.backend, r.store, r.job); err != nil {
-			return "", err
-		}
-	}
-	t0 := time.Now()
-	path := r.job.RunDir.SamplePath(int64(r.hs.Step))
-	if err := ClassGrid(r.sampler, r.job.Model, r.job.Sample, r.info.ClassNames, r.info.H, r.info.W, r.info.C, path); err != nil {
-		return "", err
-	}
-	r.prog.message("step %d: sample grid %s (%.1fs)", r.hs.Step, path, time.Since(t0).Seconds())
-	return path, nil
-}
-
-// GridSampler builds the sampler of a run's sample grids over the EMA (or raw) weights in store.
-func GridSampler(backend compute.Backend, store *model.Store, job Job) (*sampling.Sampler, error) {
-	den, unet, err := models.NewDenoiser(job.Model, job.Diffusion, job.Seed)
-	if err != nil {
-		return nil, err
-	}
-	unet.Params().Frozen = true
-	scope := EMAScope
-	if !job.Sample.UseEMA {
-		scope = ModelScope
-	}
-	m := sampling.Model{Den: den, Scope: scope, NullClass: job.Model.NumClasses, TMax: job.Diffusion.TMax, Distilled: job.Distilled,
-		CondWidth: job.Model.CondWidth()}
-	if job.Distilled {
-		m.StudentTimes = job.StudentTimes
-	}
-	return sampling.NewSampler(backend, store, m, job.Sample)
-}
-
-// ClassGrid samples cfg.PerClass images for each class (row = class) and writes the grid PNG. A
-// text model gets one row per prompt instead: sample.prompts, else the class names (with the class
-// too under model.text.with_class).
-func ClassGrid(s *sampling.Sampler, mc models.Config, cfg sampling.Config, classNames []string, h, w, c int, path string) error {
-	rows := mc.NumClasses
-	prompts := cfg.Prompts
-	if mc.Text.On() {
-		if len(prompts) == 0 {
-			prompts = classNames
-		}
-		if len(prompts) == 0 {
-			prompts = mc.Text.ClassNames
-		}
-		if len(prompts) == 0 {
-			return fmt.Errorf("sample grid: a text model needs sample.prompts (neither the data nor model.text has class names)")
-		}
-		rows = len(prompts)
-	}
-	n := rows * cfg.PerClass
-	seeds := make([]uint64, n)
-	classes := make([]int32, n)
-	rowPrompts := make([]string, n)
-	for i := range n {
-		seeds[i] = uint64(cfg.Seed + i)
-		classes[i] = int32(i / cfg.PerClass)
-		if mc.Text.On() {
-			rowPrompts[i] = prompts[i/cfg.PerClass]
-			if len(cfg.Prompts) > 0 { // free prompts name no class
-				classes[i] = -1
-			}
-		}
-	}
-	cond := classes
-	if mc.Text.On() {
-		var err error
-		if cond, _, err = sampling.PromptCond(mc, rowPrompts, classes); err != nil {
-			return err
-		}
-	}
-	imgs, err := s.Sample(seeds, cond, h, w, c)
-	if err != nil {
-		return err
-	}
-	return sampling.WriteGrid(path, imgs, n, h, w, c, cfg.PerClass)
 }
