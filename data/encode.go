@@ -162,3 +162,23 @@ func ReadLatentMeta(path string) (scale float64, autoencoder string, err error) 
 	}
 	return scale, autoencoder, nil
 }
+
+// LatentMetaOf reports whether the training files train (comma-separated paths or globs) hold
+// latent rows and, if so, the first file's path, latent scale and autoencoder metadata.
+func LatentMetaOf(train string) (latent bool, path string, scale float64, autoencoder string, err error) {
+	paths, err := expandGlobs(train)
+	if err != nil {
+		return false, "", 0, "", err
+	}
+	s, err := openSource(paths[0], 1)
+	if err != nil {
+		return false, "", 0, "", err
+	}
+	latent = s.has(ColLatent) && !s.has(ColImage)
+	s.close()
+	if !latent {
+		return false, paths[0], 0, "", nil
+	}
+	scale, autoencoder, err = ReadLatentMeta(paths[0])
+	return true, paths[0], scale, autoencoder, err
+}

@@ -11,6 +11,13 @@ import (
 	"github.com/fewstep/fewstep/sampling"
 )
 
+// LatentDecoder maps sampled latents (as the data stream gives them: scaled) to images for the grids
+// of a run on latent rows (fewstep data encode); cmd/fewstep wires the autoencoder's decoder in.
+type LatentDecoder interface {
+	Decode(latents []float32, n int) ([]float32, error)
+	ImageShape() (h, w, c int)
+}
+
 // GridWriter is implemented by methods whose training-time grid is not a denoiser's samples (the
 // autoencoder's reconstructions): the loop calls WriteGrid(path) at sample_every and at the end.
 type GridWriter interface {
@@ -37,7 +44,7 @@ func (r *run) grid() (string, error) {
 	}
 	t0 := time.Now()
 	path := r.job.RunDir.SamplePath(int64(r.hs.Step))
-	if err := ClassGrid(r.sampler, r.job.Model, r.job.Sample, r.info.ClassNames, r.info.H, r.info.W, r.info.C, path); err != nil {
+	if err := ClassGrid(r.sampler, r.job.Model, r.job.Sample, r.info.ClassNames, r.info.H, r.info.W, r.info.C, path, r.opt.Decoder); err != nil {
 		return "", err
 	}
 	r.prog.message("step %d: sample grid %s (%.1fs)", r.hs.Step, path, time.Since(t0).Seconds())
@@ -66,7 +73,9 @@ func GridSampler(backend compute.Backend, store *model.Store, job Job) (*samplin
 // ClassGrid samples cfg.PerClass images for each class (row = class) and writes the grid PNG. A
 // text model gets one row per prompt instead: sample.prompts, else the class names (with the class
 // too under model.text.with_class).
-func ClassGrid(s *sampling.Sampler, mc models.Config, cfg sampling.Config, classNames []string, h, w, c int, path string) error {
+//
+// With a decoder (latent runs), h×w×c is the latent's shape and the grid shows the decoded images.
+func ClassGrid(s *sampling.Sampler, mc models.Config, cfg sampling.Config, classNames []string, h, w, c int, path string, decoder LatentDecoder) error {
 	rows := mc.NumClasses
 	prompts := cfg.Prompts
 	if mc.Text.On() {
@@ -105,6 +114,12 @@ func ClassGrid(s *sampling.Sampler, mc models.Config, cfg sampling.Config, class
 	imgs, err := s.Sample(seeds, cond, h, w, c)
 	if err != nil {
 		return err
+	}
+	if decoder != nil {
+		if imgs, err = decoder.Decode(imgs, n); err != nil {
+			return fmt.Errorf("sample grid: %w", err)
+		}
+		h, w, c = decoder.ImageShape()
 	}
 	return sampling.WriteGrid(path, imgs, n, h, w, c, cfg.PerClass)
 }

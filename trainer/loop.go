@@ -66,6 +66,8 @@ type Options struct {
 	// Evaluate scores the current weights (store) every trainer.eval_every steps: metric name →
 	// value (trainer.EvalMetrics); the eval package provides it (cmd/fewstep wires it in).
 	Evaluate func(step int, store *model.Store) (map[string]float64, error)
+	// Decoder decodes the grids of a run on latent rows (nil for image data).
+	Decoder LatentDecoder
 }
 
 // Result summarizes a finished (or stopped) run.
@@ -161,8 +163,8 @@ func newRun(backend compute.Backend, job Job, opt Options) (_ *run, err error) {
 		return nil, err
 	}
 	r.info = r.stream.Info()
-	if r.info.LatentScale > 0 {
-		return nil, fmt.Errorf("data.train %s holds latent rows (fewstep data encode): training on latents is not supported yet — sampling, grids, eval and export cannot decode them (part 15)", job.Data.Train)
+	if r.info.LatentScale > 0 && opt.Decoder == nil {
+		return nil, fmt.Errorf("data.train %s holds latent rows (fewstep data encode): the run needs the autoencoder's decoder for its grids (fewstep train loads it from the file's metadata)", job.Data.Train)
 	}
 	if tc := job.Model.Text; tc.Column() && r.info.EmbeddingDim != tc.EmbeddingDim {
 		return nil, fmt.Errorf("data.train %s: text_embedding has %d values, model.text.embedding_dim is %d", job.Data.Train, r.info.EmbeddingDim, tc.EmbeddingDim)

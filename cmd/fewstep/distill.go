@@ -132,6 +132,9 @@ func distillGenerate(verb string, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := refuseLatent(cfg, "distill"); err != nil {
+		return err
+	}
 	sc := cfg.Sample
 	sc.Steps, sc.BatchSize, sc.Seed = *steps, *batch, *seed
 	if !math.IsNaN(*cfgScale) {

@@ -108,3 +108,13 @@ func fileHash(path string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// refuseLatent is the error of commands that cannot decode latent samples yet (sample, eval,
+// export, distillation) for a run trained on latent rows, or nil for an image run.
+func refuseLatent(cfg *configs.Run, verb string) error {
+	latent, path, _, _, err := data.LatentMetaOf(cfg.Data.Train)
+	if err != nil || !latent {
+		return nil // the data may be gone; the command reports what it needs
+	}
+	return usagef("%s: run %s was trained on latent rows (%s): %s does not decode latent samples yet (part 15; the training grids do)", verb, cfg.Run.Name, path, verb)
+}

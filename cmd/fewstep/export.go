@@ -60,6 +60,9 @@ func runModel(runDir, ckptFlag string, raw bool) (*export.Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := refuseLatent(cfg, "export"); err != nil {
+		return nil, err
+	}
 	step := ckpt
 	var ts map[string]*tensors.Tensor
 	if ckpt < 0 {

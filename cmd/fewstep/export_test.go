@@ -287,6 +287,32 @@ func TestAutoencoderTrainEval(t *testing.T) {
 	if scale, ae, err := data.ReadLatentMeta(filepath.Join(dir, "lat0.parquet")); err != nil || !(scale > 0) || !strings.Contains(ae, "checkpoint_sha256") {
 		t.Fatalf("latent metadata: scale %g, autoencoder %q, %v", scale, ae, err)
 	}
+	// A denoiser trains on the latent rows (8×8×4); its grid is decoded to 32×32 images.
+	latSets := []string{"-set", "data.train=" + filepath.Join(dir, "lat0.parquet"), "-set", "data.hflip=false", "-set", "run.out_dir=" + dir,
+		"-set", "run.name=latent", "-set", "trainer.steps=3", "-set", "trainer.sample_every=3"}
+	if code := run(append([]string{"train", "-config", "smoke"}, latSets...)); code != 0 {
+		t.Fatalf("train on latents: exit code %d", code)
+	}
+	grid := filepath.Join(dir, "latent", "samples", "step-000000003.png")
+	if img, err := os.ReadFile(grid); err != nil || len(img) == 0 {
+		t.Fatalf("decoded grid: %v", err)
+	}
+	for _, args := range [][]string{{"sample", "-run", filepath.Join(dir, "latent")}, {"export", "-run", filepath.Join(dir, "latent"), "-out", filepath.Join(dir, "x.safetensors")}} {
+		if code := run(args); code != 2 {
+			t.Errorf("%v on a latent run: exit code %d, want 2 (not decoded yet)", args, code)
+		}
+	}
+	// A changed autoencoder checkpoint is refused, naming it.
+	ckpt := filepath.Join(runDir, "checkpoints", "ckpt-000000004.safetensors")
+	f, err := os.OpenFile(ckpt, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{0})
+	f.Close()
+	if code := run(append([]string{"train", "-config", "smoke"}, append(latSets, "-set", "run.name=latent2")...)); code != 1 {
+		t.Fatalf("train on latents of a changed autoencoder: exit code %d, want 1", code)
+	}
 	if code := run(append([]string{"train", "-config", "smoke"}, "-set", "data.train="+pq, "-set", "run.out_dir="+dir, "-set", "trainer.steps=2")); code != 0 {
 		t.Fatalf("train smoke: exit code %d", code)
 	}

@@ -88,6 +88,9 @@ func sampleSource(runDir, modelFile, ckptFlag string, ema bool) (*trainer.Job, f
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := refuseLatent(cfg, "sample"); err != nil {
+		return nil, nil, err
+	}
 	job := cfg.Job(resolved)
 	job.Sample.UseEMA = ema
 	return &job, func(store *model.Store) (int64, error) {

@@ -15,6 +15,7 @@ import (
 	"github.com/fewstep/fewstep/autoenc"
 	"github.com/fewstep/fewstep/checkpoints"
 	"github.com/fewstep/fewstep/configs"
+	"github.com/fewstep/fewstep/data"
 	"github.com/fewstep/fewstep/eval"
 	"github.com/fewstep/fewstep/internal/engine"
 	"github.com/fewstep/fewstep/models"
@@ -30,6 +31,8 @@ func cmdTrain(args []string) error {
 	opt := trainer.Options{Resume: ra.resume, StopAt: ra.stopAt}
 	if ra.cfg.Model.Arch == models.ArchAutoencoder { // latent diffusion's first stage (part 15)
 		opt.Method, opt.Label = autoenc.New(ra.cfg.Autoencoder), "autoencoder"
+	} else if err := latentDecoder(ra.job, &opt); err != nil {
+		return err
 	}
 	return runTraining(ra.job, opt, "fewstep train")
 }
@@ -122,4 +125,27 @@ func storeEvaluator(backend compute.Backend, job trainer.Job) (func(int, *model.
 		return nil, err
 	}
 	return eval.StoreEvaluator(backend, job, tc, test, job.Trainer.EvalN)
+}
+
+// latentDecoder wires the autoencoder's decoder into opt when the training data holds latent rows
+// (fewstep data encode): the grids show decoded samples. Evaluation during training is refused
+// for such runs (it does not decode yet).
+func latentDecoder(job trainer.Job, opt *trainer.Options) error {
+	latent, path, scale, meta, err := data.LatentMetaOf(job.Data.Train)
+	if err != nil || !latent {
+		return err
+	}
+	if job.Trainer.EvalEvery > 0 {
+		return fmt.Errorf("trainer.eval_every: evaluation does not decode latent samples yet; set it to 0 for a run on %s", path)
+	}
+	src, err := autoenc.ParseSource(path, meta)
+	if err != nil {
+		return err
+	}
+	backend, err := engine.New()
+	if err != nil {
+		return err
+	}
+	opt.Decoder, err = autoenc.LoadDecoder(backend, src, scale)
+	return err
 }
