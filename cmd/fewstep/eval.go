@@ -267,9 +267,9 @@ func runSpecs(runs []string) ([]eval.RunSpec, error) {
 			if err != nil {
 				return nil, err
 			}
-	if err := refuseLatent(cfg, "eval"); err != nil {
-		return nil, err
-	}
+			if err := refuseLatent(cfg, "eval"); err != nil {
+				return nil, err
+			}
 			job := cfg.Job(resolved)
 			job.RunDir = rd
 			specs = append(specs, eval.RunSpec{Name: filepath.Base(filepath.Clean(dir)), Job: job, Steps: steps})
