@@ -33,10 +33,13 @@ func MNISTCaptions(label int) []string {
 }
 
 // fashionNouns are the Fashion-MNIST classes as readable lowercase noun phrases, bare and
-// with their indefinite article ("an ankle boot"), indexed by label.
+// with their indefinite article ("an ankle boot"), indexed by label. The bare phrase tokenizes
+// like the class name (FashionMNISTClassNames), so prompting with the name is a template: a
+// first import wrote "trousers" for "Trouser", and a teacher trained on it read the name
+// "Trouser" as <unk> and drew upper-body garments (part 13's Fashion measurement).
 var fashionNouns = []struct{ bare, indefinite string }{
-	{"t-shirt or top", "a t-shirt or top"},
-	{"trousers", "a pair of trousers"},
+	{"t-shirt/top", "a t-shirt or top"},
+	{"trouser", "a pair of trousers"},
 	{"pullover", "a pullover"},
 	{"dress", "a dress"},
 	{"coat", "a coat"},
@@ -50,7 +53,7 @@ var fashionNouns = []struct{ bare, indefinite string }{
 // FashionMNISTCaptions returns the caption templates of Fashion-MNIST class label (0…9),
 // five distinct lowercase phrasings; for 9 (class name "Ankle boot"): "a photo of an ankle
 // boot", "ankle boot", "a grayscale photo of an ankle boot", "an ankle boot", "a product
-// photo of an ankle boot". "T-shirt/top" reads "t-shirt or top", "Trouser" "(a pair of)
+// photo of an ankle boot". "T-shirt/top" is also "a t-shirt or top", "Trouser" "a pair of
 // trousers". It returns nil for a label out of range.
 func FashionMNISTCaptions(label int) []string {
 	if label < 0 || label >= len(fashionNouns) {

@@ -30,6 +30,16 @@ func TestCaptionTemplatesGolden(t *testing.T) {
 	if got := FashionMNISTCaptions(0)[0]; got != "a photo of a t-shirt or top" {
 		t.Errorf("FashionMNISTCaptions(0)[0] = %q", got)
 	}
+	// Every class name tokenizes exactly as one of its class's templates (prompting by name).
+	for l, name := range FashionMNISTClassNames {
+		found := false
+		for _, tpl := range FashionMNISTCaptions(l) {
+			found = found || slices.Equal(Tokenize(tpl), Tokenize(name))
+		}
+		if !found {
+			t.Errorf("class name %q is none of its templates %q", name, FashionMNISTCaptions(l))
+		}
+	}
 	for _, l := range []int{-1, 10} {
 		if MNISTCaptions(l) != nil || FashionMNISTCaptions(l) != nil {
 			t.Errorf("label %d: templates for a label out of range", l)
@@ -141,7 +151,7 @@ func TestClassOfPrompt(t *testing.T) {
 	if got, ok := ClassOfPrompt(FashionMNISTClassNames, FashionMNISTCaptions, "T-shirt/top"); !ok || got != 0 {
 		t.Errorf("class name with punctuation: %d, %v", got, ok)
 	}
-	if got, ok := ClassOfPrompt(FashionMNISTClassNames, FashionMNISTCaptions, "t shirt or top"); !ok || got != 0 {
+	if got, ok := ClassOfPrompt(FashionMNISTClassNames, FashionMNISTCaptions, "A T shirt or top"); !ok || got != 0 {
 		t.Errorf("template with punctuation dropped: %d, %v", got, ok)
 	}
 	if _, ok := ClassOfPrompt(MNISTClassNames, nil, "the digit 7"); ok {
