@@ -238,17 +238,7 @@ func NewReconstructor(backend compute.Backend, store *model.Store, cfg models.Au
 
 // Reconstruct maps images [n, h, w, c] (flattened) to their reconstructions, batch images at a time.
 func (r *Reconstructor) Reconstruct(imgs []float32, n, h, w, c, batch int) ([]float32, error) {
-	per := h * w * c
-	out := make([]float32, 0, len(imgs))
-	for start := 0; start < n; start += batch {
-		end := min(start+batch, n)
-		res, err := r.exec.Call1(tensors.FromFlatDataAndDimensions(imgs[start*per:end*per], end-start, h, w, c))
-		if err != nil {
-			return nil, fmt.Errorf("reconstruct images %d–%d: %w", start, end-1, err)
-		}
-		out = append(out, tensors.MustCopyFlatData[float32](res)...)
-	}
-	return out, nil
+	return mapBatches(r.exec, "reconstruct", imgs, n, h, w, c, batch)
 }
 
 // PSNR is the mean over images of 10·log10(4 / MSE) (dB; images in [−1, 1], peak-to-peak 2).
@@ -307,16 +297,22 @@ func NewEncoder(backend compute.Backend, store *model.Store, cfg models.Autoenco
 		return nil, err
 	}
 	return func(imgs []float32, n, h, w, c int) ([]float32, error) {
-		per := h * w * c
-		var out []float32
-		for start := 0; start < n; start += batch {
-			end := min(start+batch, n)
-			res, err := exec.Call1(tensors.FromFlatDataAndDimensions(imgs[start*per:end*per], end-start, h, w, c))
-			if err != nil {
-				return nil, fmt.Errorf("encode images %d–%d: %w", start, end-1, err)
-			}
-			out = append(out, tensors.MustCopyFlatData[float32](res)...)
-		}
-		return out, nil
+		return mapBatches(exec, "encode", imgs, n, h, w, c, batch)
 	}, nil
+}
+
+// mapBatches runs exec on images [n, h, w, c] (flattened) batch images at a time and concatenates
+// its outputs; what names the operation in errors.
+func mapBatches(exec *model.Exec, what string, imgs []float32, n, h, w, c, batch int) ([]float32, error) {
+	per := h * w * c
+	var out []float32
+	for start := 0; start < n; start += batch {
+		end := min(start+batch, n)
+		res, err := exec.Call1(tensors.FromFlatDataAndDimensions(imgs[start*per:end*per], end-start, h, w, c))
+		if err != nil {
+			return nil, fmt.Errorf("%s images %d–%d: %w", what, start, end-1, err)
+		}
+		out = append(out, tensors.MustCopyFlatData[float32](res)...)
+	}
+	return out, nil
 }

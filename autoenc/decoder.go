@@ -57,17 +57,11 @@ type Decoder struct {
 // latent file recorded (an error names the checkpoint and both hashes otherwise).
 func LoadDecoder(backend compute.Backend, id LatentSource, scale float64) (*Decoder, error) {
 	ckpt := checkpoints.RunDir(id.Run).CheckpointPath(int64(id.Step))
-	f, err := os.Open(ckpt)
+	got, err := FileSHA256(ckpt)
 	if err != nil {
 		return nil, fmt.Errorf("autoencoder of the latent data: %w", err)
 	}
-	h := sha256.New()
-	_, err = io.Copy(h, f)
-	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("autoencoder of the latent data: %s: %w", ckpt, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != id.CheckpointSHA256 {
+	if got != id.CheckpointSHA256 {
 		return nil, fmt.Errorf("autoencoder of the latent data: %s has SHA-256 %s, the latent file was encoded with %s (retrained or replaced? re-encode the data)", ckpt, got, id.CheckpointSHA256)
 	}
 	store := model.NewStore()
@@ -103,3 +97,17 @@ func (d *Decoder) Decode(latents []float32, n int) ([]float32, error) {
 
 // ImageShape is the decoded images' shape (trainer.LatentDecoder).
 func (d *Decoder) ImageShape() (h, w, c int) { return d.ID.ImageSize, d.ID.ImageSize, d.ID.Channels }
+
+// FileSHA256 is the hex SHA-256 of a file (the identity of an autoencoder checkpoint).
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hash %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -47,7 +44,7 @@ func encodeData(args []string) error {
 	if err != nil {
 		return err
 	}
-	hash, err := fileHash(path)
+	hash, err := autoenc.FileSHA256(path)
 	if err != nil {
 		return err
 	}
@@ -65,8 +62,8 @@ func encodeData(args []string) error {
 	}
 	side, ch, f := cfg.Data.ImageSize, cfg.Data.Channels, cfg.Autoencoder.Factor()
 	shape := []int32{int32(side / f), int32(side / f), int32(cfg.Autoencoder.LatentChannels)}
-	ident, err := json.Marshal(map[string]any{"run": *run, "step": step, "checkpoint_sha256": hash, "autoencoder": cfg.Autoencoder,
-		"image_size": side, "channels": ch})
+	ident, err := json.Marshal(autoenc.LatentSource{Run: *run, Step: step, CheckpointSHA256: hash, Autoencoder: cfg.Autoencoder,
+		ImageSize: side, Channels: ch})
 	if err != nil {
 		return err
 	}
@@ -93,20 +90,6 @@ func newestCheckpoint(rd checkpoints.RunDir) (int, string, error) {
 	}
 	s := steps[len(steps)-1]
 	return int(s), rd.CheckpointPath(s), nil
-}
-
-// fileHash is the hex SHA-256 of a file.
-func fileHash(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // refuseLatent is the error of commands that cannot decode latent samples yet (sample, eval,
