@@ -245,7 +245,8 @@ func (m *DiT) jointBlock(scope *model.Scope, h, y, cAct, keyMask *Node, last boo
 }
 
 // jointAttention is softmax(QKᵀ/√d + mask)·V per head over fused q/k/v rows qkv: [B, S, 3D] with
-// keyMask: [B, S] (false: not a key; every row has a true key) → [B, S, D] (no output projection).
+// keyMask: [B, S] (false: not a key; every row has a true key; nil: every token is a key) →
+// [B, S, D] (no output projection).
 func (b *Builder) jointAttention(qkv, keyMask *Node, heads int) *Node {
 	dims := qkv.Shape().Dimensions
 	bsz, s, c := dims[0], dims[1], dims[2]/3
@@ -254,27 +255,21 @@ func (b *Builder) jointAttention(qkv, keyMask *Node, heads int) *Node {
 	q, k, v := Squeeze(Slice(qkv, AxisElem(0)), 0), Squeeze(Slice(qkv, AxisElem(1)), 0), Squeeze(Slice(qkv, AxisElem(2)), 0)
 	b.FLOPs += 4 * int64(bsz*heads) * int64(s) * int64(s) * int64(d)
 	scores := MulScalar(DotGeneral(q, []int{2}, []int{0}, k, []int{2}, []int{0}), 1/math.Sqrt(float64(d))) // [B·heads, S, S]
-	bias := MulScalar(ConvertDType(LogicalNot(keyMask), scores.DType()), -1e9)                             // [B, S]
-	bias = Reshape(BroadcastToDims(Reshape(bias, bsz, 1, 1, s), bsz, heads, 1, s), bsz*heads, 1, s)
-	att := DotGeneral(Softmax(Add(scores, bias), -1), []int{2}, []int{0}, v, []int{1}, []int{0}) // [B·heads, S, d]
+	if keyMask != nil {
+		bias := MulScalar(ConvertDType(LogicalNot(keyMask), scores.DType()), -1e9) // [B, S]
+		bias = Reshape(BroadcastToDims(Reshape(bias, bsz, 1, 1, s), bsz, heads, 1, s), bsz*heads, 1, s)
+		scores = Add(scores, bias)
+	}
+	att := DotGeneral(Softmax(scores, -1), []int{2}, []int{0}, v, []int{1}, []int{0}) // [B·heads, S, d]
 	return Reshape(TransposeAllAxes(Reshape(att, bsz, heads, s, d), 0, 2, 1, 3), bsz, s, c)
 }
 
 // SelfAttentionTokens is multi-head self-attention over tokens with one fused q/k/v projection:
 // x: [B, N, D] → Linear(D, 3D) → softmax(QKᵀ/√d)·V per head → Linear(D, D) → [B, N, D].
 func (b *Builder) SelfAttentionTokens(scope *model.Scope, x *Node, heads int) *Node {
-	dims := x.Shape().Dimensions
-	bsz, n, c := dims[0], dims[1], dims[2]
-	d := c / heads
-	qkv := b.Dense(scope.In("qkv"), x, 3*c, InitFanIn)                       // [B, N, 3D]
-	qkv = TransposeAllAxes(Reshape(qkv, bsz, n, 3, heads, d), 2, 0, 3, 1, 4) // [3, B, heads, N, d]
-	qkv = Reshape(qkv, 3, bsz*heads, n, d)
-	q, k, v := Squeeze(Slice(qkv, AxisElem(0)), 0), Squeeze(Slice(qkv, AxisElem(1)), 0), Squeeze(Slice(qkv, AxisElem(2)), 0)
-	b.FLOPs += 4 * int64(bsz*heads) * int64(n) * int64(n) * int64(d)
-	s := MulScalar(DotGeneral(q, []int{2}, []int{0}, k, []int{2}, []int{0}), 1/math.Sqrt(float64(d))) // [B·heads, N, N]
-	att := DotGeneral(Softmax(s, -1), []int{2}, []int{0}, v, []int{1}, []int{0})                      // [B·heads, N, d]
-	att = Reshape(TransposeAllAxes(Reshape(att, bsz, heads, n, d), 0, 2, 1, 3), bsz, n, c)
-	return b.Dense(scope.In("out"), att, c, InitFanIn)
+	c := x.Shape().Dimensions[2]
+	qkv := b.Dense(scope.In("qkv"), x, 3*c, InitFanIn) // [B, N, 3D]
+	return b.Dense(scope.In("out"), b.jointAttention(qkv, nil, heads), c, InitFanIn)
 }
 
 // modulate is adaLN's x·(1 + scale) + shift with per-example shift, scale: [B, D]; x: [B, N, D].
