@@ -123,7 +123,7 @@ func Evaluate(backend compute.Backend, runs []RunSpec, tc *TrainedClassifier, te
 				return nil, fmt.Errorf("eval %s, %s: %w", run.Name, set, err)
 			}
 			res.Rows = append(res.Rows, row)
-			res.H, res.W, res.C = run.Job.Data.ImageSize, run.Job.Data.ImageSize, run.Job.Data.Channels
+			res.H, res.W, res.C = run.Job.ImageShape()
 			res.Compare = append(res.Compare, imgs[:opts.Compare*res.H*res.W*res.C])
 			if opts.Out != nil {
 				prompts := ""
@@ -217,7 +217,8 @@ func evaluateSetting(backend compute.Backend, store *model.Store, run RunSpec, s
 	if err != nil {
 		return Row{}, nil, err
 	}
-	h, c, k := job.Data.ImageSize, job.Data.Channels, job.Model.NumClasses
+	h, _, c := job.ImageShape()
+	k := job.Model.NumClasses
 	seeds, classes := balanced(opts.N, k, opts.Seed)
 	cond, prompts := classes, ""
 	if job.Model.Text.On() {
@@ -229,11 +230,11 @@ func evaluateSetting(backend compute.Backend, store *model.Store, run RunSpec, s
 		}
 	}
 	cw := job.Model.CondWidth()
-	if _, err := smp.Sample(seeds[:min(sc.BatchSize, opts.N)], cond[:min(sc.BatchSize, opts.N)*cw], h, h, c); err != nil {
-		return Row{}, nil, err // warm-up: compiles the executor for the batch shape
+	if _, err := job.Images(smp, seeds[:min(sc.BatchSize, opts.N)], cond[:min(sc.BatchSize, opts.N)*cw]); err != nil {
+		return Row{}, nil, err // warm-up: compiles the executors for the batch shape
 	}
-	t0 := time.Now()
-	imgs, err := smp.Sample(seeds, cond, h, h, c)
+	t0 := time.Now() // generation time: sampling, and decoding for a latent run
+	imgs, err := job.Images(smp, seeds, cond)
 	elapsed := time.Since(t0)
 	if err != nil {
 		return Row{}, nil, err

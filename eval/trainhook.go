@@ -25,7 +25,7 @@ func StoreEvaluator(backend compute.Backend, job trainer.Job, tc *TrainedClassif
 				return nil, err
 			}
 		}
-		h, c := job.Data.ImageSize, job.Data.Channels
+		h, _, c := job.ImageShape()
 		seeds, classes := balanced(n, job.Model.NumClasses, 0)
 		cond := classes
 		if job.Model.Text.On() { // text models: each class's name as the prompt
@@ -33,7 +33,7 @@ func StoreEvaluator(backend compute.Backend, job trainer.Job, tc *TrainedClassif
 				return nil, err
 			}
 		}
-		imgs, err := smp.Sample(seeds, cond, h, h, c)
+		imgs, err := job.Images(smp, seeds, cond)
 		if err != nil {
 			return nil, err
 		}

@@ -31,7 +31,10 @@ func (m *Model) checkMetadata() error {
 	if m.Model.NumClasses != m.Data.NumClasses {
 		return fmt.Errorf("metadata %s: num_classes %d disagrees with %s num_classes %d", KeyModel, m.Model.NumClasses, KeyData, m.Data.NumClasses)
 	}
-	if err := m.Model.CheckInput(m.Data.ImageSize); err != nil {
+	if h, _, _ := m.InputShape(); m.Model.CheckInput(h) != nil {
+		return fmt.Errorf("metadata %s: %w", KeyData, m.Model.CheckInput(h))
+	}
+	if err := m.Model.CheckInput(m.Data.ImageSize); m.Latent == nil && err != nil {
 		return fmt.Errorf("metadata %s: %w", KeyData, err)
 	}
 	s := m.Sample
@@ -69,9 +72,15 @@ func (m *Model) checkMetadata() error {
 
 // checkTensors compares the tensors with those the model config's network has.
 func (m *Model) checkTensors() error {
-	want, err := Expected(m.Model, m.Data.ImageSize, m.Data.Channels)
+	h, _, c := m.InputShape()
+	want, err := Expected(m.Model, h, c)
 	if err != nil {
 		return err
+	}
+	if m.Latent != nil {
+		if err := m.Latent.checkDecoder(); err != nil {
+			return err
+		}
 	}
 	var missing, extra, wrong []string
 	for _, name := range slices.Sorted(maps.Keys(want)) {

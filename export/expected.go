@@ -74,7 +74,8 @@ func Expected(mc models.Config, side, channels int) (map[string]shapes.Shape, er
 // RandomWeights sets m.Tensors to the initial weights a fresh training run of m's model config
 // with this seed starts from: a valid model before any training (tests, examples, smoke checks).
 func (m *Model) RandomWeights(seed uint64) error {
-	store, err := netStore(m.Model, m.Data.ImageSize, m.Data.Channels, seed)
+	h, _, c := m.InputShape()
+	store, err := netStore(m.Model, h, c, seed)
 	if err != nil {
 		return fmt.Errorf("export: random weights: %w", err)
 	}

@@ -2,7 +2,9 @@ package export
 
 import (
 	"fmt"
+	"maps"
 	"runtime/debug"
+	"slices"
 	"strings"
 
 	"github.com/gomlx/gomlx/core/tensors"
@@ -61,6 +63,11 @@ func Write(path string, m *Model) error {
 	for _, name := range m.Names() {
 		named = append(named, checkpoints.NamedTensor{Name: name, Tensor: m.Tensors[name]})
 	}
+	if m.Latent != nil {
+		for _, name := range slices.Sorted(maps.Keys(m.Latent.Decoder)) {
+			named = append(named, checkpoints.NamedTensor{Name: DecoderPrefix + name, Tensor: m.Latent.Decoder[name]})
+		}
+	}
 	return checkpoints.WriteSafetensors(path, named, md)
 }
 
@@ -86,6 +93,7 @@ func Parse(ts map[string]*tensors.Tensor, md map[string]string) (*Model, error) 
 	if err := parseMetadata(md, m); err != nil {
 		return nil, err
 	}
+	m.splitDecoder()
 	if err := m.Check(); err != nil {
 		return nil, err
 	}
@@ -95,9 +103,15 @@ func Parse(ts map[string]*tensors.Tensor, md map[string]string) (*Model, error) 
 // Describe is a one-line summary: architecture, size, weights and sampling hints.
 func (m *Model) Describe() string {
 	var b strings.Builder
+	ih, iw, ic := m.ImageShape()
 	fmt.Fprintf(&b, "%s %v×%d, %d tensors, %d parameters, %d×%d×%d images, %d classes, %s/%s",
 		m.Model.Arch, m.Model.ChannelMult, m.Model.BaseChannels, len(m.Tensors), m.NumParams(),
-		m.Data.ImageSize, m.Data.ImageSize, m.Data.Channels, m.Model.NumClasses, m.Diffusion.Schedule, m.Diffusion.Prediction)
+		ih, iw, ic, m.Model.NumClasses, m.Diffusion.Schedule, m.Diffusion.Prediction)
+	if m.Latent != nil {
+		lh, lw, lc := m.InputShape()
+		fmt.Fprintf(&b, " decoded from %d×%d×%d latents (scale %.4g, decoder of %s step %d, %d tensors)", lh, lw, lc, m.Latent.Scale,
+			m.Latent.Source.Run, m.Latent.Source.Step, len(m.Latent.Decoder))
+	}
 	if m.Distilled {
 		fmt.Fprintf(&b, ", distilled student at t=%v", m.StudentTimes)
 	}

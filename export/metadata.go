@@ -18,7 +18,7 @@ import (
 // knownKeys are the metadata keys of Format; any other "fewstep." key is an error.
 var knownKeys = map[string]bool{KeyFormat: true, KeyModel: true, KeyDiffusion: true, KeyData: true, KeySample: true,
 	KeyClassNames: true, KeyDistilled: true, KeyStudentTimes: true, KeySourceRun: true, KeySourceStep: true,
-	KeyWeights: true, KeyVersion: true, keyCRC: true}
+	KeyWeights: true, KeyVersion: true, keyCRC: true, KeyLatent: true}
 
 // metadata encodes m's configs, hints and provenance as safetensors metadata.
 func (m *Model) metadata() (map[string]string, error) {
@@ -45,6 +45,13 @@ func (m *Model) metadata() (map[string]string, error) {
 	}
 	if m.Distilled {
 		values[KeyStudentTimes] = m.StudentTimes
+	}
+	if m.Latent != nil {
+		b, err := json.Marshal(m.Latent)
+		if err != nil {
+			return nil, fmt.Errorf("metadata %s: %w", KeyLatent, err)
+		}
+		md[KeyLatent] = string(b)
 	}
 	for key, v := range values {
 		s, err := encodeJSON(v)
@@ -164,6 +171,9 @@ func parseMetadata(md map[string]string, m *Model) error {
 			}
 			m.StudentTimes = append(m.StudentTimes, f)
 		}
+	}
+	if err := parseLatent(md, m); err != nil {
+		return err
 	}
 	return parseSource(md, &m.Source)
 }

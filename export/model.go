@@ -59,6 +59,9 @@ type Model struct {
 	// Tensors are the network's weights, keyed by path inside the network
 	// ("down0/res0/conv1/weights"), each F32 of the shape the model config gives.
 	Tensors map[string]*tensors.Tensor
+	// Latent is the first stage of a latent model (its decoder and latent scale); nil for pixel
+	// models.
+	Latent *Latent
 }
 
 // Sampling is the recommended sampler of a model: the typed keys most readers need, and the whole

@@ -37,6 +37,7 @@ type Generator struct {
 	backend  compute.Backend
 	store    *model.Store
 	den      *models.Denoiser
+	decoder  *sampling.Decoder // a latent model's first stage; nil for pixel models
 	base     sampling.Config
 	samplers map[string]*sampling.Sampler // by resolved sampling.Config, so executors compile once
 }
@@ -81,16 +82,21 @@ func New(m *export.Model, backend compute.Backend) (*Generator, error) {
 		}
 		v.Trainable = false
 	}
-	return &Generator{m: m, backend: backend, store: store, den: den, base: base, samplers: map[string]*sampling.Sampler{}}, nil
+	g := &Generator{m: m, backend: backend, store: store, den: den, base: base, samplers: map[string]*sampling.Sampler{}}
+	if m.Latent != nil {
+		if g.decoder, err = sampling.DecoderFromTensors(backend, m.Latent.Source, m.Latent.Scale, m.Latent.Decoder); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
 }
 
 // Model is the exported model: configs, class names, sampling hints and provenance.
 func (g *Generator) Model() *export.Model { return g.m }
 
-// Shape is the side and channels of the generated images: [H, W, C].
-func (g *Generator) Shape() (h, w, c int) {
-	return g.m.Data.ImageSize, g.m.Data.ImageSize, g.m.Data.Channels
-}
+// Shape is the side and channels of the generated images: [H, W, C] (decoded images for a latent
+// model).
+func (g *Generator) Shape() (h, w, c int) { return g.m.ImageShape() }
 
 // Config is the sampling configuration Generate uses for opts: the file's sample section with
 // opts' non-zero fields applied.
@@ -191,8 +197,11 @@ func (g *Generator) generate(cond []int32, seeds []uint64, opts Options) ([]floa
 	if err != nil {
 		return nil, err
 	}
-	h, w, c := g.Shape()
+	h, w, c := g.m.InputShape()
 	imgs, err := s.Sample(seeds, cond, h, w, c)
+	if err == nil && g.decoder != nil {
+		imgs, err = g.decoder.Decode(imgs, len(seeds))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("generate: %w", err)
 	}

@@ -57,6 +57,9 @@ func (g *Generator) ExportONNX(denoiserPath, generatorPath string, batch int, op
 	if !onnx.IsONNX(g.backend) {
 		return ErrNeedsONNXRuntime
 	}
+	if g.m.Latent != nil {
+		return fmt.Errorf("generate: ONNX export of a latent model (denoiser + decoder) is not built yet; `fewstep generate` and `sample -model` decode it")
+	}
 	h, w, c := g.Shape()
 	img := shapes.Make(dtypes.Float32, batch, h, w, c)
 	vec, cls := shapes.Make(dtypes.Float32, batch), shapes.Make(dtypes.Int32, batch)
@@ -123,10 +126,11 @@ func saveONNX(g *Generator, e *model.Exec, path string, in []shapes.Shape, inNam
 }
 
 // Denoise runs the denoiser's forward pass on the generator's backend (the reference the ONNX
-// denoiser must match): x [N, H, W, C], t [N], cond [N] or [N, 1+L] → pred [N, H, W, C].
+// denoiser must match): x [N, H, W, C], t [N], cond [N] or [N, 1+L] → pred [N, H, W, C]; a latent
+// model's x and pred are latents (Model().InputShape()).
 func (g *Generator) Denoise(x, t []float32, cond []int32) ([]float32, error) {
 	n := len(t)
-	h, w, c := g.Shape()
+	h, w, c := g.m.InputShape()
 	cw := g.m.Model.CondWidth()
 	if len(x) != n*h*w*c || len(cond) != n*cw {
 		return nil, fmt.Errorf("generate: denoise: %d values, %d times, %d condition values (%d per image) for %dx%dx%d images", len(x), n, len(cond), cw, h, w, c)

@@ -11,10 +11,12 @@ import (
 	"github.com/fewstep/fewstep/sampling"
 )
 
-// LatentDecoder maps sampled latents (as the data stream gives them: scaled) to images for the grids
-// of a run on latent rows (fewstep data encode); cmd/fewstep wires the autoencoder's decoder in.
+// LatentDecoder maps sampled latents (as the data stream gives them: scaled) to images for a run
+// on latent rows (fewstep data encode); cmd/fewstep wires the autoencoder's decoder in (Job.Decoder).
 type LatentDecoder interface {
+	// Decode maps n latents [n, LatentShape()] to images [n, ImageShape()].
 	Decode(latents []float32, n int) ([]float32, error)
+	LatentShape() (h, w, c int)
 	ImageShape() (h, w, c int)
 }
 
@@ -44,7 +46,7 @@ func (r *run) grid() (string, error) {
 	}
 	t0 := time.Now()
 	path := r.job.RunDir.SamplePath(int64(r.hs.Step))
-	if err := ClassGrid(r.sampler, r.job.Model, r.job.Sample, r.info.ClassNames, r.info.H, r.info.W, r.info.C, path, r.opt.Decoder); err != nil {
+	if err := ClassGrid(r.sampler, r.job, r.info.ClassNames, path); err != nil {
 		return "", err
 	}
 	r.prog.message("step %d: sample grid %s (%.1fs)", r.hs.Step, path, time.Since(t0).Seconds())
@@ -73,9 +75,9 @@ func GridSampler(backend compute.Backend, store *model.Store, job Job) (*samplin
 // ClassGrid samples cfg.PerClass images for each class (row = class) and writes the grid PNG. A
 // text model gets one row per prompt instead: sample.prompts, else the class names (with the class
 // too under model.text.with_class).
-//
-// With a decoder (latent runs), h×w×c is the latent's shape and the grid shows the decoded images.
-func ClassGrid(s *sampling.Sampler, mc models.Config, cfg sampling.Config, classNames []string, h, w, c int, path string, decoder LatentDecoder) error {
+// A run on latent rows shows the decoded images (Job.Images).
+func ClassGrid(s *sampling.Sampler, job Job, classNames []string, path string) error {
+	mc, cfg := job.Model, job.Sample
 	rows := mc.NumClasses
 	prompts := cfg.Prompts
 	if mc.Text.On() {
@@ -111,15 +113,10 @@ func ClassGrid(s *sampling.Sampler, mc models.Config, cfg sampling.Config, class
 			return err
 		}
 	}
-	imgs, err := s.Sample(seeds, cond, h, w, c)
+	imgs, err := job.Images(s, seeds, cond)
 	if err != nil {
-		return err
+		return fmt.Errorf("sample grid: %w", err)
 	}
-	if decoder != nil {
-		if imgs, err = decoder.Decode(imgs, n); err != nil {
-			return fmt.Errorf("sample grid: %w", err)
-		}
-		h, w, c = decoder.ImageShape()
-	}
+	h, w, c := job.ImageShape()
 	return sampling.WriteGrid(path, imgs, n, h, w, c, cfg.PerClass)
 }

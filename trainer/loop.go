@@ -35,6 +35,41 @@ type Job struct {
 	// StudentTimes are the times a distilled student trains at (sample.spacing "student"); the
 	// sampler sees them only when Distilled.
 	StudentTimes []float64
+	// Decoder maps the samples of a run on latent rows (fewstep data encode) to images: grids,
+	// `sample` and `eval` decode through it (cmd/fewstep loads it from the data's metadata or an
+	// exported file). nil for image runs.
+	Decoder LatentDecoder
+}
+
+// InputShape is the denoiser's input [h, w, c]: the latent's for a run on latent rows, else
+// data.image_size² × data.channels.
+func (j Job) InputShape() (h, w, c int) {
+	if j.Decoder != nil {
+		return j.Decoder.LatentShape()
+	}
+	return j.Data.ImageSize, j.Data.ImageSize, j.Data.Channels
+}
+
+// ImageShape is the shape of the images the job generates (decoded for a run on latent rows).
+func (j Job) ImageShape() (h, w, c int) {
+	if j.Decoder != nil {
+		return j.Decoder.ImageShape()
+	}
+	return j.Data.ImageSize, j.Data.ImageSize, j.Data.Channels
+}
+
+// Images generates one image per seed with s (a sampler of this job) at the job's input shape
+// and decodes latents: images [len(seeds), ImageShape()] in about [−1, 1].
+func (j Job) Images(s *sampling.Sampler, seeds []uint64, cond []int32) ([]float32, error) {
+	h, w, c := j.InputShape()
+	out, err := s.Sample(seeds, cond, h, w, c)
+	if err != nil || j.Decoder == nil {
+		return out, err
+	}
+	if out, err = j.Decoder.Decode(out, len(seeds)); err != nil {
+		return nil, fmt.Errorf("decode latents: %w", err)
+	}
+	return out, nil
 }
 
 // Method is one optimization step of a run: the diffusion loss for teachers (the default), a
@@ -66,8 +101,6 @@ type Options struct {
 	// Evaluate scores the current weights (store) every trainer.eval_every steps: metric name →
 	// value (trainer.EvalMetrics); the eval package provides it (cmd/fewstep wires it in).
 	Evaluate func(step int, store *model.Store) (map[string]float64, error)
-	// Decoder decodes the grids of a run on latent rows (nil for image data).
-	Decoder LatentDecoder
 }
 
 // Result summarizes a finished (or stopped) run.
@@ -163,7 +196,7 @@ func newRun(backend compute.Backend, job Job, opt Options) (_ *run, err error) {
 		return nil, err
 	}
 	r.info = r.stream.Info()
-	if r.info.LatentScale > 0 && opt.Decoder == nil {
+	if r.info.LatentScale > 0 && job.Decoder == nil {
 		return nil, fmt.Errorf("data.train %s holds latent rows (fewstep data encode): the run needs the autoencoder's decoder for its grids (fewstep train loads it from the file's metadata)", job.Data.Train)
 	}
 	if tc := job.Model.Text; tc.Column() && r.info.EmbeddingDim != tc.EmbeddingDim {

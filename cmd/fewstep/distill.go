@@ -35,6 +35,9 @@ func cmdDistill(args []string) error {
 	}
 	job := ra.job
 	job.Distilled = true
+	if err := latentDecoder(&job); err != nil { // latent students: grids and evaluations decode
+		return err
+	}
 	method, header, err := distillMethod(ra.cfg)
 	if err != nil {
 		return err
@@ -132,8 +135,8 @@ func distillGenerate(verb string, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := refuseLatent(cfg, "distill"); err != nil {
-		return err
+	if latent, path, _, _, err := data.LatentMetaOf(cfg.Data.Train); err == nil && latent {
+		return usagef("distill %s: teacher %s trained on latent rows (%s): writing latent synthetic data is not built yet", verb, *teacherDir, path)
 	}
 	sc := cfg.Sample
 	sc.Steps, sc.BatchSize, sc.Seed = *steps, *batch, *seed
@@ -279,7 +282,10 @@ func sdxsHeader(cfg configs.Run, teacher distill.Teacher) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	side, ch := cfg.Data.ImageSize, cfg.Data.Channels
+	side, ch, err := inputShape(cfg.Data)
+	if err != nil {
+		return "", err
+	}
 	tp, tf, err := models.CountForward(backend, teacher.Model, teacher.Diffusion, side, ch)
 	if err != nil {
 		return "", err

@@ -6,12 +6,14 @@ import (
 	"os"
 	"time"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/fewstep/fewstep/autoenc"
 	"github.com/fewstep/fewstep/checkpoints"
 	"github.com/fewstep/fewstep/configs"
 	"github.com/fewstep/fewstep/data"
+	"github.com/fewstep/fewstep/export"
 	"github.com/fewstep/fewstep/internal/engine"
 	"github.com/fewstep/fewstep/models"
 	"github.com/fewstep/fewstep/trainer"
@@ -62,8 +64,8 @@ func encodeData(args []string) error {
 	}
 	side, ch, f := cfg.Data.ImageSize, cfg.Data.Channels, cfg.Autoencoder.Factor()
 	shape := []int32{int32(side / f), int32(side / f), int32(cfg.Autoencoder.LatentChannels)}
-	ident, err := json.Marshal(autoenc.LatentSource{Run: *run, Step: step, CheckpointSHA256: hash, Autoencoder: cfg.Autoencoder,
-		ImageSize: side, Channels: ch})
+	ident, err := json.Marshal(models.LatentSource{Run: *run, Step: step, CheckpointSHA256: hash, Autoencoder: cfg.Autoencoder,
+		ImageSize: side, Channels: ch, Data: *in})
 	if err != nil {
 		return err
 	}
@@ -92,12 +94,64 @@ func newestCheckpoint(rd checkpoints.RunDir) (int, string, error) {
 	return int(s), rd.CheckpointPath(s), nil
 }
 
-// refuseLatent is the error of commands that cannot decode latent samples yet (sample, eval,
-// export, distillation) for a run trained on latent rows, or nil for an image run.
-func refuseLatent(cfg *configs.Run, verb string) error {
-	latent, path, _, _, err := data.LatentMetaOf(cfg.Data.Train)
+// attachDecoder sets job.Decoder when the run trained on latent rows (its data.train holds the
+// latents of `fewstep data encode`): the autoencoder checkpoint the file names, checked by hash.
+// Scoring such a run needs pixel data: data.classifier_train defaults to the encoded image file,
+// and a latent data.test is refused. Image runs are left as they are.
+func attachDecoder(job *trainer.Job, backend compute.Backend) error {
+	latent, path, scale, meta, err := data.LatentMetaOf(job.Data.Train)
 	if err != nil || !latent {
-		return nil // the data may be gone; the command reports what it needs
+		return err
 	}
-	return usagef("%s: run %s was trained on latent rows (%s): %s does not decode latent samples yet (part 15; the training grids do)", verb, cfg.Run.Name, path, verb)
+	src, err := models.ParseLatentSource(path, meta)
+	if err != nil {
+		return err
+	}
+	if job.Data.ClassifierTrain == "" {
+		job.Data.ClassifierTrain = src.Data
+	}
+	if job.Data.Test != "" {
+		if lt, tp, _, _, err := data.LatentMetaOf(job.Data.Test); err == nil && lt {
+			return fmt.Errorf("data.test %s holds latent rows: samples of a latent run are decoded and scored against pixel images; set data.test to the image test split", tp)
+		}
+	}
+	dec, err := autoenc.LoadDecoder(backend, src, scale)
+	if err != nil {
+		return err
+	}
+	job.Decoder = dec
+	return nil
+}
+
+// inputShape is the side and channels of the denoiser's input for data dc: the latent's for
+// latent rows, else data.image_size and data.channels.
+func inputShape(dc data.Config) (side, channels int, err error) {
+	latent, path, _, meta, err := data.LatentMetaOf(dc.Train)
+	if err != nil || !latent {
+		return dc.ImageSize, dc.Channels, nil // the data may be gone; its loader reports that
+	}
+	src, err := models.ParseLatentSource(path, meta)
+	if err != nil {
+		return 0, 0, err
+	}
+	side, _, channels = src.LatentShape()
+	return side, channels, nil
+}
+
+// latentFirstStage is the first stage an export of a run on latent rows carries (the decoder's
+// weights, checked by hash, and the latent scale), nil for an image run.
+func latentFirstStage(dc data.Config) (*export.Latent, error) {
+	latent, path, scale, meta, err := data.LatentMetaOf(dc.Train)
+	if err != nil || !latent {
+		return nil, err
+	}
+	src, err := models.ParseLatentSource(path, meta)
+	if err != nil {
+		return nil, err
+	}
+	w, err := autoenc.DecoderWeights(src)
+	if err != nil {
+		return nil, err
+	}
+	return &export.Latent{Source: src, Scale: scale, Decoder: w}, nil
 }

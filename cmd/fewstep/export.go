@@ -60,9 +60,6 @@ func runModel(runDir, ckptFlag string, raw bool) (*export.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := refuseLatent(cfg, "export"); err != nil {
-		return nil, err
-	}
 	step := ckpt
 	var ts map[string]*tensors.Tensor
 	if ckpt < 0 {
@@ -78,6 +75,9 @@ func runModel(runDir, ckptFlag string, raw bool) (*export.Model, error) {
 		return nil, err
 	}
 	m.ClassNames = classNames(cfg.Data)
+	if m.Latent, err = latentFirstStage(cfg.Data); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 

@@ -3,14 +3,17 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"image/png"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/fewstep/fewstep/checkpoints"
 	"github.com/fewstep/fewstep/data"
 	"github.com/fewstep/fewstep/export"
+	"github.com/fewstep/fewstep/generate"
 	"github.com/fewstep/fewstep/sampling"
 )
 
@@ -297,14 +300,56 @@ func TestAutoencoderTrainEval(t *testing.T) {
 	if img, err := os.ReadFile(grid); err != nil || len(img) == 0 {
 		t.Fatalf("decoded grid: %v", err)
 	}
-	for _, args := range [][]string{{"sample", "-run", filepath.Join(dir, "latent")}, {"export", "-run", filepath.Join(dir, "latent"), "-out", filepath.Join(dir, "x.safetensors")}} {
-		if code := run(args); code != 2 {
-			t.Errorf("%v on a latent run: exit code %d, want 2 (not decoded yet)", args, code)
-		}
+	// sample decodes: a grid of 32×32 images; the exported file (denoiser + decoder) samples the
+	// same bytes; generate decodes too; eval scores decoded images against the pixel test split.
+	latDir := filepath.Join(dir, "latent")
+	one := filepath.Join(dir, "one.png")
+	if code := run([]string{"sample", "-run", latDir, "-class", "3", "-n", "1", "-steps", "2", "-out", one}); code != 0 {
+		t.Fatalf("sample -run on a latent run: exit code %d", code)
+	}
+	f, err := os.Open(one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pngCfg, err := png.DecodeConfig(f)
+	f.Close()
+	if err != nil || pngCfg.Width != 36 || pngCfg.Height != 36 { // 32 + the 2-pixel border
+		t.Fatalf("latent sample: %dx%d PNG (%v), want one decoded 32x32 image in its border", pngCfg.Width, pngCfg.Height, err)
+	}
+	file := filepath.Join(dir, "latent.safetensors")
+	if code := run([]string{"export", "-run", latDir, "-out", file}); code != 0 {
+		t.Fatalf("export of a latent run: exit code %d", code)
+	}
+	sameGrid(t, dir, latDir, file, "-class", "2", "-n", "4", "-steps", "2", "-seed", "7")
+	g, err := generate.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, w, c := g.Shape(); h != 32 || w != 32 || c != 1 {
+		t.Fatalf("generator of a latent model: images %dx%dx%d, want 32x32x1", h, w, c)
+	}
+	if imgs, err := g.Generate([]int{1, 2}, []uint64{0, 1}, generate.Options{Steps: 2}); err != nil || len(imgs) != 2*32*32 {
+		t.Fatalf("generate from a latent model: %d values, %v", len(imgs), err)
+	}
+	if code := run([]string{"eval", "-run", latDir + "@2", "-model", file + "@2", "-n", "20", "-data-test", pq}); code != 0 {
+		t.Fatalf("eval of a latent run and its export: exit code %d", code)
+	}
+	// A file whose decoder lacks a tensor is refused, naming the tensor.
+	ts, md, err := checkpoints.ReadSafetensors(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := export.DecoderPrefix + "conv_out/kernel"
+	if _, ok := ts[missing]; !ok {
+		t.Fatalf("exported latent model lacks %s", missing)
+	}
+	delete(ts, missing)
+	if _, err := export.Parse(ts, md); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("latent model without %s: error %v, want one naming it", missing, err)
 	}
 	// A changed autoencoder checkpoint is refused, naming it.
 	ckpt := filepath.Join(runDir, "checkpoints", "ckpt-000000004.safetensors")
-	f, err := os.OpenFile(ckpt, os.O_APPEND|os.O_WRONLY, 0)
+	f, err = os.OpenFile(ckpt, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

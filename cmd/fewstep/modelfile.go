@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/fewstep/fewstep/checkpoints"
@@ -26,8 +27,20 @@ func modelJob(m *export.Model) (trainer.Job, error) {
 		return trainer.Job{}, err
 	}
 	sc.UseEMA = m.Source.Weights == export.WeightsEMA
-	return trainer.Job{Data: m.Data, Model: m.Model, Diffusion: m.Diffusion, Trainer: trainer.DefaultConfig(),
+	dc := m.Data
+	if m.Latent != nil && dc.ClassifierTrain == "" { // scored in pixels, against the encoded images
+		dc.ClassifierTrain = m.Latent.Source.Data
+	}
+	return trainer.Job{Data: dc, Model: m.Model, Diffusion: m.Diffusion, Trainer: trainer.DefaultConfig(),
 		Sample: sc, Distilled: m.Distilled, StudentTimes: m.StudentTimes}, nil
+}
+
+// modelDecoder is the first stage of a latent model file (its decoder), nil for a pixel model.
+func modelDecoder(backend compute.Backend, m *export.Model) (trainer.LatentDecoder, error) {
+	if m.Latent == nil {
+		return nil, nil
+	}
+	return sampling.DecoderFromTensors(backend, m.Latent.Source, m.Latent.Scale, m.Latent.Decoder)
 }
 
 // modelTensors names the file's weights as a checkpoint holds them: <scope>/<path>.
@@ -56,8 +69,9 @@ func modelRunDir(m *export.Model) (checkpoints.RunDir, error) {
 // sampleSource resolves `fewstep sample`'s -run or -model: the job (configs and sample section)
 // and a function loading its weights into a store that returns the checkpoint step. A run whose
 // checkpoint holds /teacher weights is a distilled student (job.Distilled, as eval and exported
-// files mark it), set when its weights are loaded.
-func sampleSource(runDir, modelFile, ckptFlag string, ema bool) (*trainer.Job, func(*model.Store) (int64, error), error) {
+// files mark it), set when its weights are loaded; so is the decoder of a latent run or model
+// (job.Decoder).
+func sampleSource(runDir, modelFile, ckptFlag string, ema bool) (*trainer.Job, func(compute.Backend, *model.Store) (int64, error), error) {
 	if (runDir == "") == (modelFile == "") {
 		return nil, nil, usagef("sample: give either -run RUN_DIR or -model FILE")
 	}
@@ -70,7 +84,10 @@ func sampleSource(runDir, modelFile, ckptFlag string, ema bool) (*trainer.Job, f
 			return nil, nil, err
 		}
 		job, err := modelJob(m)
-		return &job, func(store *model.Store) (int64, error) {
+		return &job, func(backend compute.Backend, store *model.Store) (int64, error) {
+			if job.Decoder, err = modelDecoder(backend, m); err != nil {
+				return 0, fmt.Errorf("%s: %w", modelFile, err)
+			}
 			for _, nt := range modelTensors(m) {
 				if _, err := store.CreateVariable("/"+nt.Name, nt.Tensor); err != nil {
 					return 0, fmt.Errorf("%s: tensor %s: %w", modelFile, nt.Name, err)
@@ -88,12 +105,12 @@ func sampleSource(runDir, modelFile, ckptFlag string, ema bool) (*trainer.Job, f
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := refuseLatent(cfg, "sample"); err != nil {
-		return nil, nil, err
-	}
 	job := cfg.Job(resolved)
 	job.Sample.UseEMA = ema
-	return &job, func(store *model.Store) (int64, error) {
+	return &job, func(backend compute.Backend, store *model.Store) (int64, error) {
+		if err := attachDecoder(&job, backend); err != nil {
+			return 0, err
+		}
 		step, err := trainer.LoadWeights(run, ckpt, store)
 		for v := range store.IterVariables() {
 			if strings.HasPrefix(v.Path(), "/"+distill.TeacherScope+"/") {
@@ -109,7 +126,7 @@ func sampleSource(runDir, modelFile, ckptFlag string, ema bool) (*trainer.Job, f
 // model's own step counts): each becomes a run spec, named after the file, over a temporary run
 // directory (modelRunDir). It returns the specs, the eval output directory of the first file
 // (FILE without .safetensors, plus "-eval") and the temporary directories to remove, also on error.
-func modelSpecs(files []string) (specs []eval.RunSpec, outDir string, tmp []string, err error) {
+func modelSpecs(backend compute.Backend, files []string) (specs []eval.RunSpec, outDir string, tmp []string, err error) {
 	for _, arg := range files {
 		file, list, hasSteps := strings.Cut(arg, "@")
 		var steps []int
@@ -123,6 +140,9 @@ func modelSpecs(files []string) (specs []eval.RunSpec, outDir string, tmp []stri
 			return nil, "", tmp, err
 		}
 		job, err := modelJob(m)
+		if err == nil {
+			job.Decoder, err = modelDecoder(backend, m)
+		}
 		if err == nil {
 			job.RunDir, err = modelRunDir(m)
 		}

@@ -87,7 +87,7 @@ func cmdSample(args []string) error {
 		return err
 	}
 	store := model.NewStore()
-	step, err := loadWeights(store)
+	step, err := loadWeights(backend, store)
 	if err != nil {
 		return err
 	}
@@ -96,19 +96,19 @@ func cmdSample(args []string) error {
 	if err != nil {
 		return err
 	}
-	side, ch := job.Data.ImageSize, job.Data.Channels
 	if isDirTarget(*out) {
-		if err := writeSampleDir(*out, s, set, side, ch, sc.BatchSize); err != nil {
+		if err := writeSampleDir(*out, s, *job, set, sc.BatchSize); err != nil {
 			return err
 		}
 		fmt.Printf("wrote %d PNGs and labels.csv to %s (checkpoint step %d, %s weights, %d %s steps, cfg %.2g)\n",
 			len(seeds), *out, step, map[bool]string{true: "EMA", false: "raw"}[sc.UseEMA], sc.Steps, sc.Sampler, sc.CFG)
 		return nil
 	}
-	imgs, err := s.Sample(seeds, set.cond, side, side, ch)
+	imgs, err := job.Images(s, seeds, set.cond)
 	if err != nil {
 		return err
 	}
+	side, _, ch := job.ImageShape()
 	path := *out
 	if path == "" && *modelFile != "" {
 		path = strings.TrimSuffix(*modelFile, ".safetensors") + "-sample.png"
@@ -146,7 +146,7 @@ type sampleSet struct {
 // writeSampleDir generates the images batch by batch and writes one PNG per image plus
 // labels.csv for external scorers: file,label,seed (class models) or file,prompt,seed,label (text
 // models; label empty when the prompt names no class).
-func writeSampleDir(dir string, s *sampling.Sampler, set sampleSet, side, ch, batch int) error {
+func writeSampleDir(dir string, s *sampling.Sampler, job trainer.Job, set sampleSet, batch int) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -156,11 +156,12 @@ func writeSampleDir(dir string, s *sampling.Sampler, set sampleSet, side, ch, ba
 	} else {
 		csv.WriteString("file,label,seed\n")
 	}
+	side, _, ch := job.ImageShape()
 	per := side * side * ch
 	seeds, w := set.seeds, set.width
 	for start := 0; start < len(seeds); start += batch {
 		end := min(start+batch, len(seeds))
-		imgs, err := s.Sample(seeds[start:end], set.cond[start*w:end*w], side, side, ch)
+		imgs, err := job.Images(s, seeds[start:end], set.cond[start*w:end*w])
 		if err != nil {
 			return err
 		}

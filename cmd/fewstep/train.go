@@ -31,7 +31,7 @@ func cmdTrain(args []string) error {
 	opt := trainer.Options{Resume: ra.resume, StopAt: ra.stopAt}
 	if ra.cfg.Model.Arch == models.ArchAutoencoder { // latent diffusion's first stage (part 15)
 		opt.Method, opt.Label = autoenc.New(ra.cfg.Autoencoder), "autoencoder"
-	} else if err := latentDecoder(ra.job, &opt); err != nil {
+	} else if err := latentDecoder(&ra.job); err != nil {
 		return err
 	}
 	return runTraining(ra.job, opt, "fewstep train")
@@ -127,25 +127,15 @@ func storeEvaluator(backend compute.Backend, job trainer.Job) (func(int, *model.
 	return eval.StoreEvaluator(backend, job, tc, test, job.Trainer.EvalN)
 }
 
-// latentDecoder wires the autoencoder's decoder into opt when the training data holds latent rows
-// (fewstep data encode): the grids show decoded samples. Evaluation during training is refused
-// for such runs (it does not decode yet).
-func latentDecoder(job trainer.Job, opt *trainer.Options) error {
-	latent, path, scale, meta, err := data.LatentMetaOf(job.Data.Train)
-	if err != nil || !latent {
-		return err
-	}
-	if job.Trainer.EvalEvery > 0 {
-		return fmt.Errorf("trainer.eval_every: evaluation does not decode latent samples yet; set it to 0 for a run on %s", path)
-	}
-	src, err := autoenc.ParseSource(path, meta)
-	if err != nil {
+// latentDecoder wires the autoencoder's decoder into the job when the training data holds latent
+// rows (fewstep data encode): grids and evaluations decode the samples.
+func latentDecoder(job *trainer.Job) error {
+	if latent, _, _, _, err := data.LatentMetaOf(job.Data.Train); err != nil || !latent {
 		return err
 	}
 	backend, err := engine.New()
 	if err != nil {
 		return err
 	}
-	opt.Decoder, err = autoenc.LoadDecoder(backend, src, scale)
-	return err
+	return attachDecoder(job, backend)
 }

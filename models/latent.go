@@ -1,0 +1,43 @@
+package models
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// LatentSource is the autoencoder a latent file was written with (metadata data.MetaAutoencoder, written
+// by `fewstep data encode`, and an exported latent model's fewstep.latent): which checkpoint, its
+// SHA-256, its config and the images it encodes.
+type LatentSource struct {
+	Run              string            `json:"run"`
+	Step             int               `json:"step"`
+	CheckpointSHA256 string            `json:"checkpoint_sha256"`
+	Autoencoder      AutoencoderConfig `json:"autoencoder"`
+	ImageSize        int               `json:"image_size"`
+	Channels         int               `json:"channels"`
+	// Data is the image dataset that was encoded: eval's default classifier data for runs on
+	// these latents (data.classifier_train).
+	Data string `json:"data,omitempty"`
+}
+
+// LatentShape is the shape [h, w, c] of one latent.
+func (id LatentSource) LatentShape() (h, w, c int) {
+	side := id.ImageSize / id.Autoencoder.Factor()
+	return side, side, id.Autoencoder.LatentChannels
+}
+
+// ParseLatentSource reads the JSON of data.MetaAutoencoder (or an exported model's fewstep.latent);
+// file names the file for errors.
+func ParseLatentSource(file, meta string) (LatentSource, error) {
+	var id LatentSource
+	if meta == "" {
+		return id, fmt.Errorf("%s: no fewstep.autoencoder metadata: it was not written by `fewstep data encode`", file)
+	}
+	if err := json.Unmarshal([]byte(meta), &id); err != nil {
+		return id, fmt.Errorf("%s: metadata fewstep.autoencoder: %w", file, err)
+	}
+	if id.Run == "" || id.CheckpointSHA256 == "" || id.ImageSize <= 0 || id.Channels <= 0 {
+		return id, fmt.Errorf("%s: metadata fewstep.autoencoder lacks run, checkpoint_sha256, image_size or channels: %s", file, meta)
+	}
+	return id, id.Autoencoder.Validate()
+}
