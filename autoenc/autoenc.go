@@ -136,28 +136,38 @@ func (m *Method) discLoss(root *model.Scope, in []*Node) (*Node, map[string]*Nod
 	disc := root.In(trainer.DiscScope)
 	both := m.logits(disc, Concatenate([]*Node{x, xr}, 0)) // one pass: the heads' scope is built once
 	bsz := x.Shape().Dimensions[0]
-	real, fake := Slice(both, AxisRange(0, bsz)), Slice(both, AxisRange(bsz, 2*bsz))
+	return hingeDisc(Slice(both, AxisRange(0, bsz)), Slice(both, AxisRange(bsz, 2*bsz)))
+}
+
+// logits is the patch discriminator of the autoencoder's config (PatchLogits).
+func (m *Method) logits(scope *model.Scope, x *Node) *Node {
+	return PatchLogits(m.disc, scope, x, m.cfg.DiscChannels, m.cfg.DiscLayers)
+}
+
+// PatchLogits is a patch discriminator (after pix2pix's PatchGAN, Isola et al. arXiv 1611.07004,
+// as in LDM's first stage): layers 3×3 stride-2 convs with channels·2^i channels, GroupNorm (after
+// the first) and SiLU, then a 1×1 conv: one logit per patch. x: [B, H, W, C] → [B, N].
+func PatchLogits(b *models.Builder, scope *model.Scope, x *Node, channels, layers int) *Node {
+	h := TransposeAllAxes(x, 3, 0, 1, 2)
+	for i := range layers {
+		s := scope.In("layer%d", i)
+		h = b.Conv2D(s.In("conv"), h, channels<<i, 3, 2, models.ConvAuto, models.InitFanIn)
+		if i > 0 {
+			h = b.GroupNorm(s.In("norm"), h, min(8, (channels<<i)/4))
+		}
+		h = models.SiLU(h)
+	}
+	out := Squeeze(b.Conv2D(scope.In("out"), h, 1, 1, 1, models.ConvAuto, models.InitFanIn), 0) // [B, h', w']
+	return Reshape(out, out.Shape().Dimensions[0], -1)
+}
+
+// hingeDisc is the discriminator's hinge loss on real and fake logits [B, N] and its accuracy
+// (fraction of patches classified right), the term d_acc.
+func hingeDisc(real, fake *Node) (*Node, map[string]*Node) {
 	loss := ReduceAllMean(losses.HingeDiscriminator(real, fake))
 	right := Add(ReduceAllMean(ConvertDType(GreaterThan(real, ZerosLike(real)), real.DType())),
 		ReduceAllMean(ConvertDType(LessThan(fake, ZerosLike(fake)), fake.DType())))
 	return loss, map[string]*Node{"d_acc": MulScalar(right, 0.5)}
-}
-
-// logits is the patch discriminator (after pix2pix's PatchGAN, Isola et al. arXiv 1611.07004, as in
-// LDM's first stage): disc_layers 3×3 stride-2 convs with disc_channels·2^i channels, GroupNorm
-// (after the first) and SiLU, then a 1×1 conv: one logit per patch. x: [B, H, W, C] → [B, N].
-func (m *Method) logits(scope *model.Scope, x *Node) *Node {
-	h := TransposeAllAxes(x, 3, 0, 1, 2)
-	for i := range m.cfg.DiscLayers {
-		s := scope.In("layer%d", i)
-		h = m.disc.Conv2D(s.In("conv"), h, m.cfg.DiscChannels<<i, 3, 2, models.ConvAuto, models.InitFanIn)
-		if i > 0 {
-			h = m.disc.GroupNorm(s.In("norm"), h, min(8, (m.cfg.DiscChannels<<i)/4))
-		}
-		h = models.SiLU(h)
-	}
-	out := Squeeze(m.disc.Conv2D(scope.In("out"), h, 1, 1, 1, models.ConvAuto, models.InitFanIn), 0) // [B, h', w']
-	return Reshape(out, out.Shape().Dimensions[0], -1)
 }
 
 // Step runs one autoencoder update (and, from disc_start on, one discriminator update first).

@@ -44,6 +44,8 @@ type Run struct {
 	Finetune distill.FinetuneConfig `mapstructure:"finetune"`
 	// Autoencoder is the autoencoder: section (model.arch autoencoder, part 15).
 	Autoencoder models.AutoencoderConfig `mapstructure:"autoencoder"`
+	// TinyDecoder is the tiny_decoder: section (model.arch tiny_decoder: SDXS's decoder, part 15).
+	TinyDecoder models.TinyDecoderConfig `mapstructure:"tiny_decoder"`
 }
 
 // Default returns the defaults: each section's DefaultConfig, the only place defaults live.
@@ -61,6 +63,7 @@ func Default() Run {
 		SDXS:         distill.DefaultSDXSConfig(),
 		Finetune:     distill.DefaultFinetuneConfig(),
 		Autoencoder:  models.DefaultAutoencoderConfig(),
+		TinyDecoder:  models.DefaultTinyDecoderConfig(),
 	}
 }
 
@@ -75,7 +78,7 @@ func (r Run) Validate() error {
 	if r.Run.Seed < 0 {
 		return fmt.Errorf("run.seed: must be >= 0, got %d", r.Run.Seed)
 	}
-	for _, v := range []interface{ Validate() error }{r.Data, r.Model, r.Diffusion, r.Trainer, r.Sample, r.Distill, r.ImagineFlash, r.Finetune, r.Autoencoder} {
+	for _, v := range []interface{ Validate() error }{r.Data, r.Model, r.Diffusion, r.Trainer, r.Sample, r.Distill, r.ImagineFlash, r.Finetune, r.Autoencoder, r.TinyDecoder} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -174,7 +177,7 @@ func (r Run) YAML() ([]byte, error) {
 	sections := []struct {
 		name string
 		v    any
-	}{{"run", r.Run}, {"data", r.Data}, {"model", r.Model}, {"diffusion", r.Diffusion}, {"trainer", r.Trainer}, {"sample", r.Sample}, {"distill", r.Distill}, {"ladd", r.LADD}, {"imagine_flash", r.ImagineFlash}, {"sdxs", r.SDXS}, {"finetune", r.Finetune}, {"autoencoder", r.Autoencoder}}
+	}{{"run", r.Run}, {"data", r.Data}, {"model", r.Model}, {"diffusion", r.Diffusion}, {"trainer", r.Trainer}, {"sample", r.Sample}, {"distill", r.Distill}, {"ladd", r.LADD}, {"imagine_flash", r.ImagineFlash}, {"sdxs", r.SDXS}, {"finetune", r.Finetune}, {"autoencoder", r.Autoencoder}, {"tiny_decoder", r.TinyDecoder}}
 	for _, s := range sections {
 		m := map[string]any{}
 		if err := mapstructure.Decode(s.v, &m); err != nil {

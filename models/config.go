@@ -131,10 +131,10 @@ func (c Config) Validate() error {
 	case ArchUNet:
 	case ArchDiT, ArchMMDiT:
 		return c.validateDiT()
-	case ArchAutoencoder:
-		return nil // the autoencoder: section is validated on its own
+	case ArchAutoencoder, ArchTinyDecoder:
+		return nil // the autoencoder: and tiny_decoder: sections are validated on their own
 	default:
-		return fmt.Errorf("model.arch: unknown architecture %q (known: unet, dit, mmdit, autoencoder)", c.Arch)
+		return fmt.Errorf("model.arch: unknown architecture %q (known: unet, dit, mmdit, autoencoder, tiny_decoder)", c.Arch)
 	}
 	for _, kv := range []struct {
 		key string

@@ -31,8 +31,8 @@ type Backbone interface {
 
 // NewBackbone validates mc and returns the network of model.arch.
 func NewBackbone(mc Config, seed uint64) (Backbone, error) {
-	if mc.Arch == ArchAutoencoder {
-		return nil, fmt.Errorf("model.arch: autoencoder: this run trains an autoencoder, not a denoiser")
+	if mc.FirstStage() {
+		return nil, fmt.Errorf("model.arch: %s: this run trains (part of) an autoencoder, not a denoiser", mc.Arch)
 	}
 	if mc.Transformer() {
 		return NewDiT(mc, seed)

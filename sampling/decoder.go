@@ -24,21 +24,43 @@ type Decoder struct {
 // (e.g. "model", "decoder": checkpoint weights loaded by autoenc; an exported file's first stage).
 // It is compiled on first use.
 func NewDecoder(backend compute.Backend, store *model.Store, src models.LatentSource, scale float64, scopes ...string) (*Decoder, error) {
-	if !(scale > 0) {
-		return nil, fmt.Errorf("decoder of %s: latent scale %g, want > 0", src.Run, scale)
-	}
 	ae, err := models.NewAutoencoder(src.Autoencoder, 0)
 	if err != nil {
 		return nil, err
 	}
 	ae.Frozen = true
+	return newDecoder(backend, store, src, scale, func(scope *model.Scope, z *Node) *Node {
+		return ae.Decode(scope, z, src.Channels)
+	}, scopes)
+}
+
+// NewTinyDecoder builds SDXS's tiny decoder of cfg (models.TinyDecoder, arXiv 2403.16627 §3.2) for
+// src's latents over the weights store holds under the nested scopes.
+func NewTinyDecoder(backend compute.Backend, store *model.Store, src models.LatentSource, scale float64, cfg models.TinyDecoderConfig, scopes ...string) (*Decoder, error) {
+	td, err := models.NewTinyDecoder(cfg, 0)
+	if err != nil {
+		return nil, err
+	}
+	td.Frozen = true
+	return newDecoder(backend, store, src, scale, func(scope *model.Scope, z *Node) *Node {
+		return td.Decode(scope, z, src.Autoencoder.Factor(), src.Channels)
+	}, scopes)
+}
+
+// newDecoder compiles decode(scope, z/scale) with scope the nested scopes under the root.
+func newDecoder(backend compute.Backend, store *model.Store, src models.LatentSource, scale float64,
+	decode func(*model.Scope, *Node) *Node, scopes []string) (*Decoder, error) {
+	if !(scale > 0) {
+		return nil, fmt.Errorf("decoder of %s: latent scale %g, want > 0", src.Run, scale)
+	}
 	d := &Decoder{Source: src, Scale: scale}
+	var err error
 	d.exec, err = model.NewExec(backend, store, func(root *model.Scope, z *Node) *Node {
 		scope := root
 		for _, name := range scopes {
 			scope = scope.In("%s", name)
 		}
-		return ae.Decode(scope, DivScalar(z, scale), src.Channels)
+		return decode(scope, DivScalar(z, scale))
 	})
 	return d, err
 }

@@ -173,9 +173,9 @@ func newRun(backend compute.Backend, job Job, opt Options) (_ *run, err error) {
 	case job.Model.Text.On() && len(job.Model.Text.Vocab) < 2:
 		return nil, fmt.Errorf("model.text.vocab: empty: it is read from the metadata of data.train (%s) when the config loads; the files are missing or have no vocabulary — import them with `fewstep data import …`", job.Data.Train)
 	}
-	if job.Model.Arch == models.ArchAutoencoder { // no denoiser: the method trains the autoencoder
+	if job.Model.FirstStage() { // no denoiser: the method trains the autoencoder or a tiny decoder
 		if opt.Method == nil {
-			return nil, fmt.Errorf("model.arch: autoencoder runs train with the autoencoder method (fewstep train picks it)")
+			return nil, fmt.Errorf("model.arch: %s runs train with their own method (fewstep train picks it)", job.Model.Arch)
 		}
 	} else if r.den, _, err = models.NewDenoiser(job.Model, job.Diffusion, job.Seed); err != nil {
 		return nil, err

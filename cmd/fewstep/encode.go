@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/gomlx/compute"
@@ -16,6 +17,7 @@ import (
 	"github.com/fewstep/fewstep/export"
 	"github.com/fewstep/fewstep/internal/engine"
 	"github.com/fewstep/fewstep/models"
+	"github.com/fewstep/fewstep/sampling"
 	"github.com/fewstep/fewstep/trainer"
 )
 
@@ -154,4 +156,45 @@ func latentFirstStage(dc data.Config) (*export.Latent, error) {
 		return nil, err
 	}
 	return &export.Latent{Source: src, Scale: scale, Decoder: w}, nil
+}
+
+// useTinyDecoder replaces the full decoder of a latent job (attached by attachDecoder or read
+// from a model file) with the tiny decoder of a tiny_decoder run (SDXS §3.2; its newest EMA
+// weights). The tiny decoder must have been distilled from the same autoencoder (the same
+// checkpoint hash); the job's latent scale is kept.
+func useTinyDecoder(job *trainer.Job, backend compute.Backend, runDir string) error {
+	full, ok := job.Decoder.(*sampling.Decoder)
+	if !ok || full == nil {
+		return usagef("-decoder %s: the model is not a latent model (it generates images directly)", runDir)
+	}
+	rd := checkpoints.RunDir(runDir)
+	cfg, _, err := configs.Load(rd.ConfigPath(), nil, nil)
+	if err != nil {
+		return err
+	}
+	if cfg.Model.Arch != models.ArchTinyDecoder {
+		return usagef("-decoder %s: model.arch is %q, not %s", runDir, cfg.Model.Arch, models.ArchTinyDecoder)
+	}
+	latent, path, _, meta, err := data.LatentMetaOf(cfg.Data.Train)
+	if err != nil || !latent {
+		return fmt.Errorf("-decoder %s: its data.train %s: not latent rows (%v)", runDir, cfg.Data.Train, err)
+	}
+	src, err := models.ParseLatentSource(path, meta)
+	if err != nil {
+		return err
+	}
+	if src.CheckpointSHA256 != full.Source.CheckpointSHA256 {
+		return fmt.Errorf("-decoder %s: distilled from the autoencoder %s step %d (SHA-256 %s), but the model's latents are of %s step %d (SHA-256 %s)",
+			runDir, src.Run, src.Step, src.CheckpointSHA256, full.Source.Run, full.Source.Step, full.Source.CheckpointSHA256)
+	}
+	store := model.NewStore()
+	if _, err := trainer.InitWeights(store, runDir, true, func(p string) bool { return strings.HasPrefix(p, autoenc.TinyScope+"/") }); err != nil {
+		return err
+	}
+	tiny, err := sampling.NewTinyDecoder(backend, store, full.Source, full.Scale, cfg.TinyDecoder, trainer.ModelScope, autoenc.TinyScope)
+	if err != nil {
+		return err
+	}
+	job.Decoder = tiny
+	return nil
 }

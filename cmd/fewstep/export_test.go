@@ -15,6 +15,7 @@ import (
 	"github.com/fewstep/fewstep/export"
 	"github.com/fewstep/fewstep/generate"
 	"github.com/fewstep/fewstep/sampling"
+	"github.com/fewstep/fewstep/trainer"
 )
 
 // TestExportSampleEvalModel: train the smoke config briefly, export it, and check that `sample
@@ -334,6 +335,31 @@ func TestAutoencoderTrainEval(t *testing.T) {
 	if code := run([]string{"eval", "-run", latDir + "@2", "-model", file + "@2", "-n", "20", "-data-test", pq}); code != 0 {
 		t.Fatalf("eval of a latent run and its export: exit code %d", code)
 	}
+	// SDXS's tiny decoder distils from the same latents (the full decoder's images as targets and
+	// as the discriminator's reals); sample and eval decode through it with -decoder.
+	tinySets := []string{"-set", "data.train=" + filepath.Join(dir, "lat0.parquet"), "-set", "run.out_dir=" + dir, "-set", "trainer.steps=4",
+		"-set", "trainer.sample_every=4", "-set", "tiny_decoder.gan_start=2", "-set", "tiny_decoder.channels=8", "-set", "tiny_decoder.blocks=1"}
+	if code := run(append([]string{"train", "-config", "fashion-tiny-decoder"}, tinySets...)); code != 0 {
+		t.Fatalf("train fashion-tiny-decoder: exit code %d", code)
+	}
+	tinyDir := filepath.Join(dir, "fashion-tiny-decoder")
+	recs, err := trainer.ReadMetrics(checkpoints.RunDir(tinyDir).MetricsPath())
+	if err != nil || len(recs) == 0 {
+		t.Fatalf("tiny decoder metrics: %d records, %v", len(recs), err)
+	}
+	if last := recs[len(recs)-1]; last.Terms["d_acc"] == 0 && last.Terms["g_adv"] == 0 {
+		t.Errorf("tiny decoder: no adversarial terms logged after gan_start: %+v", last)
+	}
+	tinyPNG := filepath.Join(dir, "tiny.png")
+	if code := run([]string{"sample", "-run", latDir, "-class", "2", "-n", "4", "-steps", "2", "-seed", "7", "-decoder", tinyDir, "-out", tinyPNG}); code != 0 {
+		t.Fatalf("sample -decoder tiny: exit code %d", code)
+	}
+	if a, b := readFile(t, tinyPNG), readFile(t, filepath.Join(dir, "run.png")); bytes.Equal(a, b) {
+		t.Error("sample -decoder tiny drew the full decoder's bytes")
+	}
+	if code := run([]string{"sample", "-run", latDir, "-decoder", runDir}); code != 2 {
+		t.Errorf("sample -decoder with an autoencoder run: exit code %d, want 2", code)
+	}
 	// A file whose decoder lacks a tensor is refused, naming the tensor.
 	ts, md, err := checkpoints.ReadSafetensors(file)
 	if err != nil {
@@ -364,4 +390,14 @@ func TestAutoencoderTrainEval(t *testing.T) {
 	if code := run([]string{"eval", "-autoencoder", filepath.Join(dir, "smoke"), "-n", "40"}); code != 2 {
 		t.Fatalf("eval -autoencoder on a denoiser run: exit code %d, want 2", code)
 	}
+}
+
+// readFile returns a file's bytes or fails the test.
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -19,7 +19,7 @@ import (
 )
 
 func cmdSample(args []string) error {
-	fs := newFlagSet("sample", "sample -run RUN_DIR | -model FILE [-sampler ddim] [-steps 50] [-spacing trailing | -schedule FILE] [-cfg 2.0] [-class 3|all | -prompt TEXT... | -prompts FILE] [-n 64] [-seed 0] [-out grid.png|DIR/]")
+	fs := newFlagSet("sample", "sample -run RUN_DIR | -model FILE [-decoder full|TINY_RUN] [-sampler ddim] [-steps 50] [-spacing trailing | -schedule FILE] [-cfg 2.0] [-class 3|all | -prompt TEXT... | -prompts FILE] [-n 64] [-seed 0] [-out grid.png|DIR/]")
 	runDir := fs.String("run", "", "run directory (this or -model)")
 	modelFile := fs.String("model", "", "exported model file (fewstep export) instead of -run")
 	steps := fs.Int("steps", 0, "sampler steps (default: the run's sample.steps)")
@@ -31,6 +31,7 @@ func cmdSample(args []string) error {
 	class := fs.String("class", "all", "class index, or all for one row per class")
 	var promptFlags multiFlag
 	fs.Var(&promptFlags, "prompt", "caption of a text model (repeatable; one grid row per prompt)")
+	decoderFlag := fs.String("decoder", "full", "latent models: full (the autoencoder's decoder) or the run directory of a tiny decoder (model.arch tiny_decoder) distilled from it")
 	promptsFile := fs.String("prompts", "", "file of prompts, one a line (blank lines and # comments skipped): one grid row per prompt")
 	n := fs.Int("n", 0, "images (per class with -class all; default: the run's sample.per_class, or 64 for one class)")
 	seed := fs.Int("seed", -1, "seed of the first image; image i uses seed+i (default: the run's sample.seed)")
@@ -90,6 +91,11 @@ func cmdSample(args []string) error {
 	step, err := loadWeights(backend, store)
 	if err != nil {
 		return err
+	}
+	if *decoderFlag != "full" {
+		if err := useTinyDecoder(job, backend, *decoderFlag); err != nil {
+			return err
+		}
 	}
 	job.Sample = sc
 	s, err := trainer.GridSampler(backend, store, *job)

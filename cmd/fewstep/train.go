@@ -34,6 +34,9 @@ func cmdTrain(args []string) error {
 	} else if err := latentDecoder(&ra.job); err != nil {
 		return err
 	}
+	if ra.cfg.Model.Arch == models.ArchTinyDecoder { // SDXS's tiny decoder, from the latents' full decoder
+		opt.Method, opt.Label = autoenc.NewTiny(ra.cfg.TinyDecoder), "tiny decoder"
+	}
 	return runTraining(ra.job, opt, "fewstep train")
 }
 
@@ -104,6 +107,8 @@ func runTraining(job trainer.Job, opt trainer.Options, header string) error {
 	switch {
 	case res.Grid != "" && job.Model.Arch == models.ArchAutoencoder:
 		fmt.Printf("  grid:       %s (inputs over reconstructions)\n", res.Grid)
+	case res.Grid != "" && job.Model.Arch == models.ArchTinyDecoder:
+		fmt.Printf("  grid:       %s (full decoder over tiny decoder)\n", res.Grid)
 	case res.Grid != "":
 		fmt.Printf("  samples:    %s (%d steps)\n", res.Grid, job.Sample.Steps)
 	}
