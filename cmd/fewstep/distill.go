@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -135,8 +136,12 @@ func distillGenerate(verb string, args []string) error {
 	if err != nil {
 		return err
 	}
-	if latent, path, _, _, err := data.LatentMetaOf(cfg.Data.Train); err == nil && latent {
-		return usagef("distill %s: teacher %s trained on latent rows (%s): writing latent synthetic data is not built yet", verb, *teacherDir, path)
+	// A latent teacher (trained on `fewstep data encode` rows) writes latent rows: its samples
+	// divided by the latent scale, with the scale and autoencoder of its data, so the file mixes
+	// with the encoded data and trains latent students and tiny decoders (SDXS §3.2).
+	latent, latentPath, latentScale, latentMeta, _ := data.LatentMetaOf(cfg.Data.Train)
+	if latent && verb == "pairs" {
+		return usagef("distill pairs: teacher %s trained on latent rows (%s): latent noise–image pairs are not built yet", *teacherDir, latentPath)
 	}
 	sc := cfg.Sample
 	sc.Steps, sc.BatchSize, sc.Seed = *steps, *batch, *seed
@@ -186,6 +191,17 @@ func distillGenerate(verb string, args []string) error {
 		return fmt.Errorf("distill %s: the text teacher %s has %d class names for %d classes (model.text.class_names): cannot choose prompts", verb, rd, len(classNames), cfg.Model.NumClasses)
 	}
 	cols := []string{data.ColImage, data.ColLabel, data.ColCaption, data.ColID, data.ColWidth, data.ColHeight}
+	side, ch, k := cfg.Data.ImageSize, cfg.Data.Channels, cfg.Model.NumClasses
+	var meta map[string]string
+	if latent {
+		cols = []string{data.ColLatent, data.ColLatentShape, data.ColLabel, data.ColCaption, data.ColID}
+		src, err := models.ParseLatentSource(latentPath, latentMeta)
+		if err != nil {
+			return err
+		}
+		side, _, ch = src.LatentShape()
+		meta = map[string]string{data.MetaLatentScale: strconv.FormatFloat(latentScale, 'g', -1, 64), data.MetaAutoencoder: latentMeta}
+	}
 	if pairs {
 		cols = append(cols, data.ColNoise)
 	}
@@ -197,11 +213,10 @@ func distillGenerate(verb string, args []string) error {
 		cols = append(cols, data.ColTextEmbedding)
 	}
 	w, err := data.NewWriter(*out, cols,
-		data.WriterOptions{ClassNames: classNames, Vocab: vocab, Progress: os.Stdout, Total: *n})
+		data.WriterOptions{ClassNames: classNames, Vocab: vocab, Progress: os.Stdout, Total: *n, Meta: meta})
 	if err != nil {
 		return err
 	}
-	side, ch, k := cfg.Data.ImageSize, cfg.Data.Channels, cfg.Model.NumClasses
 	t0 := time.Now()
 	for start := 0; start < *n; start += *batch {
 		end := min(start+*batch, *n)
@@ -229,13 +244,20 @@ func distillGenerate(verb string, args []string) error {
 		}
 		per := side * side * ch
 		for i := range seeds {
-			pngBytes, err := sampling.ImagePNG(imgs[i*per:(i+1)*per], side, side, ch)
-			if err != nil {
-				w.Abort()
-				return err
-			}
-			row := data.Row{Image: pngBytes, Label: classes[i], HasLabel: true, Width: int32(side), Height: int32(side),
+			row := data.Row{Label: classes[i], HasLabel: true,
 				ID: fmt.Sprintf("%s-%s-%d", map[bool]string{false: "synth", true: "pair"}[pairs], filepath.Base(string(rd)), seeds[i])}
+			if latent {
+				row.LatentShape = []int32{int32(side), int32(side), int32(ch)}
+				for _, v := range imgs[i*per : (i+1)*per] {
+					row.Latent = append(row.Latent, float32(float64(v)/latentScale))
+				}
+			} else {
+				if row.Image, err = sampling.ImagePNG(imgs[i*per:(i+1)*per], side, side, ch); err != nil {
+					w.Abort()
+					return err
+				}
+				row.Width, row.Height = int32(side), int32(side)
+			}
 			if pairs {
 				row.Noise = sampling.NoiseForSeed(seeds[i], per)
 			}

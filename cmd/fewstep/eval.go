@@ -131,7 +131,7 @@ func evalCalibrate(args []string) error {
 
 // evalRuns evaluates one or more runs at several step counts and prints one table.
 func evalRuns(args []string) error {
-	fs := newFlagSet("eval", "eval -run RUN_DIR [-run RUN_DIR2 …] [-model FILE …] [-data-test TEST.parquet] [-steps 1,2,4,8,50] [-sampler ddim,heun,…] [-schedule trailing,karras,ays.json] [-noise-correction on,off] [-checkpoint newest|best|STEP] [-cfg 2.0] [-n 10000] [-batch 250] [-prompts names|templates|FILE] [-decoder full|TINY_RUN]")
+	fs := newFlagSet("eval", "eval -run RUN_DIR [-run RUN_DIR2 …] [-model FILE …] [-data-test TEST.parquet] [-steps 1,2,4,8,50] [-sampler ddim,heun,…] [-schedule trailing,karras,ays.json] [-noise-correction on,off] [-checkpoint newest|best|STEP] [-cfg 2.0] [-n 10000] [-batch 250] [-prompts names|templates|FILE] [-decoder full|TINY_RUN[,…]]")
 	var runs multiFlag
 	fs.Var(&runs, "run", "run directory to evaluate (repeatable; DIR@1,2,4 gives that run its own step counts)")
 	var modelFiles multiFlag
@@ -148,7 +148,7 @@ func evalRuns(args []string) error {
 	batch := fs.Int("batch", 0, "images per sampler call (default: each run's sample.batch_size)")
 	seed := fs.Int("seed", 0, "seed of image 0 (image i uses seed+i)")
 	prompts := fs.String("prompts", "", "text models: names (each class's name, the default), templates (each class's caption templates in turn) or a file of prompts, one a line, each naming a class")
-	decoderFlag := fs.String("decoder", "full", "latent models: full (the autoencoder's decoder) or the run directory of a tiny decoder distilled from it (every latent model decodes through it)")
+	decoderFlag := fs.String("decoder", "full", "latent models: full (the autoencoder's decoder) or the run directory of a tiny decoder distilled from it; one value for every latent model, or a comma-separated value per -run/-model in order")
 	aeRun := fs.String("autoencoder", "", "score an autoencoder run (model.arch autoencoder) instead: PSNR, SSIM and rFID of its EMA reconstructions of the first -n test images")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
@@ -207,18 +207,24 @@ func evalRuns(args []string) error {
 			specs[i].Job.Data.ClassifierTrain = *dataTrain
 		}
 	}
+	decoders := splitList(*decoderFlag)
+	if len(decoders) != 1 && len(decoders) != len(specs) {
+		return usagef("eval: -decoder: %d values for %d models (give one for all, or one per -run/-model in order)", len(decoders), len(specs))
+	}
 	for i := range specs { // runs on latent rows decode through their autoencoder (or -decoder)
 		if specs[i].Job.Decoder == nil {
 			if err := attachDecoder(&specs[i].Job, backend); err != nil {
 				return fmt.Errorf("eval %s: %w", specs[i].Name, err)
 			}
 		}
-		if *decoderFlag != "full" && specs[i].Job.Decoder != nil {
-			if err := useTinyDecoder(&specs[i].Job, backend, *decoderFlag); err != nil {
-				return fmt.Errorf("eval %s: %w", specs[i].Name, err)
-			}
-			specs[i].Name += "+tiny"
+		dec := decoders[min(i, len(decoders)-1)]
+		if dec == "full" || (len(decoders) == 1 && specs[i].Job.Decoder == nil) {
+			continue // one -decoder for all leaves pixel models as they are
 		}
+		if err := useTinyDecoder(&specs[i].Job, backend, dec); err != nil {
+			return fmt.Errorf("eval %s: %w", specs[i].Name, err)
+		}
+		specs[i].Name += "+tiny"
 	}
 	dc := specs[0].Job.Data
 	tc, err := eval.ClassifierFor(backend, dc, os.Stdout)

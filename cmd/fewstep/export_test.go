@@ -335,9 +335,18 @@ func TestAutoencoderTrainEval(t *testing.T) {
 	if code := run([]string{"eval", "-run", latDir + "@2", "-model", file + "@2", "-n", "20", "-data-test", pq}); code != 0 {
 		t.Fatalf("eval of a latent run and its export: exit code %d", code)
 	}
-	// SDXS's tiny decoder distils from the same latents (the full decoder's images as targets and
-	// as the discriminator's reals); sample and eval decode through it with -decoder.
-	tinySets := []string{"-set", "data.train=" + filepath.Join(dir, "lat0.parquet"), "-set", "run.out_dir=" + dir, "-set", "trainer.steps=4",
+	// The latent teacher's samples are latent rows with the scale and autoencoder of its data.
+	synth := filepath.Join(dir, "synth-latent.parquet")
+	if code := run([]string{"distill", "generate", "-teacher", latDir, "-n", "24", "-steps", "2", "-batch", "12", "-out", synth}); code != 0 {
+		t.Fatalf("distill generate of a latent teacher: exit code %d", code)
+	}
+	scale0, ae0, _ := data.ReadLatentMeta(filepath.Join(dir, "lat0.parquet"))
+	if scale, ae, err := data.ReadLatentMeta(synth); err != nil || scale != scale0 || ae != ae0 {
+		t.Fatalf("latent synthetic data: scale %g (data %g), autoencoder %q (data %q), %v", scale, scale0, ae, ae0, err)
+	}
+	// SDXS's tiny decoder distils from the teacher's latents (the full decoder's images as targets
+	// and as the discriminator's reals); sample and eval decode through it with -decoder.
+	tinySets := []string{"-set", "data.train=" + synth, "-set", "trainer.batch_size=8", "-set", "run.out_dir=" + dir, "-set", "trainer.steps=4",
 		"-set", "trainer.sample_every=4", "-set", "tiny_decoder.gan_start=2", "-set", "tiny_decoder.channels=8", "-set", "tiny_decoder.blocks=1"}
 	if code := run(append([]string{"train", "-config", "fashion-tiny-decoder"}, tinySets...)); code != 0 {
 		t.Fatalf("train fashion-tiny-decoder: exit code %d", code)
@@ -356,6 +365,12 @@ func TestAutoencoderTrainEval(t *testing.T) {
 	}
 	if a, b := readFile(t, tinyPNG), readFile(t, filepath.Join(dir, "run.png")); bytes.Equal(a, b) {
 		t.Error("sample -decoder tiny drew the full decoder's bytes")
+	}
+	if code := run([]string{"eval", "-run", latDir + "@2", "-run", latDir + "@1", "-decoder", "full," + tinyDir, "-n", "20", "-data-test", pq}); code != 0 {
+		t.Fatalf("eval with a decoder per run: exit code %d", code)
+	}
+	if code := run([]string{"eval", "-run", latDir + "@2", "-decoder", "full,full", "-n", "20", "-data-test", pq}); code != 2 {
+		t.Errorf("eval with 2 decoders for 1 run: exit code %d, want 2", code)
 	}
 	if code := run([]string{"sample", "-run", latDir, "-decoder", runDir}); code != 2 {
 		t.Errorf("sample -decoder with an autoencoder run: exit code %d, want 2", code)

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# `make fashion-latent` (part 15): latent diffusion on Fashion-MNIST, end to end. Trains the
+# autoencoder (configs/fashion-autoencoder.yaml) unless runs/fashion-autoencoder has a checkpoint,
+# scores its reconstructions (PSNR, SSIM, rFID), encodes the train and test splits to 8x8x4
+# latents (data/fashion-{train,test}-latent.parquet, re-encoded whenever the autoencoder is newer),
+# trains (or resumes) the latent teacher and the tiny decoder, and evaluates the latent teacher
+# with the full and the tiny decoder next to the pixel teacher (runs/fashion-teacher, if trained).
+# FEWSTEP_BIN=bin/fewstep-onnx (after `make onnxruntime build-onnx`, with GOMLX_BACKEND set) runs it
+# on ONNX Runtime.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
+bin=${FEWSTEP_BIN:-bin/fewstep}
+[ "$bin" = bin/fewstep ] && go build -o bin/fewstep ./cmd/fewstep
+for split in train test; do
+  [ -f data/fashion-$split.parquet ] || { make -s fashion-mnist && "$bin" data import fashion-mnist -split $split -out data/fashion-$split.parquet; }
+done
+train_or_resume() { # config (train), verb
+  if ls "runs/$1"/checkpoints/ckpt-*.safetensors >/dev/null 2>&1; then "$bin" "$2" -resume "runs/$1"; else "$bin" "$2" -config "$1"; fi
+}
+ae=runs/fashion-autoencoder
+ls "$ae"/checkpoints/ckpt-*.safetensors >/dev/null 2>&1 || "$bin" train -config fashion-autoencoder
+"$bin" eval -autoencoder "$ae" -n "${N:-5000}"
+newest=$(ls "$ae"/checkpoints/ckpt-*.safetensors | tail -1)
+for split in train test; do
+  out=data/fashion-$split-latent.parquet
+  if [ ! -f "$out" ] || [ "$newest" -nt "$out" ]; then
+    "$bin" data encode -autoencoder "$ae" -data data/fashion-$split.parquet -out "$out"
+  fi
+done
+train_or_resume fashion-latent-teacher train
+train_or_resume fashion-tiny-decoder train
+runs=(-run runs/fashion-latent-teacher@50)
+ls runs/fashion-teacher/checkpoints/ckpt-*.safetensors >/dev/null 2>&1 && runs+=(-run runs/fashion-teacher@50)
+"$bin" eval "${runs[@]}" -n "${N:-5000}"
+"$bin" eval -run runs/fashion-latent-teacher@50 -n "${N:-5000}" -decoder runs/fashion-tiny-decoder
