@@ -51,7 +51,7 @@ func LoadDecoder(backend compute.Backend, id models.LatentSource, scale float64)
 	if err != nil {
 		return nil, err
 	}
-	return sampling.DecoderFromTensors(backend, id, scale, w)
+	return sampling.DecoderFromTensors(backend, id, nil, scale, w)
 }
 
 // FileSHA256 is the hex SHA-256 of a file (the identity of an autoencoder checkpoint).

@@ -109,8 +109,12 @@ func (m *Model) Describe() string {
 		ih, iw, ic, m.Model.NumClasses, m.Diffusion.Schedule, m.Diffusion.Prediction)
 	if m.Latent != nil {
 		lh, lw, lc := m.InputShape()
-		fmt.Fprintf(&b, " decoded from %d×%d×%d latents (scale %.4g, decoder of %s step %d, %d tensors)", lh, lw, lc, m.Latent.Scale,
-			m.Latent.Source.Run, m.Latent.Source.Step, len(m.Latent.Decoder))
+		kind := "decoder"
+		if m.Latent.Tiny != nil {
+			kind = "tiny decoder distilled from the decoder"
+		}
+		fmt.Fprintf(&b, " decoded from %d×%d×%d latents (scale %.4g, %s of %s step %d, %d tensors)", lh, lw, lc, m.Latent.Scale,
+			kind, m.Latent.Source.Run, m.Latent.Source.Step, len(m.Latent.Decoder))
 	}
 	if m.Distilled {
 		fmt.Fprintf(&b, ", distilled student at t=%v", m.StudentTimes)

@@ -33,6 +33,9 @@ type Latent struct {
 	// Scale is LDM's scale_by_std factor: the denoiser works on latents × Scale, the decoder
 	// reads samples / Scale.
 	Scale float64 `json:"scale"`
+	// Tiny is the config of SDXS's tiny decoder when the file carries it instead of the
+	// autoencoder's decoder (export -decoder TINY_RUN); nil: the full decoder.
+	Tiny *models.TinyDecoderConfig `json:"tiny_decoder,omitempty"`
 	// Decoder holds the decoder's weights keyed by path inside the decoder ("conv_out/kernel").
 	Decoder map[string]*tensors.Tensor `json:"-"`
 }
@@ -75,8 +78,9 @@ func parseLatent(md map[string]string, m *Model) error {
 		return nil
 	}
 	var l struct {
-		Source json.RawMessage `json:"source"`
-		Scale  float64         `json:"scale"`
+		Source json.RawMessage          `json:"source"`
+		Scale  float64                  `json:"scale"`
+		Tiny   *models.TinyDecoderConfig `json:"tiny_decoder"`
 	}
 	if err := decodeJSON(md, KeyLatent, &l); err != nil {
 		return err
@@ -88,13 +92,18 @@ func parseLatent(md map[string]string, m *Model) error {
 	if !(l.Scale > 0) {
 		return fmt.Errorf("metadata %s: scale %g, want > 0 (%s)", KeyLatent, l.Scale, raw)
 	}
-	m.Latent = &Latent{Source: src, Scale: l.Scale}
+	if l.Tiny != nil {
+		if err := l.Tiny.Validate(); err != nil {
+			return fmt.Errorf("metadata %s: %w", KeyLatent, err)
+		}
+	}
+	m.Latent = &Latent{Source: src, Scale: l.Scale, Tiny: l.Tiny}
 	return nil
 }
 
 // checkDecoder compares the decoder's tensors with those its autoencoder config builds.
 func (l *Latent) checkDecoder() error {
-	want, err := decoderExpected(l.Source)
+	want, err := decoderExpected(l.Source, l.Tiny)
 	if err != nil {
 		return err
 	}
@@ -119,10 +128,10 @@ func (l *Latent) checkDecoder() error {
 	return nil
 }
 
-// decoderExpected builds the decoder of src's autoencoder config on the pure-Go backend (never
-// run) and returns its variables: path inside the decoder → shape.
-func decoderExpected(src models.LatentSource) (out map[string]shapes.Shape, err error) {
-	ae, err := models.NewAutoencoder(src.Autoencoder, 0)
+// decoderExpected builds the decoder of src's autoencoder config (or the tiny decoder of tiny) on
+// the pure-Go backend (never run) and returns its variables: path inside the decoder → shape.
+func decoderExpected(src models.LatentSource, tiny *models.TinyDecoderConfig) (out map[string]shapes.Shape, err error) {
+	decode, err := models.LatentDecodeFunc(src, tiny, false)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +141,7 @@ func decoderExpected(src models.LatentSource) (out map[string]shapes.Shape, err 
 	}
 	store := model.NewStore()
 	e, err := model.NewExec(backend, store, func(root *model.Scope, z *Node) *Node {
-		return ae.Decode(root.In("decoder"), z, src.Channels)
+		return decode(root.In("decoder"), z)
 	})
 	if err != nil {
 		return nil, err

@@ -84,7 +84,7 @@ func New(m *export.Model, backend compute.Backend) (*Generator, error) {
 	}
 	g := &Generator{m: m, backend: backend, store: store, den: den, base: base, samplers: map[string]*sampling.Sampler{}}
 	if m.Latent != nil {
-		if g.decoder, err = sampling.DecoderFromTensors(backend, m.Latent.Source, m.Latent.Scale, m.Latent.Decoder); err != nil {
+		if g.decoder, err = sampling.DecoderFromTensors(backend, m.Latent.Source, m.Latent.Tiny, m.Latent.Scale, m.Latent.Decoder); err != nil {
 			return nil, err
 		}
 	}

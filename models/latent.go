@@ -3,6 +3,9 @@ package models
 import (
 	"encoding/json"
 	"fmt"
+
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/ml/model"
 )
 
 // LatentSource is the autoencoder a latent file was written with (metadata data.MetaAutoencoder, written
@@ -40,4 +43,25 @@ func ParseLatentSource(file, meta string) (LatentSource, error) {
 		return id, fmt.Errorf("%s: metadata fewstep.autoencoder lacks run, checkpoint_sha256, image_size or channels: %s", file, meta)
 	}
 	return id, id.Autoencoder.Validate()
+}
+
+// LatentDecodeFunc is the graph of a latent model's first stage: the autoencoder's decoder of
+// src, or SDXS's tiny decoder of tiny when not nil (trained on src's latents); it maps unscaled
+// latents [B, h, w, z_c] to images [B, H, W, C] with the weights under scope (frozen: they must
+// exist; else missing ones are created, as for listing the variables).
+func LatentDecodeFunc(src LatentSource, tiny *TinyDecoderConfig, frozen bool) (func(scope *model.Scope, z *Node) *Node, error) {
+	if tiny != nil {
+		td, err := NewTinyDecoder(*tiny, 0)
+		if err != nil {
+			return nil, err
+		}
+		td.Frozen = frozen
+		return func(scope *model.Scope, z *Node) *Node { return td.Decode(scope, z, src.Autoencoder.Factor(), src.Channels) }, nil
+	}
+	ae, err := NewAutoencoder(src.Autoencoder, 0)
+	if err != nil {
+		return nil, err
+	}
+	ae.Frozen = frozen
+	return func(scope *model.Scope, z *Node) *Node { return ae.Decode(scope, z, src.Channels) }, nil
 }

@@ -16,45 +16,24 @@ import (
 // x = D(z_sampled / scale) with the autoencoder's decoder. Source names the autoencoder.
 type Decoder struct {
 	Source models.LatentSource
+	Tiny   *models.TinyDecoderConfig // SDXS's tiny decoder; nil: the autoencoder's decoder
 	Scale  float64
 	exec   *model.Exec
 }
 
-// NewDecoder builds the decoder of src over the weights store holds under the nested scopes
-// (e.g. "model", "decoder": checkpoint weights loaded by autoenc; an exported file's first stage).
-// It is compiled on first use.
-func NewDecoder(backend compute.Backend, store *model.Store, src models.LatentSource, scale float64, scopes ...string) (*Decoder, error) {
-	ae, err := models.NewAutoencoder(src.Autoencoder, 0)
+// NewDecoder builds the decoder of src — the autoencoder's, or SDXS's tiny decoder of tiny when
+// not nil (models.LatentDecodeFunc) — over the weights store holds under the nested scopes (e.g.
+// "model", "decoder": checkpoint weights loaded by autoenc; an exported file's first stage). It
+// is compiled on first use.
+func NewDecoder(backend compute.Backend, store *model.Store, src models.LatentSource, tiny *models.TinyDecoderConfig, scale float64, scopes ...string) (*Decoder, error) {
+	decode, err := models.LatentDecodeFunc(src, tiny, true)
 	if err != nil {
 		return nil, err
 	}
-	ae.Frozen = true
-	return newDecoder(backend, store, src, scale, func(scope *model.Scope, z *Node) *Node {
-		return ae.Decode(scope, z, src.Channels)
-	}, scopes)
-}
-
-// NewTinyDecoder builds SDXS's tiny decoder of cfg (models.TinyDecoder, arXiv 2403.16627 §3.2) for
-// src's latents over the weights store holds under the nested scopes.
-func NewTinyDecoder(backend compute.Backend, store *model.Store, src models.LatentSource, scale float64, cfg models.TinyDecoderConfig, scopes ...string) (*Decoder, error) {
-	td, err := models.NewTinyDecoder(cfg, 0)
-	if err != nil {
-		return nil, err
-	}
-	td.Frozen = true
-	return newDecoder(backend, store, src, scale, func(scope *model.Scope, z *Node) *Node {
-		return td.Decode(scope, z, src.Autoencoder.Factor(), src.Channels)
-	}, scopes)
-}
-
-// newDecoder compiles decode(scope, z/scale) with scope the nested scopes under the root.
-func newDecoder(backend compute.Backend, store *model.Store, src models.LatentSource, scale float64,
-	decode func(*model.Scope, *Node) *Node, scopes []string) (*Decoder, error) {
 	if !(scale > 0) {
 		return nil, fmt.Errorf("decoder of %s: latent scale %g, want > 0", src.Run, scale)
 	}
-	d := &Decoder{Source: src, Scale: scale}
-	var err error
+	d := &Decoder{Source: src, Tiny: tiny, Scale: scale}
 	d.exec, err = model.NewExec(backend, store, func(root *model.Scope, z *Node) *Node {
 		scope := root
 		for _, name := range scopes {
@@ -87,10 +66,10 @@ func (d *Decoder) ImageShape() (h, w, c int) {
 	return d.Source.ImageSize, d.Source.ImageSize, d.Source.Channels
 }
 
-// DecoderFromTensors builds the decoder of src over weights keyed by path inside the decoder
-// ("conv_out/kernel"; an exported latent model's first stage, export.Latent.Decoder), held in a
-// store of its own.
-func DecoderFromTensors(backend compute.Backend, src models.LatentSource, scale float64, weights map[string]*tensors.Tensor) (*Decoder, error) {
+// DecoderFromTensors builds the decoder of src (tiny: see NewDecoder) over weights keyed by path
+// inside the decoder ("conv_out/kernel"; an exported latent model's first stage,
+// export.Latent.Decoder), held in a store of its own.
+func DecoderFromTensors(backend compute.Backend, src models.LatentSource, tiny *models.TinyDecoderConfig, scale float64, weights map[string]*tensors.Tensor) (*Decoder, error) {
 	store := model.NewStore()
 	for name, t := range weights {
 		v, err := store.CreateVariable("/decoder/"+name, t)
@@ -99,5 +78,5 @@ func DecoderFromTensors(backend compute.Backend, src models.LatentSource, scale 
 		}
 		v.Trainable = false
 	}
-	return NewDecoder(backend, store, src, scale, "decoder")
+	return NewDecoder(backend, store, src, tiny, scale, "decoder")
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/fewstep/fewstep/autoenc"
@@ -159,42 +160,62 @@ func latentFirstStage(dc data.Config) (*export.Latent, error) {
 }
 
 // useTinyDecoder replaces the full decoder of a latent job (attached by attachDecoder or read
-// from a model file) with the tiny decoder of a tiny_decoder run (SDXS §3.2; its newest EMA
-// weights). The tiny decoder must have been distilled from the same autoencoder (the same
-// checkpoint hash); the job's latent scale is kept.
+// from a model file) with the tiny decoder of a tiny_decoder run (tinyDecoder); the job's latent
+// scale is kept.
 func useTinyDecoder(job *trainer.Job, backend compute.Backend, runDir string) error {
 	full, ok := job.Decoder.(*sampling.Decoder)
 	if !ok || full == nil {
 		return usagef("-decoder %s: the model is not a latent model (it generates images directly)", runDir)
 	}
-	rd := checkpoints.RunDir(runDir)
-	cfg, _, err := configs.Load(rd.ConfigPath(), nil, nil)
+	cfg, w, err := tinyDecoder(runDir, full.Source)
 	if err != nil {
 		return err
 	}
-	if cfg.Model.Arch != models.ArchTinyDecoder {
-		return usagef("-decoder %s: model.arch is %q, not %s", runDir, cfg.Model.Arch, models.ArchTinyDecoder)
-	}
-	latent, path, _, meta, err := data.LatentMetaOf(cfg.Data.Train)
-	if err != nil || !latent {
-		return fmt.Errorf("-decoder %s: its data.train %s: not latent rows (%v)", runDir, cfg.Data.Train, err)
-	}
-	src, err := models.ParseLatentSource(path, meta)
-	if err != nil {
-		return err
-	}
-	if src.CheckpointSHA256 != full.Source.CheckpointSHA256 {
-		return fmt.Errorf("-decoder %s: distilled from the autoencoder %s step %d (SHA-256 %s), but the model's latents are of %s step %d (SHA-256 %s)",
-			runDir, src.Run, src.Step, src.CheckpointSHA256, full.Source.Run, full.Source.Step, full.Source.CheckpointSHA256)
-	}
-	store := model.NewStore()
-	if _, err := trainer.InitWeights(store, runDir, true, func(p string) bool { return strings.HasPrefix(p, autoenc.TinyScope+"/") }); err != nil {
-		return err
-	}
-	tiny, err := sampling.NewTinyDecoder(backend, store, full.Source, full.Scale, cfg.TinyDecoder, trainer.ModelScope, autoenc.TinyScope)
+	tiny, err := sampling.DecoderFromTensors(backend, full.Source, &cfg, full.Scale, w)
 	if err != nil {
 		return err
 	}
 	job.Decoder = tiny
 	return nil
+}
+
+// tinyDecoder reads the config and newest EMA weights (keyed by path inside the decoder) of a
+// tiny_decoder run (SDXS §3.2), which must have been distilled from the autoencoder of src (the
+// same checkpoint hash; an error names both otherwise).
+func tinyDecoder(runDir string, src models.LatentSource) (models.TinyDecoderConfig, map[string]*tensors.Tensor, error) {
+	var none models.TinyDecoderConfig
+	rd := checkpoints.RunDir(runDir)
+	cfg, _, err := configs.Load(rd.ConfigPath(), nil, nil)
+	if err != nil {
+		return none, nil, err
+	}
+	if cfg.Model.Arch != models.ArchTinyDecoder {
+		return none, nil, usagef("-decoder %s: model.arch is %q, not %s", runDir, cfg.Model.Arch, models.ArchTinyDecoder)
+	}
+	latent, path, _, meta, err := data.LatentMetaOf(cfg.Data.Train)
+	if err != nil || !latent {
+		return none, nil, fmt.Errorf("-decoder %s: its data.train %s: not latent rows (%v)", runDir, cfg.Data.Train, err)
+	}
+	own, err := models.ParseLatentSource(path, meta)
+	if err != nil {
+		return none, nil, err
+	}
+	if own.CheckpointSHA256 != src.CheckpointSHA256 {
+		return none, nil, fmt.Errorf("-decoder %s: distilled from the autoencoder %s step %d (SHA-256 %s), but the model's latents are of %s step %d (SHA-256 %s)",
+			runDir, own.Run, own.Step, own.CheckpointSHA256, src.Run, src.Step, src.CheckpointSHA256)
+	}
+	all, err := trainer.ReadInitWeights(runDir, true)
+	if err != nil {
+		return none, nil, err
+	}
+	w := map[string]*tensors.Tensor{}
+	for p, t := range all {
+		if rest, ok := strings.CutPrefix(p, autoenc.TinyScope+"/"); ok {
+			w[rest] = t
+		}
+	}
+	if len(w) == 0 {
+		return none, nil, fmt.Errorf("-decoder %s: no %s/* weights in its newest checkpoint", runDir, autoenc.TinyScope)
+	}
+	return cfg.TinyDecoder, w, nil
 }

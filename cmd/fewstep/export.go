@@ -14,7 +14,7 @@ import (
 )
 
 func cmdExport(args []string) error {
-	fs := newFlagSet("export", "export -run RUN_DIR -out model.safetensors [-raw] [-checkpoint newest|best|STEP]\n  fewstep export -run RUN_DIR | -model FILE -format onnx -batch N -out model.onnx [-steps K] [-sampler S] [-cfg W] [-reference DIR]")
+	fs := newFlagSet("export", "export -run RUN_DIR -out model.safetensors [-raw] [-checkpoint newest|best|STEP] [-decoder full|TINY_RUN]\n  fewstep export -run RUN_DIR | -model FILE -format onnx -batch N -out model.onnx [-steps K] [-sampler S] [-cfg W] [-reference DIR]")
 	runDir := fs.String("run", "", "run directory")
 	modelFile := fs.String("model", "", "exported model file (with -format onnx, instead of -run)")
 	out := fs.String("out", "", "output file, e.g. model.safetensors or model.onnx (required)")
@@ -25,6 +25,7 @@ func cmdExport(args []string) error {
 	steps := fs.Int("steps", 0, "onnx generator: sampler steps (default: the model's recommendation)")
 	sampler := fs.String("sampler", "", "onnx generator: sampler (default: the model's)")
 	cfgScale := fs.Float64("cfg", 0, "onnx generator: guidance scale (default: the model's)")
+	decoder := fs.String("decoder", "full", "latent runs: the first stage the file carries: full (the autoencoder's decoder) or the run directory of a tiny decoder distilled from it (SDXS)")
 	reference := fs.String("reference", "", "onnx: also write inputs and fewstep's own outputs to this directory (for make interop)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
@@ -41,6 +42,16 @@ func cmdExport(args []string) error {
 	m, err := runModel(*runDir, *ckptFlag, *raw)
 	if err != nil {
 		return err
+	}
+	if *decoder != "full" {
+		if m.Latent == nil {
+			return usagef("export -decoder %s: %s is not a latent run (it generates images directly)", *decoder, *runDir)
+		}
+		cfg, w, err := tinyDecoder(*decoder, m.Latent.Source)
+		if err != nil {
+			return err
+		}
+		m.Latent.Tiny, m.Latent.Decoder = &cfg, w
 	}
 	if err := export.Write(*out, m); err != nil {
 		return err

@@ -372,6 +372,17 @@ func TestAutoencoderTrainEval(t *testing.T) {
 	if code := run([]string{"eval", "-run", latDir + "@2", "-decoder", "full,full", "-n", "20", "-data-test", pq}); code != 2 {
 		t.Errorf("eval with 2 decoders for 1 run: exit code %d, want 2", code)
 	}
+	// export -decoder carries the tiny decoder instead: sample -model draws sample -run -decoder's bytes.
+	tinyFile := filepath.Join(dir, "latent-tiny.safetensors")
+	if code := run([]string{"export", "-run", latDir, "-decoder", tinyDir, "-out", tinyFile}); code != 0 {
+		t.Fatalf("export -decoder tiny: exit code %d", code)
+	}
+	if code := run([]string{"sample", "-model", tinyFile, "-class", "2", "-n", "4", "-steps", "2", "-seed", "7", "-out", filepath.Join(dir, "tiny-file.png")}); code != 0 {
+		t.Fatalf("sample -model with a tiny decoder: exit code %d", code)
+	}
+	if !bytes.Equal(readFile(t, tinyPNG), readFile(t, filepath.Join(dir, "tiny-file.png"))) {
+		t.Error("the exported tiny-decoder model samples other bytes than sample -run -decoder")
+	}
 	if code := run([]string{"sample", "-run", latDir, "-decoder", runDir}); code != 2 {
 		t.Errorf("sample -decoder with an autoencoder run: exit code %d, want 2", code)
 	}

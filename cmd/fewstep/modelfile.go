@@ -40,7 +40,7 @@ func modelDecoder(backend compute.Backend, m *export.Model) (trainer.LatentDecod
 	if m.Latent == nil {
 		return nil, nil
 	}
-	return sampling.DecoderFromTensors(backend, m.Latent.Source, m.Latent.Scale, m.Latent.Decoder)
+	return sampling.DecoderFromTensors(backend, m.Latent.Source, m.Latent.Tiny, m.Latent.Scale, m.Latent.Decoder)
 }
 
 // modelTensors names the file's weights as a checkpoint holds them: <scope>/<path>.
