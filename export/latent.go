@@ -78,8 +78,8 @@ func parseLatent(md map[string]string, m *Model) error {
 		return nil
 	}
 	var l struct {
-		Source json.RawMessage          `json:"source"`
-		Scale  float64                  `json:"scale"`
+		Source json.RawMessage           `json:"source"`
+		Scale  float64                   `json:"scale"`
 		Tiny   *models.TinyDecoderConfig `json:"tiny_decoder"`
 	}
 	if err := decodeJSON(md, KeyLatent, &l); err != nil {

@@ -56,7 +56,9 @@ func LatentDecodeFunc(src LatentSource, tiny *TinyDecoderConfig, frozen bool) (f
 			return nil, err
 		}
 		td.Frozen = frozen
-		return func(scope *model.Scope, z *Node) *Node { return td.Decode(scope, z, src.Autoencoder.Factor(), src.Channels) }, nil
+		return func(scope *model.Scope, z *Node) *Node {
+			return td.Decode(scope, z, src.Autoencoder.Factor(), src.Channels)
+		}, nil
 	}
 	ae, err := NewAutoencoder(src.Autoencoder, 0)
 	if err != nil {
