@@ -72,7 +72,8 @@ func Expected(mc models.Config, side, channels int) (map[string]shapes.Shape, er
 }
 
 // RandomWeights sets m.Tensors to the initial weights a fresh training run of m's model config
-// with this seed starts from: a valid model before any training (tests, examples, smoke checks).
+// with this seed starts from (and a latent model's decoder to its initial weights from seed+1): a
+// valid model before any training (tests, examples, smoke checks).
 func (m *Model) RandomWeights(seed uint64) error {
 	h, _, c := m.InputShape()
 	store, err := netStore(m.Model, h, c, seed)
@@ -88,5 +89,10 @@ func (m *Model) RandomWeights(seed uint64) error {
 		ts[strings.TrimPrefix(v.Path(), "/")] = val
 	}
 	m.Tensors = ts
+	if m.Latent != nil {
+		if m.Latent.Decoder, err = decoderWeights(m.Latent.Source, m.Latent.Tiny, seed+1); err != nil {
+			return fmt.Errorf("export: random decoder weights: %w", err)
+		}
+	}
 	return nil
 }

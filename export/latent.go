@@ -128,10 +128,24 @@ func (l *Latent) checkDecoder() error {
 	return nil
 }
 
-// decoderExpected builds the decoder of src's autoencoder config (or the tiny decoder of tiny) on
-// the pure-Go backend (never run) and returns its variables: path inside the decoder → shape.
-func decoderExpected(src models.LatentSource, tiny *models.TinyDecoderConfig) (out map[string]shapes.Shape, err error) {
-	decode, err := models.LatentDecodeFunc(src, tiny, false)
+// decoderExpected returns the variables of the decoder of src's autoencoder config (or the tiny
+// decoder of tiny): path inside the decoder → shape.
+func decoderExpected(src models.LatentSource, tiny *models.TinyDecoderConfig) (map[string]shapes.Shape, error) {
+	w, err := decoderWeights(src, tiny, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]shapes.Shape{}
+	for name, t := range w {
+		out[name] = t.Shape()
+	}
+	return out, nil
+}
+
+// decoderWeights builds the decoder of src (or the tiny decoder of tiny) on the pure-Go backend
+// (never run) and returns its initial weights from seed: path inside the decoder → tensor.
+func decoderWeights(src models.LatentSource, tiny *models.TinyDecoderConfig, seed uint64) (out map[string]*tensors.Tensor, err error) {
+	decode, err := models.LatentDecodeFunc(src, tiny, false, seed)
 	if err != nil {
 		return nil, err
 	}
@@ -156,9 +170,13 @@ func decoderExpected(src models.LatentSource, tiny *models.TinyDecoderConfig) (o
 	if _, err := e.Compile(shapes.Make(dtypes.Float32, 1, h, w, c)); err != nil {
 		return nil, fmt.Errorf("build the decoder: %w", err)
 	}
-	out = map[string]shapes.Shape{}
+	out = map[string]*tensors.Tensor{}
 	for v := range store.IterVariables() {
-		out[strings.TrimPrefix(v.Path(), "/decoder/")] = v.Shape()
+		val, err := v.Value()
+		if err != nil {
+			return nil, err
+		}
+		out[strings.TrimPrefix(v.Path(), "/decoder/")] = val
 	}
 	return out, nil
 }

@@ -12,8 +12,12 @@ import (
 	"github.com/fewstep/fewstep/sampling"
 )
 
-// scope is the variable scope the file's weights are loaded into.
-const scope = "net"
+// scope is the variable scope the file's weights are loaded into; a latent model's decoder goes
+// under firstStageScope/decoder.
+const (
+	scope           = "net"
+	firstStageScope = "first_stage"
+)
 
 // Options override the file's recommended sampler; zero values keep the file's.
 type Options struct {
@@ -83,8 +87,15 @@ func New(m *export.Model, backend compute.Backend) (*Generator, error) {
 		v.Trainable = false
 	}
 	g := &Generator{m: m, backend: backend, store: store, den: den, base: base, samplers: map[string]*sampling.Sampler{}}
-	if m.Latent != nil {
-		if g.decoder, err = sampling.DecoderFromTensors(backend, m.Latent.Source, m.Latent.Tiny, m.Latent.Scale, m.Latent.Decoder); err != nil {
+	if m.Latent != nil { // the first stage, in the same store (the ONNX generator decodes in-graph)
+		for name, t := range m.Latent.Decoder {
+			v, err := store.CreateVariable("/"+firstStageScope+"/decoder/"+name, t)
+			if err != nil {
+				return nil, fmt.Errorf("decoder tensor %s: %w", name, err)
+			}
+			v.Trainable = false
+		}
+		if g.decoder, err = sampling.NewDecoder(backend, store, m.Latent.Source, m.Latent.Tiny, m.Latent.Scale, firstStageScope, "decoder"); err != nil {
 			return nil, err
 		}
 	}

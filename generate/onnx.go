@@ -27,7 +27,9 @@ const (
 	// the raw network output in the model's parameterization (eps, v or x0).
 	ONNXInputX, ONNXInputT, ONNXInputCond, ONNXOutputPred = "x", "t", "cond", "pred"
 	// Generator: x_T [N, H, W, C], cond (as the denoiser's) and, for stochastic samplers, z [K, N, H, W, C]
-	// (the fresh noise of each step that draws one) → images [N, H, W, C] in [-1, 1].
+	// (the fresh noise of each step that draws one) → images [N, H, W, C] in [-1, 1]. For a latent
+	// model x, pred, x_T and z are latents [N, h, w, z_c] and the generator decodes its samples in the
+	// graph: images [N, Model().ImageShape()].
 	ONNXInputXT, ONNXInputZ, ONNXOutputImages = "x_T", "z", "images"
 )
 
@@ -57,10 +59,7 @@ func (g *Generator) ExportONNX(denoiserPath, generatorPath string, batch int, op
 	if !onnx.IsONNX(g.backend) {
 		return ErrNeedsONNXRuntime
 	}
-	if g.m.Latent != nil {
-		return fmt.Errorf("generate: ONNX export of a latent model (denoiser + decoder) is not built yet; `fewstep generate` and `sample -model` decode it")
-	}
-	h, w, c := g.Shape()
+	h, w, c := g.m.InputShape() // a latent model's denoiser and x_T are latents; its images are decoded in-graph
 	img := shapes.Make(dtypes.Float32, batch, h, w, c)
 	vec, cls := shapes.Make(dtypes.Float32, batch), shapes.Make(dtypes.Int32, batch)
 	if cw := g.m.Model.CondWidth(); cw > 1 { // text model: the class, then the caption's token ids
@@ -96,11 +95,11 @@ func (g *Generator) ExportONNX(denoiserPath, generatorPath string, batch int, op
 	if k := sampling.PlanNoises(plan); k > 0 {
 		inShapes, names = append(inShapes, shapes.Make(dtypes.Float32, k, batch, h, w, c)), append(names, ONNXInputZ)
 		gen, err = model.NewExec(g.backend, g.store, func(root *model.Scope, xT, cond, z *Node) *Node {
-			return s.GeneratorGraph(root, xT, cond, z)
+			return g.decodeGraph(root, s.GeneratorGraph(root, xT, cond, z))
 		})
 	} else {
 		gen, err = model.NewExec(g.backend, g.store, func(root *model.Scope, xT, cond *Node) *Node {
-			return s.GeneratorGraph(root, xT, cond, nil)
+			return g.decodeGraph(root, s.GeneratorGraph(root, xT, cond, nil))
 		})
 	}
 	if err != nil {
@@ -110,6 +109,14 @@ func (g *Generator) ExportONNX(denoiserPath, generatorPath string, batch int, op
 		return fmt.Errorf("generate: ONNX generator %s: %w", generatorPath, err)
 	}
 	return nil
+}
+
+// decodeGraph appends a latent model's decoder to the generator graph (samples → images).
+func (g *Generator) decodeGraph(root *model.Scope, x *Node) *Node {
+	if g.decoder == nil {
+		return x
+	}
+	return g.decoder.Graph(root, x)
 }
 
 // saveONNX writes one graph to a temporary file next to path and renames it into place.

@@ -49,9 +49,10 @@ func ParseLatentSource(file, meta string) (LatentSource, error) {
 // src, or SDXS's tiny decoder of tiny when not nil (trained on src's latents); it maps unscaled
 // latents [B, h, w, z_c] to images [B, H, W, C] with the weights under scope (frozen: they must
 // exist; else missing ones are created, as for listing the variables).
-func LatentDecodeFunc(src LatentSource, tiny *TinyDecoderConfig, frozen bool) (func(scope *model.Scope, z *Node) *Node, error) {
+// Missing weights are initialized from seed.
+func LatentDecodeFunc(src LatentSource, tiny *TinyDecoderConfig, frozen bool, seed uint64) (func(scope *model.Scope, z *Node) *Node, error) {
 	if tiny != nil {
-		td, err := NewTinyDecoder(*tiny, 0)
+		td, err := NewTinyDecoder(*tiny, seed)
 		if err != nil {
 			return nil, err
 		}
@@ -60,7 +61,7 @@ func LatentDecodeFunc(src LatentSource, tiny *TinyDecoderConfig, frozen bool) (f
 			return td.Decode(scope, z, src.Autoencoder.Factor(), src.Channels)
 		}, nil
 	}
-	ae, err := NewAutoencoder(src.Autoencoder, 0)
+	ae, err := NewAutoencoder(src.Autoencoder, seed)
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ type Decoder struct {
 	Tiny   *models.TinyDecoderConfig // SDXS's tiny decoder; nil: the autoencoder's decoder
 	Scale  float64
 	exec   *model.Exec
+	graph  func(root *model.Scope, z *Node) *Node
 }
 
 // NewDecoder builds the decoder of src — the autoencoder's, or SDXS's tiny decoder of tiny when
@@ -26,7 +27,7 @@ type Decoder struct {
 // "model", "decoder": checkpoint weights loaded by autoenc; an exported file's first stage). It
 // is compiled on first use.
 func NewDecoder(backend compute.Backend, store *model.Store, src models.LatentSource, tiny *models.TinyDecoderConfig, scale float64, scopes ...string) (*Decoder, error) {
-	decode, err := models.LatentDecodeFunc(src, tiny, true)
+	decode, err := models.LatentDecodeFunc(src, tiny, true, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -34,15 +35,20 @@ func NewDecoder(backend compute.Backend, store *model.Store, src models.LatentSo
 		return nil, fmt.Errorf("decoder of %s: latent scale %g, want > 0", src.Run, scale)
 	}
 	d := &Decoder{Source: src, Tiny: tiny, Scale: scale}
-	d.exec, err = model.NewExec(backend, store, func(root *model.Scope, z *Node) *Node {
+	d.graph = func(root *model.Scope, z *Node) *Node {
 		scope := root
 		for _, name := range scopes {
 			scope = scope.In("%s", name)
 		}
 		return decode(scope, DivScalar(z, scale))
-	})
+	}
+	d.exec, err = model.NewExec(backend, store, d.graph)
 	return d, err
 }
+
+// Graph builds the decoder into another graph (the ONNX generator): scaled latents z
+// [B, h, w, z_c] → images, with the weights of the store root belongs to.
+func (d *Decoder) Graph(root *model.Scope, z *Node) *Node { return d.graph(root, z) }
 
 // Decode maps n scaled latents [n, LatentShape()] (flattened) to images [n, ImageShape()] in
 // about [−1, 1].

@@ -69,7 +69,8 @@ func exportONNX(runDir, modelFile, out, ckpt string, raw bool, batch int, opts g
 // onnxReference is reference.json of `make interop`: the .bin files hold little-endian float32.
 type onnxReference struct {
 	Batch      int       `json:"batch"`
-	Shape      []int     `json:"shape"` // [H, W, C]
+	Shape      []int     `json:"shape"`       // [H, W, C] of x, x_T and z (latents for a latent model)
+	ImageShape []int     `json:"image_shape"` // [H, W, C] of the generator's images
 	Denoiser   string    `json:"denoiser"`
 	Generator  string    `json:"generator"`
 	X          string    `json:"x"`
@@ -93,9 +94,10 @@ func writeONNXReference(g *generate.Generator, dir, denPath, genPath string, bat
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	h, w, c := g.Shape()
+	h, w, c := g.Model().InputShape() // a latent model's x, x_T and z are latents
 	per := h * w * c
-	ref := onnxReference{Batch: batch, Shape: []int{h, w, c}, Denoiser: abs(denPath), Generator: abs(genPath)}
+	ih, iw, ic := g.Shape()
+	ref := onnxReference{Batch: batch, Shape: []int{h, w, c}, ImageShape: []int{ih, iw, ic}, Denoiser: abs(denPath), Generator: abs(genPath)}
 	var x []float32
 	mc := g.Model().Model
 	for i := range batch {
