@@ -31,7 +31,7 @@ func cmdExport(args []string) error {
 		return err
 	}
 	if *format == "onnx" {
-		return exportONNX(*runDir, *modelFile, *out, *ckptFlag, *raw, *batch, generate.Options{Steps: *steps, Sampler: *sampler, CFG: *cfgScale}, *reference)
+		return exportONNX(*runDir, *modelFile, *out, *ckptFlag, *raw, *decoder, *batch, generate.Options{Steps: *steps, Sampler: *sampler, CFG: *cfgScale}, *reference)
 	}
 	if *format != "safetensors" {
 		return usagef("export: -format: unknown value %q (safetensors or onnx)", *format)
@@ -43,15 +43,8 @@ func cmdExport(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *decoder != "full" {
-		if m.Latent == nil {
-			return usagef("export -decoder %s: %s is not a latent run (it generates images directly)", *decoder, *runDir)
-		}
-		cfg, w, err := tinyDecoder(*decoder, m.Latent.Source)
-		if err != nil {
-			return err
-		}
-		m.Latent.Tiny, m.Latent.Decoder = &cfg, w
+	if err := useTinyDecoderFile(m, *runDir, *decoder); err != nil {
+		return err
 	}
 	if err := export.Write(*out, m); err != nil {
 		return err
@@ -90,6 +83,23 @@ func runModel(runDir, ckptFlag string, raw bool) (*export.Model, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// useTinyDecoderFile makes the export m of a latent run carry the tiny decoder of the
+// tiny_decoder run named by -decoder instead of the full decoder ("full": leaves m as it is).
+func useTinyDecoderFile(m *export.Model, runDir, decoder string) error {
+	if decoder == "full" {
+		return nil
+	}
+	if m.Latent == nil {
+		return usagef("export -decoder %s: %s is not a latent run (it generates images directly)", decoder, runDir)
+	}
+	cfg, w, err := tinyDecoder(decoder, m.Latent.Source)
+	if err != nil {
+		return err
+	}
+	m.Latent.Tiny, m.Latent.Decoder = &cfg, w
+	return nil
 }
 
 // classNames reads the class names of the training data's Parquet metadata; nil when the data
