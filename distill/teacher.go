@@ -92,12 +92,15 @@ func LoadTeacher(store *model.Store, t Teacher, useEMA bool, student *models.Con
 }
 
 // SameArchitecture reports the first key where the student's model config differs from the
-// teacher's ("" when equal): a student initialized from the teacher's weights needs the same one.
+// teacher's, with both values ("" when equal): a student initialized from the teacher's weights
+// needs the same one. Values compare as printed, so an empty list equals an absent one (a config
+// read back from YAML has [] where the preset had nothing).
 func SameArchitecture(student, teacher models.Config) string {
 	sv, tv := reflect.ValueOf(student), reflect.ValueOf(teacher)
 	for i := range sv.NumField() {
-		if !reflect.DeepEqual(sv.Field(i).Interface(), tv.Field(i).Interface()) {
-			return "model." + sv.Type().Field(i).Tag.Get("mapstructure")
+		a, b := fmt.Sprintf("%+v", sv.Field(i).Interface()), fmt.Sprintf("%+v", tv.Field(i).Interface())
+		if a != b {
+			return fmt.Sprintf("model.%s: the student has %s, the teacher %s", sv.Type().Field(i).Tag.Get("mapstructure"), a, b)
 		}
 	}
 	return ""
@@ -119,7 +122,7 @@ func prepareStudent(store *model.Store, cfg Config, teacher Teacher, job trainer
 	pruned := job.Model
 	pruned.DropBlocks = teacher.Model.DropBlocks
 	if key := SameArchitecture(pruned, teacher.Model); key != "" {
-		return nets{}, fmt.Errorf("%s: the student starts from the teacher's weights, so its model section must equal the teacher's up to drop_blocks (%s)", key, teacher.Dir)
+		return nets{}, fmt.Errorf("%s; the student starts from the teacher's weights, so its model section must equal the teacher's up to drop_blocks (%s)", key, teacher.Dir)
 	}
 	if job.Diffusion != teacher.Diffusion {
 		return nets{}, fmt.Errorf("diffusion: the student must use the teacher's schedule and parameterization (%s)", teacher.Dir)

@@ -3,8 +3,9 @@
 # autoencoder (configs/fashion-autoencoder.yaml) unless runs/fashion-autoencoder has a checkpoint,
 # scores its reconstructions (PSNR, SSIM, rFID), encodes the train and test splits to 8x8x4
 # latents (data/fashion-{train,test}-latent.parquet, re-encoded whenever the autoencoder is newer),
-# trains (or resumes) the latent teacher and the tiny decoder, and evaluates the latent teacher
-# with the full and the tiny decoder next to the pixel teacher (runs/fashion-teacher, if trained).
+# trains (or resumes) the latent teacher, the tiny decoder and the latent LADD student, and
+# evaluates them next to the pixel teacher (runs/fashion-teacher, if trained), then the latent
+# teacher with the tiny decoder.
 # FEWSTEP_BIN=bin/fewstep-onnx (after `make onnxruntime build-onnx`, with GOMLX_BACKEND set) runs it
 # on ONNX Runtime.
 set -euo pipefail
@@ -30,7 +31,8 @@ for split in train test; do
 done
 train_or_resume fashion-latent-teacher train
 train_or_resume fashion-tiny-decoder train
-runs=(-run runs/fashion-latent-teacher@50)
+train_or_resume fashion-latent-ladd distill
+runs=(-run runs/fashion-latent-teacher@50 -run runs/fashion-latent-ladd@1,2,4)
 ls runs/fashion-teacher/checkpoints/ckpt-*.safetensors >/dev/null 2>&1 && runs+=(-run runs/fashion-teacher@50)
 "$bin" eval "${runs[@]}" -n "${N:-5000}"
 "$bin" eval -run runs/fashion-latent-teacher@50 -n "${N:-5000}" -decoder runs/fashion-tiny-decoder

@@ -344,6 +344,49 @@ func TestAutoencoderTrainEval(t *testing.T) {
 	if scale, ae, err := data.ReadLatentMeta(synth); err != nil || scale != scale0 || ae != ae0 {
 		t.Fatalf("latent synthetic data: scale %g (data %g), autoencoder %q (data %q), %v", scale, scale0, ae, ae0, err)
 	}
+	// LADD distils the latent teacher in latent space (truly latent LADD: heads on the latent
+	// teacher's features); its grid and eval decode through the autoencoder.
+	laddYAML := filepath.Join(dir, "latent-ladd.yaml")
+	if err := os.WriteFile(laddYAML, []byte(`run:
+  name: latent-ladd
+  out_dir: `+dir+`
+data:
+  train: `+synth+`
+  test: `+pq+`
+  hflip: false
+model:
+  patch_size: 2
+  base_channels: 8
+  channel_mult: [1, 2]
+  attention_resolutions: [8]
+  attention_heads: 2
+  groups: 4
+  time_features: 16
+  embed_dim: 32
+trainer:
+  steps: 2
+  batch_size: 8
+  sample_every: 2
+  checkpoint_every: 2
+sample:
+  sampler: renoise
+  steps: 2
+  per_class: 1
+distill:
+  method: ladd
+  teacher: `+latDir+`
+  student_steps: 2
+ladd:
+  taps: [down1, mid]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := run([]string{"distill", "-config", laddYAML}); code != 0 {
+		t.Fatalf("LADD of a latent teacher: exit code %d", code)
+	}
+	if code := run([]string{"eval", "-run", filepath.Join(dir, "latent-ladd") + "@1", "-n", "20"}); code != 0 {
+		t.Fatalf("eval of a latent LADD student: exit code %d", code)
+	}
 	// SDXS's tiny decoder distils from the teacher's latents (the full decoder's images as targets
 	// and as the discriminator's reals); sample and eval decode through it with -decoder.
 	tinySets := []string{"-set", "data.train=" + synth, "-set", "trainer.batch_size=8", "-set", "run.out_dir=" + dir, "-set", "trainer.steps=4",
