@@ -206,7 +206,7 @@ func (c *catalog) readUnit(u int32, embedding, noise bool) *unitData {
 	c.unitReads.Add(1)
 	un := c.units[u]
 	if c.latentShape != nil {
-		return c.readLatentUnit(un, embedding)
+		return c.readLatentUnit(un, embedding, noise)
 	}
 	names := []string{ColImage}
 	if embedding {
@@ -244,11 +244,14 @@ func (c *catalog) readUnit(u int32, embedding, noise bool) *unitData {
 	return ud
 }
 
-// readLatentUnit is readUnit for latent rows: the latent (and text_embedding) columns.
-func (c *catalog) readLatentUnit(un unit, embedding bool) *unitData {
+// readLatentUnit is readUnit for latent rows: the latent (and text_embedding, noise) columns.
+func (c *catalog) readLatentUnit(un unit, embedding, noise bool) *unitData {
 	names := []string{ColLatent}
 	if embedding {
 		names = append(names, ColTextEmbedding)
+	}
+	if noise {
+		names = append(names, ColNoise)
 	}
 	tbl, err := c.sources[un.src].readGroup(int(un.group), names...)
 	if err != nil {
@@ -259,6 +262,9 @@ func (c *catalog) readLatentUnit(un unit, embedding bool) *unitData {
 	ud := &unitData{latents: floatLists(tableColumn(tbl, ColLatent), rows)}
 	if embedding {
 		ud.emb = floatLists(tableColumn(tbl, ColTextEmbedding), rows)
+	}
+	if noise {
+		ud.noise = floatLists(tableColumn(tbl, ColNoise), rows)
 	}
 	return ud
 }
@@ -317,7 +323,7 @@ func (s *Stream) decodeRows(ctx context.Context, jobs <-chan job, results chan<-
 			}
 			if s.cfg.Noise && r.err == nil {
 				r.noise = j.unit.noise[i]
-				r.err = checkNoise(r.noise, len(canvas))
+				r.err = checkNoise(r.noise, len(*r.x)) // the model input's size: image or latent
 			}
 		}
 		select {

@@ -63,8 +63,9 @@ type Config struct {
 	// MaxTokens is the number of caption token ids per example (padded with 0, truncated).
 	MaxTokens int `mapstructure:"max_tokens"`
 	// Noise reads the noise column into Batch.Noise (noise–image pairs for SDXS, arXiv
-	// 2403.16627): every row needs image_size²·channels values. Augmentation that moves
-	// pixels (HFlip, CropScale < 1) must be off, or image and noise would no longer pair.
+	// 2403.16627): every row needs as many values as its model input, image (image_size²·channels)
+	// or latent. Augmentation that moves pixels (HFlip, CropScale < 1) must be off, or image and
+	// noise would no longer pair.
 	Noise bool `mapstructure:"noise"`
 
 	// Labels keeps only rows whose label is listed; empty keeps all.

@@ -159,8 +159,8 @@ func buildCatalog(cfg Config, sources []*source) (*catalog, error) {
 // findLatentShape reads the latent shape of the first kept row and the files' latent scale
 // (every file must have the same scale: latents of different autoencoders do not mix).
 func (c *catalog) findLatentShape(cfg Config) error {
-	if cfg.HFlip || cfg.CropScale != 1 || cfg.Noise {
-		return fmt.Errorf("data: %s: latent rows: data.hflip, data.crop_scale and data.noise apply to images; turn them off", cfg.Train)
+	if cfg.HFlip || cfg.CropScale != 1 {
+		return fmt.Errorf("data: %s: latent rows: data.hflip and data.crop_scale apply to images; turn them off", cfg.Train)
 	}
 	for i, src := range c.sources {
 		scale, _, err := ReadLatentMeta(src.path)

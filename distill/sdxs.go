@@ -65,6 +65,10 @@ func NewSDXS(cfg Config, sc SDXSConfig, teacher Teacher) trainer.MethodFactory {
 		if !job.Data.Noise {
 			return nil, fmt.Errorf("data.noise: sdxs trains on noise–image pairs; set data.noise: true and data.train to a `fewstep distill pairs` file")
 		}
+		if h, w, _ := job.InputShape(); sc.SSIMWeight > 0 && min(h, w)>>(sc.SSIMScales-1) < sc.SSIMWindow {
+			return nil, fmt.Errorf("sdxs.ssim_scales: %d scales of a %d×%d input leave maps smaller than sdxs.ssim_window %d (a latent input is small: use fewer scales or a smaller window)",
+				sc.SSIMScales, h, w, sc.SSIMWindow)
+		}
 		for _, b := range teacher.Model.DropBlocks {
 			if !job.Model.Dropped(b) {
 				return nil, fmt.Errorf("model.drop_blocks: the teacher (%s) lacks block %s, so the student must drop it too", teacher.Dir, b)

@@ -3,9 +3,10 @@
 # autoencoder (configs/fashion-autoencoder.yaml) unless runs/fashion-autoencoder has a checkpoint,
 # scores its reconstructions (PSNR, SSIM, rFID), encodes the train and test splits to 8x8x4
 # latents (data/fashion-{train,test}-latent.parquet, re-encoded whenever the autoencoder is newer),
-# trains (or resumes) the latent teacher, the tiny decoder and the latent LADD student, and
-# evaluates them next to the pixel teacher (runs/fashion-teacher, if trained), then the latent
-# teacher with the tiny decoder.
+# trains (or resumes) the latent teacher, the tiny decoder, the latent LADD student and the pruned
+# one-step SDXS student (on noise–latent pairs), and evaluates them next to the pixel teacher
+# (runs/fashion-teacher, if trained), then the full SDXS pipeline (student + tiny decoder) next to
+# the teacher with each decoder.
 # FEWSTEP_BIN=bin/fewstep-onnx (after `make onnxruntime build-onnx`, with GOMLX_BACKEND set) runs it
 # on ONNX Runtime.
 set -euo pipefail
@@ -32,7 +33,12 @@ done
 train_or_resume fashion-latent-teacher train
 train_or_resume fashion-tiny-decoder train
 train_or_resume fashion-latent-ladd distill
+pairs=data/fashion-latent-pairs.parquet
+[ -f "$pairs" ] || "$bin" distill pairs -teacher runs/fashion-latent-teacher -n 10000 -steps 8 -cfg 2 -out "$pairs"
+train_or_resume fashion-latent-sdxs distill
 runs=(-run runs/fashion-latent-teacher@50 -run runs/fashion-latent-ladd@1,2,4)
 ls runs/fashion-teacher/checkpoints/ckpt-*.safetensors >/dev/null 2>&1 && runs+=(-run runs/fashion-teacher@50)
 "$bin" eval "${runs[@]}" -n "${N:-5000}"
-"$bin" eval -run runs/fashion-latent-teacher@50 -n "${N:-5000}" -decoder runs/fashion-tiny-decoder
+# the full SDXS pipeline next to the teacher: pruned one-step student + tiny decoder, timed end to end
+"$bin" eval -run runs/fashion-latent-teacher@50 -run runs/fashion-latent-teacher@50 -run runs/fashion-latent-sdxs@1 \
+  -decoder full,runs/fashion-tiny-decoder,runs/fashion-tiny-decoder -n "${N:-5000}"

@@ -138,11 +138,9 @@ func distillGenerate(verb string, args []string) error {
 	}
 	// A latent teacher (trained on `fewstep data encode` rows) writes latent rows: its samples
 	// divided by the latent scale, with the scale and autoencoder of its data, so the file mixes
-	// with the encoded data and trains latent students and tiny decoders (SDXS §3.2).
+	// with the encoded data and trains latent students and tiny decoders (SDXS §3.2); pairs keep
+	// the initial noise as drawn (in the scaled latent space the denoiser samples in).
 	latent, latentPath, latentScale, latentMeta, _ := data.LatentMetaOf(cfg.Data.Train)
-	if latent && verb == "pairs" {
-		return usagef("distill pairs: teacher %s trained on latent rows (%s): latent noise–image pairs are not built yet", *teacherDir, latentPath)
-	}
 	sc := cfg.Sample
 	sc.Steps, sc.BatchSize, sc.Seed = *steps, *batch, *seed
 	if !math.IsNaN(*cfgScale) {

@@ -387,6 +387,22 @@ ladd:
 	if code := run([]string{"eval", "-run", filepath.Join(dir, "latent-ladd") + "@1", "-n", "20"}); code != 0 {
 		t.Fatalf("eval of a latent LADD student: exit code %d", code)
 	}
+	// SDXS in latent space: noise–latent pairs of the latent teacher train a pruned one-step student.
+	pairs := filepath.Join(dir, "pairs-latent.parquet")
+	if code := run([]string{"distill", "pairs", "-teacher", latDir, "-n", "16", "-steps", "2", "-batch", "8", "-out", pairs}); code != 0 {
+		t.Fatalf("distill pairs of a latent teacher: exit code %d", code)
+	}
+	sdxsYAML := filepath.Join(dir, "latent-sdxs.yaml")
+	sdxs := strings.NewReplacer("name: latent-ladd", "name: latent-sdxs", "train: "+synth, "train: "+pairs+"\n  noise: true",
+		"  embed_dim: 32\n", "  embed_dim: 32\n  drop_blocks: [mid/attn]\n", "method: ladd", "method: sdxs", "student_steps: 2", "student_steps: 1",
+		"ladd:\n  taps: [down1, mid]\n", "sdxs:\n  fm_taps: [down1, mid]\n  ssim_scales: 1\n  ssim_window: 5\n", "sampler: renoise\n  steps: 2", "sampler: ddim\n  steps: 1").
+		Replace(string(readFile(t, laddYAML)))
+	if err := os.WriteFile(sdxsYAML, []byte(sdxs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := run([]string{"distill", "-config", sdxsYAML}); code != 0 {
+		t.Fatalf("SDXS of a latent teacher:\n%s\nexit code %d", sdxs, code)
+	}
 	// SDXS's tiny decoder distils from the teacher's latents (the full decoder's images as targets
 	// and as the discriminator's reals); sample and eval decode through it with -decoder.
 	tinySets := []string{"-set", "data.train=" + synth, "-set", "trainer.batch_size=8", "-set", "run.out_dir=" + dir, "-set", "trainer.steps=4",
