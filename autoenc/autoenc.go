@@ -292,22 +292,45 @@ func MeanSSIM(backend compute.Backend, a, b []float32, n, h, w, c, batch int) (f
 }
 
 // NewEncoder returns a data.LatentEncoder over store's /model weights: the posterior mean of each
-// image, [n, H/f, W/f, z_c] flattened, encoded batch images at a time.
-func NewEncoder(backend compute.Backend, store *model.Store, cfg models.AutoencoderConfig, batch int) (func(imgs []float32, n, h, w, c int) ([]float32, error), error) {
+// image, [n, H/f, W/f, z_c] flattened, encoded batch images at a time. With sample, it returns a
+// posterior sample z = μ + exp(½·log σ²)·ε instead, ε drawn from a PCG seeded by (seed, image
+// index) — image i counts every image encoded so far, so a file encodes the same on every run.
+func NewEncoder(backend compute.Backend, store *model.Store, cfg models.AutoencoderConfig, batch int, sample bool, seed uint64) (func(imgs []float32, n, h, w, c int) ([]float32, error), error) {
 	ae, err := models.NewAutoencoder(cfg, 0)
 	if err != nil {
 		return nil, err
 	}
 	ae.Frozen = true
 	exec, err := model.NewExec(backend, store, func(root *model.Scope, x *Node) *Node {
-		mean, _ := ae.Encode(root.In(trainer.ModelScope).In(EncoderScope), x)
-		return mean
+		mean, logVar := ae.Encode(root.In(trainer.ModelScope).In(EncoderScope), x)
+		if !sample {
+			return mean
+		}
+		return Concatenate([]*Node{mean, logVar}, -1) // [B, h, w, 2·z_c]
 	})
 	if err != nil {
 		return nil, err
 	}
+	index := uint64(0)
 	return func(imgs []float32, n, h, w, c int) ([]float32, error) {
-		return mapBatches(exec, "encode", imgs, n, h, w, c, batch)
+		out, err := mapBatches(exec, "encode", imgs, n, h, w, c, batch)
+		if err != nil || !sample {
+			return out, err
+		}
+		zc := cfg.LatentChannels
+		per := len(out) / n / (2 * zc) // latent positions per image
+		z := make([]float32, 0, n*per*zc)
+		for i := range n {
+			rng := rand.New(rand.NewPCG(seed, index))
+			index++
+			for p := range per {
+				row := out[(i*per+p)*2*zc : (i*per+p+1)*2*zc]
+				for k := range zc {
+					z = append(z, float32(float64(row[k])+math.Exp(0.5*float64(row[zc+k]))*rng.NormFloat64()))
+				}
+			}
+		}
+		return z, nil
 	}, nil
 }
 

@@ -21,6 +21,8 @@ type LatentSource struct {
 	// Data is the image dataset that was encoded: eval's default classifier data for runs on
 	// these latents (data.classifier_train).
 	Data string `json:"data,omitempty"`
+	// Posterior is what was written per image: "mean" (μ of q(z|x)) or "sample (seed S)".
+	Posterior string `json:"posterior,omitempty"`
 }
 
 // LatentShape is the shape [h, w, c] of one latent.

@@ -26,11 +26,13 @@ import (
 // latent copy of an image dataset (posterior means of the run's newest EMA weights) with the
 // latent scale and the autoencoder's identity in the file metadata.
 func encodeData(args []string) error {
-	fs := newFlagSet("data encode", "data encode -autoencoder RUN_DIR -data IN.parquet -out OUT.parquet [-batch 250]")
+	fs := newFlagSet("data encode", "data encode -autoencoder RUN_DIR -data IN.parquet -out OUT.parquet [-batch 250] [-sample [-seed 0]]")
 	run := fs.String("autoencoder", "", "autoencoder run directory (model.arch autoencoder)")
 	in := fs.String("data", "", "input image dataset (Parquet)")
 	out := fs.String("out", "", "output latent dataset (Parquet)")
 	batch := fs.Int("batch", 250, "images per encoder call")
+	sample := fs.Bool("sample", false, "write a posterior sample z = μ + σ·ε (ε from -seed and the row index) instead of the posterior mean μ")
+	seed := fs.Uint64("seed", 0, "seed of the posterior samples (-sample)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -61,14 +63,14 @@ func encodeData(args []string) error {
 	if _, err := trainer.InitWeights(store, *run, true, nil); err != nil {
 		return err
 	}
-	enc, err := autoenc.NewEncoder(backend, store, cfg.Autoencoder, *batch)
+	enc, err := autoenc.NewEncoder(backend, store, cfg.Autoencoder, *batch, *sample, *seed)
 	if err != nil {
 		return err
 	}
 	side, ch, f := cfg.Data.ImageSize, cfg.Data.Channels, cfg.Autoencoder.Factor()
 	shape := []int32{int32(side / f), int32(side / f), int32(cfg.Autoencoder.LatentChannels)}
 	ident, err := json.Marshal(models.LatentSource{Run: *run, Step: step, CheckpointSHA256: hash, Autoencoder: cfg.Autoencoder,
-		ImageSize: side, Channels: ch, Data: *in})
+		ImageSize: side, Channels: ch, Data: *in, Posterior: posterior(*sample, *seed)})
 	if err != nil {
 		return err
 	}
@@ -82,6 +84,14 @@ func encodeData(args []string) error {
 	fmt.Printf("encoded %d rows of %s into %s: latents %v, mean %.4f, std %.4f, scale %.4f (%s)\n", sum.Rows, *in, *out,
 		sum.LatentShape, sum.Mean, sum.Std, sum.Scale, time.Since(t0).Round(time.Second))
 	return nil
+}
+
+// posterior names what data encode wrote: "mean", or "sample (seed S)".
+func posterior(sample bool, seed uint64) string {
+	if sample {
+		return fmt.Sprintf("sample (seed %d)", seed)
+	}
+	return "mean"
 }
 
 // newestCheckpoint returns the step and file of a run's newest checkpoint.

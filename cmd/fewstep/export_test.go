@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -287,6 +288,40 @@ func TestAutoencoderTrainEval(t *testing.T) {
 	}
 	if !bytes.Equal(lat[0], lat[1]) {
 		t.Fatal("data encode is not deterministic")
+	}
+	for i := range 2 { // posterior samples: deterministic for a seed, not the means
+		out := filepath.Join(dir, fmt.Sprintf("lat-sample%d.parquet", i))
+		if code := run([]string{"data", "encode", "-autoencoder", runDir, "-data", pq, "-out", out, "-sample", "-seed", "3"}); code != 0 {
+			t.Fatalf("data encode -sample: exit code %d", code)
+		}
+		lat = append(lat, readFile(t, out))
+	}
+	if !bytes.Equal(lat[2], lat[3]) {
+		t.Fatal("data encode -sample is not deterministic")
+	}
+	first := func(file string) []float32 { // the first batch of latents, as the loader gives them
+		dc := data.DefaultConfig()
+		dc.Train = file
+		st, err := data.Open(dc, 4, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		b := data.NewBatch(st.Info(), dc, 4)
+		if err := st.Next(b); err != nil {
+			t.Fatal(err)
+		}
+		scale, _, err := data.ReadLatentMeta(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range b.X { // unscaled, as written
+			b.X[i] = float32(math.Round(float64(b.X[i])/scale*1e4) / 1e4)
+		}
+		return b.X
+	}
+	if means, samples := first(filepath.Join(dir, "lat0.parquet")), first(filepath.Join(dir, "lat-sample0.parquet")); slices.Equal(means, samples) {
+		t.Fatal("data encode -sample wrote the posterior means")
 	}
 	if scale, ae, err := data.ReadLatentMeta(filepath.Join(dir, "lat0.parquet")); err != nil || !(scale > 0) || !strings.Contains(ae, "checkpoint_sha256") {
 		t.Fatalf("latent metadata: scale %g, autoencoder %q, %v", scale, ae, err)
