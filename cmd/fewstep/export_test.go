@@ -104,8 +104,8 @@ func sameGrid(t *testing.T, dir, runDir, file string, args ...string) {
 	}
 }
 
-// smallSplit writes the first n rows of a dataset (as 32×32 PNGs, with labels and class names) to
-// out and returns out.
+// smallSplit writes the first n rows of a dataset (as 32×32 PNGs, with labels, class names, the
+// class names as captions and their vocabulary) to out and returns out.
 func smallSplit(t *testing.T, src, out string, n int) string {
 	t.Helper()
 	dc := data.DefaultConfig()
@@ -121,7 +121,7 @@ func smallSplit(t *testing.T, src, out string, n int) string {
 		t.Fatal(err)
 	}
 	w, err := data.NewWriter(out, []string{data.ColImage, data.ColLabel, data.ColCaption, data.ColID, data.ColWidth, data.ColHeight},
-		data.WriterOptions{ClassNames: info.ClassNames})
+		data.WriterOptions{ClassNames: info.ClassNames, Vocab: data.BuildVocab(info.ClassNames, 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,6 +335,17 @@ func TestAutoencoderTrainEval(t *testing.T) {
 	grid := filepath.Join(dir, "latent", "samples", "step-000000003.png")
 	if img, err := os.ReadFile(grid); err != nil || len(img) == 0 {
 		t.Fatalf("decoded grid: %v", err)
+	}
+	// A caption-conditioned denoiser trains on the same latent rows (their captions and
+	// vocabulary travel with the latents) and samples decoded images from prompts.
+	textSets := append(slices.Clone(latSets[:len(latSets)-6]), "-set", "run.name=latent-text", "-set", "trainer.steps=2", "-set", "trainer.sample_every=0",
+		"-set", "data.condition=caption", "-set", "data.max_tokens=8", "-set", "model.text.source=learned", "-set", "model.text.max_tokens=8",
+		"-set", "model.text.layers=1", "-set", "model.text.width=16", "-set", "model.text.heads=2", "-set", "model.text.cross_attention_resolutions=[4]")
+	if code := run(append([]string{"train", "-config", "smoke"}, textSets...)); code != 0 {
+		t.Fatalf("caption-conditioned training on latents: exit code %d", code)
+	}
+	if code := run([]string{"sample", "-run", filepath.Join(dir, "latent-text"), "-prompt", "seven", "-n", "2", "-steps", "2", "-out", filepath.Join(dir, "text.png")}); code != 0 {
+		t.Fatalf("sample a caption-conditioned latent run: exit code %d", code)
 	}
 	// sample decodes: a grid of 32×32 images; the exported file (denoiser + decoder) samples the
 	// same bytes; generate decodes too; eval scores decoded images against the pixel test split.
