@@ -46,6 +46,9 @@ type Run struct {
 	Autoencoder models.AutoencoderConfig `mapstructure:"autoencoder"`
 	// TinyDecoder is the tiny_decoder: section (model.arch tiny_decoder: SDXS's decoder, part 15).
 	TinyDecoder models.TinyDecoderConfig `mapstructure:"tiny_decoder"`
+	// LoRA is the lora: section: low-rank adapters on the denoiser (part 16); Job copies it into
+	// the model config.
+	LoRA models.LoRAConfig `mapstructure:"lora"`
 }
 
 // Default returns the defaults: each section's DefaultConfig, the only place defaults live.
@@ -64,6 +67,7 @@ func Default() Run {
 		Finetune:     distill.DefaultFinetuneConfig(),
 		Autoencoder:  models.DefaultAutoencoderConfig(),
 		TinyDecoder:  models.DefaultTinyDecoderConfig(),
+		LoRA:         models.DefaultLoRAConfig(),
 	}
 }
 
@@ -78,7 +82,7 @@ func (r Run) Validate() error {
 	if r.Run.Seed < 0 {
 		return fmt.Errorf("run.seed: must be >= 0, got %d", r.Run.Seed)
 	}
-	for _, v := range []interface{ Validate() error }{r.Data, r.Model, r.Diffusion, r.Trainer, r.Sample, r.Distill, r.ImagineFlash, r.Finetune, r.Autoencoder, r.TinyDecoder} {
+	for _, v := range []interface{ Validate() error }{r.Data, r.Model, r.Diffusion, r.Trainer, r.Sample, r.Distill, r.ImagineFlash, r.Finetune, r.Autoencoder, r.TinyDecoder, r.LoRA} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -162,8 +166,16 @@ func (r Run) Dir() checkpoints.RunDir {
 
 // Job assembles the trainer's job from the config and its resolved YAML.
 func (r Run) Job(resolved []byte) trainer.Job {
-	return trainer.Job{RunDir: r.Dir(), Seed: uint64(r.Run.Seed), Data: r.Data, Model: r.Model,
+	return trainer.Job{RunDir: r.Dir(), Seed: uint64(r.Run.Seed), Data: r.Data, Model: r.ModelWithLoRA(),
 		Diffusion: r.Diffusion, Trainer: r.Trainer, Sample: r.Sample, ConfigYAML: resolved, StudentTimes: r.StudentTimes()}
+}
+
+// ModelWithLoRA is the model section with the lora: section in it (models.Config.LoRA): the
+// network a run of this config trains and samples.
+func (r Run) ModelWithLoRA() models.Config {
+	m := r.Model
+	m.LoRA = r.LoRA
+	return m
 }
 
 // StudentTimes are the K times a distilled student of this config trains at (distill.student_times,
@@ -177,7 +189,7 @@ func (r Run) YAML() ([]byte, error) {
 	sections := []struct {
 		name string
 		v    any
-	}{{"run", r.Run}, {"data", r.Data}, {"model", r.Model}, {"diffusion", r.Diffusion}, {"trainer", r.Trainer}, {"sample", r.Sample}, {"distill", r.Distill}, {"ladd", r.LADD}, {"imagine_flash", r.ImagineFlash}, {"sdxs", r.SDXS}, {"finetune", r.Finetune}, {"autoencoder", r.Autoencoder}, {"tiny_decoder", r.TinyDecoder}}
+	}{{"run", r.Run}, {"data", r.Data}, {"model", r.Model}, {"diffusion", r.Diffusion}, {"trainer", r.Trainer}, {"sample", r.Sample}, {"distill", r.Distill}, {"ladd", r.LADD}, {"imagine_flash", r.ImagineFlash}, {"sdxs", r.SDXS}, {"finetune", r.Finetune}, {"autoencoder", r.Autoencoder}, {"tiny_decoder", r.TinyDecoder}, {"lora", r.LoRA}}
 	for _, s := range sections {
 		m := map[string]any{}
 		if err := mapstructure.Decode(s.v, &m); err != nil {

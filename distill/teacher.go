@@ -98,6 +98,9 @@ func LoadTeacher(store *model.Store, t Teacher, useEMA bool, student *models.Con
 func SameArchitecture(student, teacher models.Config) string {
 	sv, tv := reflect.ValueOf(student), reflect.ValueOf(teacher)
 	for i := range sv.NumField() {
+		if sv.Type().Field(i).Name == "LoRA" { // a LoRA student adapts the teacher's network
+			continue
+		}
 		a, b := fmt.Sprintf("%+v", sv.Field(i).Interface()), fmt.Sprintf("%+v", tv.Field(i).Interface())
 		if a != b {
 			return fmt.Sprintf("model.%s: the student has %s, the teacher %s", sv.Type().Field(i).Tag.Get("mapstructure"), a, b)

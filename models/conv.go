@@ -42,7 +42,7 @@ func (b *Builder) Conv2D(scope *model.Scope, x *Node, out, k, stride int, impl C
 	if stride == 2 && (h%2 != 0 || w%2 != 0) {
 		exceptions.Panicf("Conv2D: stride 2 needs even spatial sizes, got %dx%d", h, w)
 	}
-	kernel := b.Param(scope, g, "kernel", init, 1, k, k, cin, out)
+	kernel := b.loraWeight(scope, b.Param(scope, g, "kernel", init, 1, k, k, cin, out))
 	bias := b.Param(scope, g, "bias", InitZeros, 0, out)
 	b.FLOPs += 2 * int64(bsz*(h/stride)*(w/stride)) * int64(k*k*cin) * int64(out)
 	if k == 1 && stride == 1 {
@@ -349,7 +349,7 @@ func (b *Builder) UpsampleConv2D(scope *model.Scope, x *Node, out int, impl Conv
 	}
 	dims := x.Shape().Dimensions
 	cin, bsz, h, w := dims[0], dims[1], dims[2], dims[3]
-	kernel := b.Param(scope, g, "kernel", init, 1, 3, 3, cin, out)
+	kernel := b.loraWeight(scope, b.Param(scope, g, "kernel", init, 1, 3, 3, cin, out))
 	bias := b.Param(scope, g, "bias", InitZeros, 0, out)
 	b.FLOPs += 2 * int64(bsz*2*h*2*w) * int64(9*cin) * int64(out)   // the architecture's count
 	combine := [2][]float32{{1, 0, 0, 0, 1, 1}, {1, 1, 0, 0, 0, 1}} // A_a: [2, 3]

@@ -88,7 +88,7 @@ func NewDiT(cfg Config, seed uint64) (*DiT, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &DiT{Cfg: cfg, Builder: &Builder{Seed: seed}}, nil
+	return &DiT{Cfg: cfg, Builder: &Builder{Seed: seed, LoRA: loraOf(cfg)}}, nil
 }
 
 // Params returns the DiT's parameter builder (Backbone).

@@ -19,7 +19,7 @@ func (b *Builder) Dense(scope *model.Scope, x *Node, out int, init Init) *Node {
 	s := scope
 	g := x.Graph()
 	in := x.Shape().Dimensions[x.Rank()-1]
-	w := b.Param(s, g, "weight", init, 1, in, out)
+	w := b.loraWeight(s, b.Param(s, g, "weight", init, 1, in, out))
 	bias := b.Param(s, g, "bias", InitZeros, 0, out)
 	b.FLOPs += 2 * int64(x.Shape().Size()/in) * int64(in) * int64(out)
 	if x.Rank() > 2 { // one [M, in]·[in, out] GEMM with its bias (tokens [B, N, D] of the transformers)
@@ -234,7 +234,7 @@ func spreadMatrix(g *Graph, dt dtypes.DType, w, s int, phases ...int) *Node {
 func (b *Builder) DenseCF(scope *model.Scope, x *Node, out int, init Init) *Node {
 	g := x.Graph()
 	in, m := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
-	w := b.Param(scope, g, "weight", init, 1, in, out)
+	w := b.loraWeight(scope, b.Param(scope, g, "weight", init, 1, in, out))
 	bias := b.Param(scope, g, "bias", InitZeros, 0, out)
 	b.FLOPs += 2 * int64(m) * int64(in) * int64(out)
 	return Add(MatMulCF(Transpose(w, 0, 1), x), ExpandAxes(bias, 1))

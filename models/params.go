@@ -36,6 +36,8 @@ type Builder struct {
 	Frozen bool
 	// FLOPs accumulates 2·M·K·N for every matmul-like op built (per call of the graph function).
 	FLOPs int64
+	// LoRA, when on, adds low-rank adapters to the layers it targets (LoRAConfig).
+	LoRA *LoRAConfig
 }
 
 // Param returns the value node of variable `name` in scope, creating it with `init` if missing.

@@ -87,7 +87,7 @@ func NewUNet(cfg Config, seed uint64) (*UNet, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &UNet{Cfg: cfg, Builder: &Builder{Seed: seed}}, nil
+	return &UNet{Cfg: cfg, Builder: &Builder{Seed: seed, LoRA: loraOf(cfg)}}, nil
 }
 
 // Net is the network: x: [B, H, W, C] float32, t: [B] float32 in [0,1], cond: [B] int32 in

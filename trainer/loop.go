@@ -186,6 +186,9 @@ func newRun(backend compute.Backend, job Job, opt Options) (_ *run, err error) {
 		}
 	} else {
 		r.hs = hostState{PCG: rand.NewPCG(job.Seed, 0x5eed)}
+		if job.Model.LoRA.On() && job.Trainer.InitFrom == "" && opt.Method == nil {
+			return nil, fmt.Errorf("lora: adapters train on a base model: set trainer.init_from (a run directory or exported model file)")
+		}
 		if job.Trainer.InitFrom != "" && opt.Method == nil { // distillation methods init their student
 			if _, err = InitWeights(r.store, job.Trainer.InitFrom, job.Trainer.InitEMA, job.Model.UsesVariable); err != nil {
 				return nil, err

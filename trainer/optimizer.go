@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"path"
 	"slices"
 	"strings"
 
@@ -51,15 +52,26 @@ type stepInputs struct {
 }
 
 // trainableVars returns the trainable variables under /scope used by graph g, sorted by path.
-func trainableVars(store *model.Store, g *Graph, scope string) []*model.Variable {
-	var vars []*model.Variable
+// When the graph uses LoRA adapters (models.LoRAConfig: variables lora_down, lora_up), only they
+// are trained; the other variables, the frozen base, are returned as frozen.
+func trainableVars(store *model.Store, g *Graph, scope string) (vars, frozen []*model.Variable) {
 	for v := range store.IterVariables() {
 		if v.Trainable && strings.HasPrefix(v.Path(), "/"+scope+"/") && v.InUseByGraph(g) {
 			vars = append(vars, v)
 		}
 	}
 	slices.SortFunc(vars, func(a, b *model.Variable) int { return strings.Compare(a.Path(), b.Path()) })
-	return vars
+	if slices.ContainsFunc(vars, IsAdapter) {
+		frozen = slices.DeleteFunc(slices.Clone(vars), func(v *model.Variable) bool { return IsAdapter(v) })
+		vars = slices.DeleteFunc(vars, func(v *model.Variable) bool { return !IsAdapter(v) })
+	}
+	return vars, frozen
+}
+
+// IsAdapter reports whether v is a LoRA adapter weight (lora_down or lora_up).
+func IsAdapter(v *model.Variable) bool {
+	base := path.Base(v.Path())
+	return base == "lora_down" || base == "lora_up"
 }
 
 // stateVar returns the non-trainable variable at path, creating it with the given value if missing.
@@ -104,9 +116,14 @@ func applyAdamW(cfg Config, store *model.Store, loss *Node, in stepInputs, ok fu
 	if scope == "" {
 		scope = ModelScope
 	}
-	vars := trainableVars(store, g, scope)
+	vars, frozen := trainableVars(store, g, scope)
 	if len(vars) == 0 {
 		exceptions.Panicf("trainer: no trainable variables under /%s in the loss graph", scope)
+	}
+	if !in.noEMA { // a LoRA run's frozen base: its EMA twin is a copy, so the EMA weights sample whole
+		for _, v := range frozen {
+			stateVar(store, EMAPath(v.Path()), func() *tensors.Tensor { return mustClone(v.MustValue()) })
+		}
 	}
 	nodes := make([]*Node, len(vars))
 	for i, v := range vars {

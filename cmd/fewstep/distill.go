@@ -107,7 +107,7 @@ func loadTeacher(dir string) (distill.Teacher, error) {
 	if err != nil {
 		return distill.Teacher{}, fmt.Errorf("distill.teacher: %w", err)
 	}
-	return distill.Teacher{Dir: rd, Model: tc.Model, Diffusion: tc.Diffusion}, nil
+	return distill.Teacher{Dir: rd, Model: tc.ModelWithLoRA(), Diffusion: tc.Diffusion}, nil
 }
 
 // distillGenerate writes teacher samples as a Parquet dataset: `generate`, synthetic data (LADD

@@ -1,0 +1,222 @@
+package models
+
+import (
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+)
+
+// LoRAConfig adds low-rank adapters to a denoiser's dense and conv layers (Hu et al., arXiv
+// 2106.09685): a layer with weight W (dense [in, out], conv [k, k, in, out]) computes with
+//
+//	W' = W + (alpha/rank)·down·up,   down: [in, rank] (conv: [k, k, in, rank]), up: [rank, out]
+//
+// — the same map as y = W·x + (α/r)·up(down(x)) with down a k×k conv and up a 1×1 conv (kohya's
+// conv LoRA) — with up zero-initialized, so a fresh adapter leaves the model exactly as it was.
+// The adapters are the variables lora_down and lora_up next to the layer's own; a run that has
+// them trains only them (trainer.MarkTrainable freezes the rest of /model).
+type LoRAConfig struct {
+	// Rank r of the adapters; 0 turns LoRA off.
+	Rank int `mapstructure:"rank"`
+	// Alpha scales the update by alpha/rank (kohya's network_alpha); 0 means alpha = rank.
+	Alpha float64 `mapstructure:"alpha"`
+	// Targets pick the layers: kinds — attention (q, k, v, qkv, proj/out of self- and
+	// cross-attention), mlp (mlp1, mlp2), conv (the residual blocks' conv1, conv2), skip (1×1 skip
+	// convs), time (the time-embedding MLP and the residual blocks' emb projections) — match in the
+	// denoiser outside the caption encoder; any other entry is a path pattern (path.Match) against
+	// the layer's path inside the network, e.g. "down*/res*/conv1" or "text/layer*/attn/*".
+	Targets []string `mapstructure:"targets"`
+	// Dropout is the probability of dropping an adapter rank per step; only 0 is built.
+	Dropout float64 `mapstructure:"dropout"`
+}
+
+// LoRAKinds are the layer kinds of LoRAConfig.Targets.
+var LoRAKinds = []string{"attention", "mlp", "conv", "skip", "time"}
+
+// DefaultLoRAConfig is off (rank 0); with a rank it adapts attention, MLPs and the residual
+// blocks' convs at alpha = rank.
+func DefaultLoRAConfig() LoRAConfig {
+	return LoRAConfig{Targets: []string{"attention", "mlp", "conv"}}
+}
+
+// On reports whether adapters are configured.
+func (c LoRAConfig) On() bool { return c.Rank > 0 }
+
+// Scale is alpha/rank.
+func (c LoRAConfig) Scale() float64 {
+	if c.Alpha == 0 {
+		return 1
+	}
+	return c.Alpha / float64(c.Rank)
+}
+
+// Validate checks every key; errors name it as "lora.<key>".
+func (c LoRAConfig) Validate() error {
+	switch {
+	case c.Rank < 0:
+		return fmt.Errorf("lora.rank: must be >= 0 (0: off), got %d", c.Rank)
+	case c.Alpha < 0:
+		return fmt.Errorf("lora.alpha: must be >= 0 (0: the rank), got %g", c.Alpha)
+	case c.Dropout != 0:
+		return fmt.Errorf("lora.dropout: %g: adapter dropout is not built yet (0 only)", c.Dropout)
+	case c.On() && len(c.Targets) == 0:
+		return fmt.Errorf("lora.targets: empty; name layer kinds (%s) or path patterns", strings.Join(LoRAKinds, ", "))
+	}
+	for _, t := range c.Targets {
+		if slices.Contains(LoRAKinds, t) {
+			continue
+		}
+		if _, err := path.Match(t, ""); err != nil {
+			return fmt.Errorf("lora.targets: %q is neither a layer kind (%s) nor a valid path pattern: %v", t, strings.Join(LoRAKinds, ", "), err)
+		}
+	}
+	return nil
+}
+
+// TargetsLayer reports whether the layer at path p (inside the network, e.g. "down0/res1/conv1") gets
+// an adapter.
+func (c LoRAConfig) TargetsLayer(p string) bool {
+	if !c.On() {
+		return false
+	}
+	parts := strings.Split(p, "/")
+	last := parts[len(parts)-1]
+	inText := parts[0] == "text"
+	for _, t := range c.Targets {
+		var hit bool
+		switch t {
+		case "attention":
+			hit = slices.Contains([]string{"q", "k", "v", "qkv", "proj", "out"}, last) && slices.ContainsFunc(parts[:len(parts)-1], func(s string) bool {
+				return strings.HasPrefix(s, "attn") || s == "cross"
+			})
+		case "mlp":
+			hit = last == "mlp1" || last == "mlp2"
+		case "conv":
+			hit = last == "conv1" || last == "conv2"
+		case "skip":
+			hit = last == "skip"
+		case "time":
+			hit = last == "time0" || last == "time1" || last == "emb"
+		default:
+			hit, _ = path.Match(t, p)
+			if hit {
+				return true
+			}
+			continue
+		}
+		if hit && !inText {
+			return true
+		}
+	}
+	return false
+}
+
+// loraWeight returns w (a dense [in, out] or conv [k, k, in, out] weight of the layer in scope)
+// with the layer's adapter added when b.LoRA targets it: w + scale·reshape(down_flat·up).
+func (b *Builder) loraWeight(scope *model.Scope, w *Node) *Node {
+	if b.LoRA == nil || !b.LoRA.On() {
+		return w
+	}
+	p := NetworkPath(scope.Scope())
+	if !b.LoRA.TargetsLayer(p) {
+		return w
+	}
+	dims := w.Shape().Dimensions
+	out := dims[len(dims)-1]
+	in := w.Shape().Size() / out
+	r := b.LoRA.Rank
+	// Adapters are created even by a frozen builder: a LoRA student or fine-tune starts from a base
+	// without them (up = 0 keeps the base's function exactly).
+	frozen := b.Frozen
+	b.Frozen = false
+	defer func() { b.Frozen = frozen }()
+	down := b.Param(scope, w.Graph(), "lora_down", InitFanIn, 1, append(slices.Clone(dims[:len(dims)-1]), r)...)
+	up := b.Param(scope, w.Graph(), "lora_up", InitZeros, 0, r, out)
+	delta := MatMul(Reshape(down, in, r), up)
+	return Add(w, MulScalar(Reshape(delta, dims...), b.LoRA.Scale()))
+}
+
+// NetworkPath is a variable scope's path inside the network: the scope without its leading "/"
+// and first element (the weight set: model, ema, teacher, net).
+func NetworkPath(scope string) string {
+	s := strings.TrimPrefix(scope, "/")
+	if _, rest, ok := strings.Cut(s, "/"); ok {
+		return rest
+	}
+	return ""
+}
+
+// loraOf is the Builder's LoRA of a config: nil when off.
+func loraOf(cfg Config) *LoRAConfig {
+	if !cfg.LoRA.On() {
+		return nil
+	}
+	l := cfg.LoRA
+	return &l
+}
+
+// MergeLoRA folds the adapters of weights (paths inside the network: "<layer>/lora_down",
+// "<layer>/lora_up") into their layers' weights ("<layer>/weight" or "<layer>/kernel"):
+// W += strength·scale·down·up, with scale = alpha/rank of the adapter's config, and removes them.
+// strength is the user's multiplier (sample -lora FILE:strength). Every adapter needs its layer;
+// an error names the tensor otherwise.
+func MergeLoRA(weights map[string]*tensors.Tensor, scale, strength float64) error {
+	for name, down := range weights {
+		layer, ok := strings.CutSuffix(name, "/lora_down")
+		if !ok {
+			continue
+		}
+		up, ok := weights[layer+"/lora_up"]
+		if !ok {
+			return fmt.Errorf("lora: %s has no %s/lora_up", name, layer)
+		}
+		wName := layer + "/weight"
+		w, ok := weights[wName]
+		if !ok {
+			wName = layer + "/kernel"
+			if w, ok = weights[wName]; !ok {
+				return fmt.Errorf("lora: %s adapts %s, which has neither weight nor kernel", name, layer)
+			}
+		}
+		merged, err := mergeOne(w, down, up, scale*strength)
+		if err != nil {
+			return fmt.Errorf("lora: %s: %w", layer, err)
+		}
+		weights[wName] = merged
+		delete(weights, name)
+		delete(weights, layer+"/lora_up")
+	}
+	for name := range weights {
+		if strings.HasSuffix(name, "/lora_up") {
+			return fmt.Errorf("lora: %s has no lora_down", name)
+		}
+	}
+	return nil
+}
+
+// mergeOne is w + s·reshape(down_flat·up) in float64: w [..., out], down [..., r], up [r, out].
+func mergeOne(w, down, up *tensors.Tensor, s float64) (*tensors.Tensor, error) {
+	wd, dd, ud := w.Shape().Dimensions, down.Shape().Dimensions, up.Shape().Dimensions
+	if len(ud) != 2 || len(dd) != len(wd) || !slices.Equal(dd[:len(dd)-1], wd[:len(wd)-1]) || ud[0] != dd[len(dd)-1] || ud[1] != wd[len(wd)-1] {
+		return nil, fmt.Errorf("shapes: weight %v, lora_down %v, lora_up %v (want [..., r] and [r, %d])", wd, dd, ud, wd[len(wd)-1])
+	}
+	r, out := ud[0], ud[1]
+	in := w.Shape().Size() / out
+	wv, dv, uv := tensors.MustCopyFlatData[float32](w), tensors.MustCopyFlatData[float32](down), tensors.MustCopyFlatData[float32](up)
+	res := make([]float32, len(wv))
+	for i := range in {
+		for o := range out {
+			var acc float64
+			for k := range r {
+				acc += float64(dv[i*r+k]) * float64(uv[k*out+o])
+			}
+			res[i*out+o] = float32(float64(wv[i*out+o]) + s*acc)
+		}
+	}
+	return tensors.FromFlatDataAndDimensions(res, wd...), nil
+}
