@@ -174,7 +174,10 @@ func (r Run) Job(resolved []byte) trainer.Job {
 // network a run of this config trains and samples.
 func (r Run) ModelWithLoRA() models.Config {
 	m := r.Model
-	m.LoRA = r.LoRA
+	if r.LoRA.On() {
+		l := r.LoRA
+		m.LoRA = &l
+	}
 	return m
 }
 

@@ -19,6 +19,8 @@ type RunSpec struct {
 	Name  string
 	Job   trainer.Job
 	Steps []int // this run's step counts (nil: Options.Steps)
+	// Prepare, when set, adjusts the loaded weights before sampling (e.g. merges LoRA files).
+	Prepare func(*model.Store) error
 }
 
 // Options of Evaluate.
@@ -109,6 +111,11 @@ func Evaluate(backend compute.Backend, runs []RunSpec, tc *TrainedClassifier, te
 		}
 		if _, err := trainer.LoadWeights(run.Job.RunDir, step, store); err != nil {
 			return nil, err
+		}
+		if run.Prepare != nil {
+			if err := run.Prepare(store); err != nil {
+				return nil, fmt.Errorf("eval %s: %w", run.Name, err)
+			}
 		}
 		if hasScope(store, "teacher") { // a distilled student's checkpoint carries its teacher
 			run.Job.Distilled = true

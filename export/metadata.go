@@ -121,7 +121,7 @@ func decodeSection(md map[string]string, key string, out any, all bool) (map[str
 // decodeMap decodes m into the struct out by mapstructure tags, rejecting unknown keys (and, with
 // all, missing ones) and numbers that do not fit the field (2.5 for an int).
 func decodeMap(m map[string]any, out any, all bool) error {
-	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{Result: out, ErrorUnused: true, ErrorUnset: all})
+	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{Result: out, ErrorUnused: true, ErrorUnset: all, AllowUnsetPointer: true})
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/fewstep/fewstep/export"
@@ -236,4 +237,32 @@ func (g *Generator) Grid(imgs []float32, cols int) ([]byte, error) {
 		return nil, fmt.Errorf("generate: grid of %d values in %d columns (%d per image)", len(imgs), cols, h*w*c)
 	}
 	return sampling.GridPNG(imgs, len(imgs)/(h*w*c), h, w, c, cols)
+}
+
+// ApplyLoRA merges the adapters of a LoRA file (`fewstep export -lora-only`, kohya-style) into
+// the model's weights with the given strength: W += strength·(α/r)·down·up. Several files add up
+// (an accelerator LoRA and a style LoRA). A layer the model lacks, or shapes that do not fit, are
+// refused naming the tensor; the weights are unchanged then.
+func (g *Generator) ApplyLoRA(path string, strength float64) error {
+	f, err := export.ReadLoRA(path)
+	if err != nil {
+		return err
+	}
+	weights := map[string]*tensors.Tensor{}
+	for name, t := range g.m.Tensors {
+		weights[name] = t
+	}
+	if err := f.Apply(weights, strength); err != nil {
+		return fmt.Errorf("generate: %s: %w", path, err)
+	}
+	for name, t := range weights {
+		if t == g.m.Tensors[name] {
+			continue
+		}
+		if err := g.store.GetVariable("/" + scope + "/" + name).SetValue(t); err != nil {
+			return err
+		}
+		g.m.Tensors[name] = t
+	}
+	return nil
 }

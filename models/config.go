@@ -56,8 +56,8 @@ type Config struct {
 	// DiT is the transformer of model.arch dit.
 	DiT DiTConfig `mapstructure:"dit"`
 	// LoRA is the run's lora: section (configs copies it here; not a key of model:): low-rank
-	// adapters on the targeted layers.
-	LoRA LoRAConfig `mapstructure:"-"`
+	// adapters on the targeted layers; nil: none.
+	LoRA *LoRAConfig `mapstructure:"-"`
 }
 
 // BlockNames lists the removable blocks of a config, from input to output. DiT: block<i>. U-Net: down<l>/res<i> and

@@ -153,10 +153,10 @@ func NetworkPath(scope string) string {
 
 // loraOf is the Builder's LoRA of a config: nil when off.
 func loraOf(cfg Config) *LoRAConfig {
-	if !cfg.LoRA.On() {
+	if cfg.LoRA == nil || !cfg.LoRA.On() {
 		return nil
 	}
-	l := cfg.LoRA
+	l := *cfg.LoRA
 	return &l
 }
 
@@ -183,7 +183,7 @@ func MergeLoRA(weights map[string]*tensors.Tensor, scale, strength float64) erro
 				return fmt.Errorf("lora: %s adapts %s, which has neither weight nor kernel", name, layer)
 			}
 		}
-		merged, err := mergeOne(w, down, up, scale*strength)
+		merged, err := MergeAdapter(w, down, up, scale*strength)
 		if err != nil {
 			return fmt.Errorf("lora: %s: %w", layer, err)
 		}
@@ -199,8 +199,9 @@ func MergeLoRA(weights map[string]*tensors.Tensor, scale, strength float64) erro
 	return nil
 }
 
-// mergeOne is w + s·reshape(down_flat·up) in float64: w [..., out], down [..., r], up [r, out].
-func mergeOne(w, down, up *tensors.Tensor, s float64) (*tensors.Tensor, error) {
+// MergeAdapter is w + s·reshape(down_flat·up), computed in float64: w [..., out] (dense [in, out] or
+// conv [k, k, in, out]), down [..., r] (the weight's leading axes), up [r, out].
+func MergeAdapter(w, down, up *tensors.Tensor, s float64) (*tensors.Tensor, error) {
 	wd, dd, ud := w.Shape().Dimensions, down.Shape().Dimensions, up.Shape().Dimensions
 	if len(ud) != 2 || len(dd) != len(wd) || !slices.Equal(dd[:len(dd)-1], wd[:len(wd)-1]) || ud[0] != dd[len(dd)-1] || ud[1] != wd[len(wd)-1] {
 		return nil, fmt.Errorf("shapes: weight %v, lora_down %v, lora_up %v (want [..., r] and [r, %d])", wd, dd, ud, wd[len(wd)-1])

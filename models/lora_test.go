@@ -77,7 +77,7 @@ func TestLoRAExactAndMerge(t *testing.T) {
 		randomize(t, store, "", 0.2)
 		base := run(cfg, store)
 		lc := cfg
-		lc.LoRA = LoRAConfig{Rank: 2, Alpha: 4, Targets: []string{"attention", "mlp", "conv", "time"}}
+		lc.LoRA = &LoRAConfig{Rank: 2, Alpha: 4, Targets: []string{"attention", "mlp", "conv", "time"}}
 		if same := run(lc, store); !slices.Equal(same, base) {
 			t.Fatalf("%s: fresh adapters (up = 0) change the output", cfg.Arch)
 		}

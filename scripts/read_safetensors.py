@@ -15,9 +15,10 @@ metadata, known dtypes, non-negative integer dims, END - BEGIN = dtype size x nu
 tensors tiling the data section exactly. When the metadata has fewstep.crc32c (fewstep's files) the
 CRC-32C of the data section is checked too (--no-crc skips it).
 
-Usage: read_safetensors.py [--no-crc] [--metadata] FILE
+Usage: read_safetensors.py [--no-crc] [--metadata] [--scalars] FILE
 Prints the header and data sizes, one line per tensor ("  NAME DTYPE [d0, d1, ...]", name order),
 the metadata keys, and "OK"; on a defect prints "error: ..." to stderr and exits with status 1.
+--scalars also prints the value of every 0-d F32 tensor ("  NAME = VALUE": a LoRA file's alphas).
 """
 
 import json
@@ -130,8 +131,8 @@ def read(path, check_crc=True):
 def main(argv):
     args = [a for a in argv if not a.startswith("--")]
     flags = {a for a in argv if a.startswith("--")}
-    if len(args) != 1 or flags - {"--no-crc", "--metadata"}:
-        print("usage: read_safetensors.py [--no-crc] [--metadata] FILE", file=sys.stderr)
+    if len(args) != 1 or flags - {"--no-crc", "--metadata", "--scalars"}:
+        print("usage: read_safetensors.py [--no-crc] [--metadata] [--scalars] FILE", file=sys.stderr)
         return 2
     path = args[0]
     try:
@@ -150,6 +151,14 @@ def main(argv):
     if "--metadata" in flags:
         for k in sorted(metadata):
             print("  %s = %s" % (k, metadata[k]))
+    if "--scalars" in flags:
+        with open(path, "rb") as f:
+            blob = f.read()
+        for name in sorted(tensors):
+            dtype, shape, begin, _ = tensors[name]
+            if dtype == "F32" and shape == []:
+                (value,) = struct.unpack("<f", blob[8 + n + begin:8 + n + begin + 4])
+                print("  %s = %r" % (name, value))
     if "fewstep.export_format" in metadata:
         print("export format: %s" % metadata["fewstep.export_format"])
     print("OK")

@@ -186,7 +186,7 @@ func newRun(backend compute.Backend, job Job, opt Options) (_ *run, err error) {
 		}
 	} else {
 		r.hs = hostState{PCG: rand.NewPCG(job.Seed, 0x5eed)}
-		if job.Model.LoRA.On() && job.Trainer.InitFrom == "" && opt.Method == nil {
+		if job.Model.LoRA != nil && job.Model.LoRA.On() && job.Trainer.InitFrom == "" && opt.Method == nil {
 			return nil, fmt.Errorf("lora: adapters train on a base model: set trainer.init_from (a run directory or exported model file)")
 		}
 		if job.Trainer.InitFrom != "" && opt.Method == nil { // distillation methods init their student

@@ -14,7 +14,7 @@ import (
 )
 
 func cmdExport(args []string) error {
-	fs := newFlagSet("export", "export -run RUN_DIR -out model.safetensors [-raw] [-checkpoint newest|best|STEP] [-decoder full|TINY_RUN]\n  fewstep export -run RUN_DIR | -model FILE -format onnx -batch N -out model.onnx [-steps K] [-sampler S] [-cfg W] [-reference DIR]")
+	fs := newFlagSet("export", "export -run RUN_DIR -out model.safetensors [-raw] [-checkpoint newest|best|STEP] [-decoder full|TINY_RUN] [-merge-lora | -lora-only]\n  fewstep export -run RUN_DIR | -model FILE -format onnx -batch N -out model.onnx [-steps K] [-sampler S] [-cfg W] [-reference DIR]")
 	runDir := fs.String("run", "", "run directory")
 	modelFile := fs.String("model", "", "exported model file (with -format onnx, instead of -run)")
 	out := fs.String("out", "", "output file, e.g. model.safetensors or model.onnx (required)")
@@ -25,13 +25,21 @@ func cmdExport(args []string) error {
 	steps := fs.Int("steps", 0, "onnx generator: sampler steps (default: the model's recommendation)")
 	sampler := fs.String("sampler", "", "onnx generator: sampler (default: the model's)")
 	cfgScale := fs.Float64("cfg", 0, "onnx generator: guidance scale (default: the model's)")
+	loraOnly := fs.Bool("lora-only", false, "a LoRA run: write only its adapters, kohya-style (lora_unet_<layer>.lora_down.weight, .lora_up.weight, .alpha)")
+	mergeLoRA := fs.Bool("merge-lora", false, "a LoRA run: write the model with its adapters merged into the weights")
 	decoder := fs.String("decoder", "full", "latent runs: the first stage the file carries: full (the autoencoder's decoder) or the run directory of a tiny decoder distilled from it (SDXS)")
 	reference := fs.String("reference", "", "onnx: also write inputs and fewstep's own outputs to this directory (for make interop)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
+	if *loraOnly {
+		if *runDir == "" || *out == "" {
+			return usagef("export -lora-only: -run RUN_DIR and -out FILE are required")
+		}
+		return exportLoRAOnly(*runDir, *ckptFlag, *raw, *out)
+	}
 	if *format == "onnx" {
-		return exportONNX(*runDir, *modelFile, *out, *ckptFlag, *raw, *decoder, *batch, generate.Options{Steps: *steps, Sampler: *sampler, CFG: *cfgScale}, *reference)
+		return exportONNX(*runDir, *modelFile, *out, *ckptFlag, *raw, *mergeLoRA, *decoder, *batch, generate.Options{Steps: *steps, Sampler: *sampler, CFG: *cfgScale}, *reference)
 	}
 	if *format != "safetensors" {
 		return usagef("export: -format: unknown value %q (safetensors or onnx)", *format)
@@ -39,7 +47,7 @@ func cmdExport(args []string) error {
 	if *runDir == "" || *out == "" {
 		return usagef("export: -run RUN_DIR and -out FILE are required")
 	}
-	m, err := runModel(*runDir, *ckptFlag, *raw)
+	m, err := runModel(*runDir, *ckptFlag, *raw, *mergeLoRA)
 	if err != nil {
 		return err
 	}
@@ -53,8 +61,9 @@ func cmdExport(args []string) error {
 	return nil
 }
 
-// runModel builds the export of a run's checkpoint (EMA weights unless raw).
-func runModel(runDir, ckptFlag string, raw bool) (*export.Model, error) {
+// runModel builds the export of a run's checkpoint (EMA weights unless raw); a LoRA run's adapters
+// are merged with merge and refused without.
+func runModel(runDir, ckptFlag string, raw, merge bool) (*export.Model, error) {
 	run := checkpoints.RunDir(runDir)
 	ckpt, err := trainer.ResolveCheckpoint(run, ckptFlag)
 	if err != nil {
@@ -76,6 +85,9 @@ func runModel(runDir, ckptFlag string, raw bool) (*export.Model, error) {
 	}
 	m, err := cfg.ExportModel(run, step, ts, raw)
 	if err != nil {
+		return nil, err
+	}
+	if err := mergeRunLoRA(m, cfg.LoRA, runDir, merge); err != nil {
 		return nil, err
 	}
 	m.ClassNames = classNames(cfg.Data)

@@ -21,7 +21,7 @@ import (
 // exportONNX writes the denoiser of a run or exported file as ONNX (out) and its K-step generator
 // (out with "-generator" before ".onnx"), and with reference != "" the inputs and fewstep's own
 // outputs that `make interop` compares ONNX Runtime's (node) against.
-func exportONNX(runDir, modelFile, out, ckpt string, raw bool, decoder string, batch int, opts generate.Options, reference string) error {
+func exportONNX(runDir, modelFile, out, ckpt string, raw, mergeLoRA bool, decoder string, batch int, opts generate.Options, reference string) error {
 	if (runDir == "") == (modelFile == "") || out == "" || !strings.HasSuffix(out, ".onnx") {
 		return usagef("export -format onnx: one of -run RUN_DIR or -model FILE, and -out FILE.onnx, are required")
 	}
@@ -29,7 +29,7 @@ func exportONNX(runDir, modelFile, out, ckpt string, raw bool, decoder string, b
 	var err error
 	if modelFile != "" {
 		m, err = export.ReadModel(modelFile)
-	} else if m, err = runModel(runDir, ckpt, raw); err == nil {
+	} else if m, err = runModel(runDir, ckpt, raw, mergeLoRA); err == nil {
 		err = useTinyDecoderFile(m, runDir, decoder)
 	}
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 )
 
 func cmdSample(args []string) error {
-	fs := newFlagSet("sample", "sample -run RUN_DIR | -model FILE [-decoder full|TINY_RUN] [-sampler ddim] [-steps 50] [-spacing trailing | -schedule FILE] [-cfg 2.0] [-class 3|all | -prompt TEXT... | -prompts FILE] [-n 64] [-seed 0] [-out grid.png|DIR/]")
+	fs := newFlagSet("sample", "sample -run RUN_DIR | -model FILE [-lora FILE[:strength]]... [-decoder full|TINY_RUN] [-sampler ddim] [-steps 50] [-spacing trailing | -schedule FILE] [-cfg 2.0] [-class 3|all | -prompt TEXT... | -prompts FILE] [-n 64] [-seed 0] [-out grid.png|DIR/]")
 	runDir := fs.String("run", "", "run directory (this or -model)")
 	modelFile := fs.String("model", "", "exported model file (fewstep export) instead of -run")
 	steps := fs.Int("steps", 0, "sampler steps (default: the run's sample.steps)")
@@ -31,6 +31,8 @@ func cmdSample(args []string) error {
 	class := fs.String("class", "all", "class index, or all for one row per class")
 	var promptFlags multiFlag
 	fs.Var(&promptFlags, "prompt", "caption of a text model (repeatable; one grid row per prompt)")
+	var loras multiFlag
+	fs.Var(&loras, "lora", "LoRA adapter file to merge before sampling, FILE or FILE:strength (repeatable: adapters add up)")
 	decoderFlag := fs.String("decoder", "full", "latent models: full (the autoencoder's decoder) or the run directory of a tiny decoder (model.arch tiny_decoder) distilled from it")
 	promptsFile := fs.String("prompts", "", "file of prompts, one a line (blank lines and # comments skipped): one grid row per prompt")
 	n := fs.Int("n", 0, "images (per class with -class all; default: the run's sample.per_class, or 64 for one class)")
@@ -92,6 +94,9 @@ func cmdSample(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := applyLoRAs(store, sampleScope(sc.UseEMA), loras); err != nil {
+		return err
+	}
 	if *decoderFlag != "full" {
 		if err := useTinyDecoder(job, backend, *decoderFlag); err != nil {
 			return err
@@ -127,6 +132,14 @@ func cmdSample(args []string) error {
 	fmt.Printf("wrote %s: %d images from checkpoint step %d (%s weights, %d %s steps, NFE %d, cfg %.2g)\n",
 		path, len(seeds), step, map[bool]string{true: "EMA", false: "raw"}[sc.UseEMA], len(s.Times())-1, sc.Sampler, s.NFE(), sc.CFG)
 	return nil
+}
+
+// sampleScope is the weight set a sampler reads: /ema or /model.
+func sampleScope(ema bool) string {
+	if ema {
+		return trainer.EMAScope
+	}
+	return trainer.ModelScope
 }
 
 // isDirTarget reports whether -out names a directory (ends with a slash or exists as one).

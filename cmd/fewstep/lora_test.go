@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/fewstep/fewstep/checkpoints"
+	"github.com/fewstep/fewstep/configs"
+	"github.com/fewstep/fewstep/export"
+	"github.com/fewstep/fewstep/generate"
+	"github.com/fewstep/fewstep/internal/engine"
+	"github.com/fewstep/fewstep/trainer"
+)
+
+// TestLoRAFineTune: a LoRA fine-tune of a base run (lora.rank 2 on the smoke U-Net) trains only
+// its adapters — every base weight is bit-identical to the base's after training — and resumes
+// exactly; -lora-only writes kohya-style adapters that an independent Python reader lists with
+// their shapes and alphas; -merge-lora's file samples like the run's own adapters within 1e-5;
+// sample -model BASE -lora FILE draws the merged file's bytes; a LoRA whose shapes do not fit is
+// refused naming the tensor; a LoRA run without a base, or exported without a mode, is refused.
+func TestLoRAFineTune(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("FEWSTEP_CACHE_DIR", dir)
+	full := filepath.Join(dir, "mnist-test.parquet")
+	if code := run([]string{"data", "import", "mnist", "-split", "test", "-out", full}); code != 0 {
+		t.Fatalf("data import: exit code %d", code)
+	}
+	pq := smallSplit(t, full, filepath.Join(dir, "mnist-300.parquet"), 300)
+	common := []string{"-set", "data.train=" + pq, "-set", "run.out_dir=" + dir, "-set", "trainer.checkpoint_every=2"}
+	if code := run(append([]string{"train", "-config", "smoke", "-set", "run.name=base", "-set", "trainer.steps=4"}, common...)); code != 0 {
+		t.Fatalf("train base: exit code %d", code)
+	}
+	baseDir := filepath.Join(dir, "base")
+	lora := append(common, "-set", "trainer.init_from="+baseDir, "-set", "lora.rank=2", "-set", "lora.alpha=4", "-set", "trainer.steps=4")
+	if code := run(append([]string{"train", "-config", "smoke", "-set", "run.name=nolora-base"}, append(common, "-set", "lora.rank=2")...)); code != 1 {
+		t.Errorf("LoRA without trainer.init_from: exit code %d, want 1", code)
+	}
+	if code := run(append([]string{"train", "-config", "smoke", "-set", "run.name=lora"}, lora...)); code != 0 {
+		t.Fatalf("train lora: exit code %d", code)
+	}
+	loraDir := filepath.Join(dir, "lora")
+	init, err := trainer.ReadInitWeights(baseDir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ts, _, err := checkpoints.LoadLatest(checkpoints.RunDir(loraDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adapters, moved := 0, 0.0
+	for name, t0 := range ts {
+		p, ok := strings.CutPrefix(name, trainer.ModelScope+"/")
+		if !ok {
+			continue
+		}
+		vals := tensors.MustCopyFlatData[float32](t0)
+		if strings.HasSuffix(p, "/lora_up") {
+			adapters++
+			for _, v := range vals {
+				moved = math.Max(moved, math.Abs(float64(v)))
+			}
+			continue
+		}
+		if strings.HasSuffix(p, "/lora_down") {
+			continue
+		}
+		if !bytes.Equal(f32bytes(vals), f32bytes(tensors.MustCopyFlatData[float32](init[p]))) {
+			t.Errorf("base weight %s changed during LoRA training", p)
+		}
+	}
+	if adapters == 0 || moved == 0 {
+		t.Fatalf("LoRA run: %d adapters, max |lora_up| %g: the adapters did not train", adapters, moved)
+	}
+	// Exact resume: 2 steps, stop, resume to 4 = the straight 4-step run.
+	if code := run(append([]string{"train", "-config", "smoke", "-set", "run.name=lora-resumed", "-stop-at", "2"}, lora...)); code != 0 {
+		t.Fatalf("train lora -stop-at 2: exit code %d", code)
+	}
+	if code := run([]string{"train", "-resume", filepath.Join(dir, "lora-resumed")}); code != 0 {
+		t.Fatalf("train -resume: exit code %d", code)
+	}
+	_, ts2, _, err := checkpoints.LoadLatest(checkpoints.RunDir(filepath.Join(dir, "lora-resumed")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, a := range ts {
+		if strings.Contains(name, "lora_") && !bytes.Equal(f32bytes(tensors.MustCopyFlatData[float32](a)), f32bytes(tensors.MustCopyFlatData[float32](ts2[name]))) {
+			t.Errorf("resumed LoRA run differs in %s", name)
+		}
+	}
+	// Export: refused without a mode; -lora-only (kohya names); -merge-lora.
+	if code := run([]string{"export", "-run", loraDir, "-out", filepath.Join(dir, "x.safetensors")}); code != 2 {
+		t.Errorf("export of a LoRA run without -merge-lora/-lora-only: exit code %d, want 2", code)
+	}
+	loraFile, merged, baseFile := filepath.Join(dir, "adapter.safetensors"), filepath.Join(dir, "merged.safetensors"), filepath.Join(dir, "base.safetensors")
+	for _, args := range [][]string{{"-run", loraDir, "-lora-only", "-out", loraFile}, {"-run", loraDir, "-merge-lora", "-out", merged}, {"-run", baseDir, "-out", baseFile}} {
+		if code := run(append([]string{"export"}, args...)); code != 0 {
+			t.Fatalf("export %v: exit code %d", args, code)
+		}
+	}
+	if _, err := os.Stat(python); err == nil {
+		out, err := exec.Command(python, filepath.Join("..", "..", "scripts", "read_safetensors.py"), "--scalars", loraFile).CombinedOutput()
+		if err != nil {
+			t.Fatalf("python reader: %v\n%s", err, out)
+		}
+		for _, want := range []string{"  lora_unet_down0_res0_conv1.lora_down.weight F32 [2, 8, 3, 3]", "  lora_unet_down0_res0_conv1.lora_up.weight F32 [8, 2, 1, 1]",
+			"  lora_unet_down0_res0_conv1.alpha = 4.0", "  lora_unet_mid_attn_qkv.lora_down.weight F32 [2, 16]", "  lora_unet_mid_attn_qkv.lora_up.weight F32 [48, 2]"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("python reader output lacks %q:\n%s", want, out)
+			}
+		}
+	}
+	// The merged file samples like the LoRA run's adapters (graph-applied) within 1e-5.
+	g, err := generate.Load(merged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeds, classes := []uint64{3, 4}, []int{1, 7}
+	got, err := g.Generate(classes, seeds, generate.Options{Steps: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, resolved, err := configs.Load(checkpoints.RunDir(loraDir).ConfigPath(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := cfg.Job(resolved)
+	job.Sample.Steps = 2
+	backend, err := engine.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := model.NewStore()
+	if _, err := trainer.LoadWeights(checkpoints.RunDir(loraDir), -1, store); err != nil {
+		t.Fatal(err)
+	}
+	smp, err := trainer.GridSampler(backend, store, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := smp.Sample(seeds, []int32{1, 7}, 32, 32, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d, s float64
+	for i := range want {
+		d, s = math.Max(d, math.Abs(float64(got[i]-want[i]))), math.Max(s, math.Abs(float64(want[i])))
+	}
+	if d > 1e-5*s {
+		t.Fatalf("merged file vs the run's adapters: max difference %g at scale %g", d, s)
+	}
+	// sample -model BASE -lora FILE = sample -model MERGED.
+	a, b := filepath.Join(dir, "a.png"), filepath.Join(dir, "b.png")
+	if code := run([]string{"sample", "-model", baseFile, "-lora", loraFile + ":1", "-class", "2", "-n", "4", "-steps", "2", "-out", a}); code != 0 {
+		t.Fatalf("sample -lora: exit code %d", code)
+	}
+	if code := run([]string{"sample", "-model", merged, "-class", "2", "-n", "4", "-steps", "2", "-out", b}); code != 0 {
+		t.Fatalf("sample merged: exit code %d", code)
+	}
+	if !bytes.Equal(readFile(t, a), readFile(t, b)) {
+		t.Error("sample -model BASE -lora FILE differs from the merged file's sample")
+	}
+	if code := run([]string{"eval", "-model", baseFile + "@2", "-lora", loraFile, "-n", "20", "-data-test", pq}); code != 0 {
+		t.Errorf("eval -lora: exit code %d", code)
+	}
+	// An adapter whose shapes do not fit is refused naming the tensor.
+	bad := filepath.Join(dir, "bad.safetensors")
+	if err := export.WriteLoRA(bad, &export.LoRAFile{Adapters: []export.Adapter{{Layer: "down0/res0/conv1",
+		Down: tensors.FromFlatDataAndDimensions(make([]float32, 9*5*2), 3, 3, 5, 2), Up: tensors.FromFlatDataAndDimensions(make([]float32, 16), 2, 8), Alpha: 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	gb, err := generate.Load(baseFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gb.ApplyLoRA(bad, 1); err == nil || !strings.Contains(err.Error(), "lora_unet_down0_res0_conv1.lora_down.weight") {
+		t.Fatalf("misfit adapter: error %v, want one naming lora_unet_down0_res0_conv1.lora_down.weight", err)
+	}
+}
+
+// f32bytes is the little-endian bytes of v (bit-exact comparison, NaN included).
+func f32bytes(v []float32) []byte {
+	out := make([]byte, 4*len(v))
+	for i, f := range v {
+		b := math.Float32bits(f)
+		out[4*i], out[4*i+1], out[4*i+2], out[4*i+3] = byte(b), byte(b>>8), byte(b>>16), byte(b>>24)
+	}
+	return out
+}
+
+const python = "/usr/bin/python3"
