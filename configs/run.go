@@ -46,6 +46,8 @@ type Run struct {
 	Autoencoder models.AutoencoderConfig `mapstructure:"autoencoder"`
 	// TinyDecoder is the tiny_decoder: section (model.arch tiny_decoder: SDXS's decoder, part 15).
 	TinyDecoder models.TinyDecoderConfig `mapstructure:"tiny_decoder"`
+	// LCM is the lcm: section (distill.method lcm, part 16).
+	LCM distill.LCMConfig `mapstructure:"lcm"`
 	// LoRA is the lora: section: low-rank adapters on the denoiser (part 16); Job copies it into
 	// the model config.
 	LoRA models.LoRAConfig `mapstructure:"lora"`
@@ -68,6 +70,7 @@ func Default() Run {
 		Autoencoder:  models.DefaultAutoencoderConfig(),
 		TinyDecoder:  models.DefaultTinyDecoderConfig(),
 		LoRA:         models.DefaultLoRAConfig(),
+		LCM:          distill.DefaultLCMConfig(),
 	}
 }
 
@@ -82,7 +85,7 @@ func (r Run) Validate() error {
 	if r.Run.Seed < 0 {
 		return fmt.Errorf("run.seed: must be >= 0, got %d", r.Run.Seed)
 	}
-	for _, v := range []interface{ Validate() error }{r.Data, r.Model, r.Diffusion, r.Trainer, r.Sample, r.Distill, r.ImagineFlash, r.Finetune, r.Autoencoder, r.TinyDecoder, r.LoRA} {
+	for _, v := range []interface{ Validate() error }{r.Data, r.Model, r.Diffusion, r.Trainer, r.Sample, r.Distill, r.ImagineFlash, r.Finetune, r.Autoencoder, r.TinyDecoder, r.LoRA, r.LCM} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -192,7 +195,7 @@ func (r Run) YAML() ([]byte, error) {
 	sections := []struct {
 		name string
 		v    any
-	}{{"run", r.Run}, {"data", r.Data}, {"model", r.Model}, {"diffusion", r.Diffusion}, {"trainer", r.Trainer}, {"sample", r.Sample}, {"distill", r.Distill}, {"ladd", r.LADD}, {"imagine_flash", r.ImagineFlash}, {"sdxs", r.SDXS}, {"finetune", r.Finetune}, {"autoencoder", r.Autoencoder}, {"tiny_decoder", r.TinyDecoder}, {"lora", r.LoRA}}
+	}{{"run", r.Run}, {"data", r.Data}, {"model", r.Model}, {"diffusion", r.Diffusion}, {"trainer", r.Trainer}, {"sample", r.Sample}, {"distill", r.Distill}, {"ladd", r.LADD}, {"imagine_flash", r.ImagineFlash}, {"sdxs", r.SDXS}, {"finetune", r.Finetune}, {"autoencoder", r.Autoencoder}, {"tiny_decoder", r.TinyDecoder}, {"lora", r.LoRA}, {"lcm", r.LCM}}
 	for _, s := range sections {
 		m := map[string]any{}
 		if err := mapstructure.Decode(s.v, &m); err != nil {

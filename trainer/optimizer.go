@@ -185,3 +185,17 @@ func mustClone(t *tensors.Tensor) *tensors.Tensor {
 	}
 	return c
 }
+
+// EnsureEMA creates the /ema twin (a copy) of every /model variable that lacks one: a method whose
+// loss graph reads the EMA weights (LCM's target network θ⁻) needs them before the first update.
+func EnsureEMA(store *model.Store) {
+	var vars []*model.Variable
+	for v := range store.IterVariables() {
+		if strings.HasPrefix(v.Path(), "/"+ModelScope+"/") {
+			vars = append(vars, v)
+		}
+	}
+	for _, v := range vars {
+		stateVar(store, EMAPath(v.Path()), func() *tensors.Tensor { return mustClone(v.MustValue()) })
+	}
+}

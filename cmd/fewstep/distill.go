@@ -60,6 +60,10 @@ func distillMethod(cfg *configs.Run) (trainer.MethodFactory, string, error) {
 	case "sdxs":
 		header, err := sdxsHeader(*cfg, teacher)
 		return distill.NewSDXS(cfg.Distill, cfg.SDXS, teacher), header, err
+	case "lcm":
+		lc := cfg.LCM
+		return distill.NewLCM(cfg.Distill, lc, teacher), fmt.Sprintf("lcm of %s: consistency pairs of a %d-step grid skipping %d, teacher guidance %g, %s distance",
+			teacher.Dir, lc.Timesteps, lc.Skip, lc.Guidance, lc.Distance), nil
 	}
 	return distill.NewLADD(cfg.Distill, cfg.LADD, teacher), fmt.Sprintf("%s of %s into a %d-step student at t=%v", cfg.Distill.Method, teacher.Dir,
 		cfg.Distill.StudentSteps, cfg.Distill.Times(cfg.Diffusion.TMax)), nil

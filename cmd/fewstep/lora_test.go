@@ -170,6 +170,54 @@ func TestLoRAFineTune(t *testing.T) {
 	if code := run([]string{"eval", "-model", baseFile + "@2", "-lora", loraFile, "-n", "20", "-data-test", pq}); code != 0 {
 		t.Errorf("eval -lora: exit code %d", code)
 	}
+	// LCM-LoRA of the base (distill.method lcm, lora.rank 2), then both adapters combined at sample
+	// time: the LCM-LoRA and the fine-tune's LoRA (λ1·τ_style + λ2·τ_LCM).
+	lcmYAML := filepath.Join(dir, "lcm-lora.yaml")
+	if err := os.WriteFile(lcmYAML, []byte(`run:
+  name: lcm-lora
+  out_dir: `+dir+`
+data:
+  train: `+pq+`
+model:
+  patch_size: 2
+  base_channels: 8
+  channel_mult: [1, 2]
+  attention_resolutions: [8]
+  attention_heads: 2
+  groups: 4
+  time_features: 16
+  embed_dim: 32
+trainer:
+  steps: 2
+  batch_size: 8
+  sample_every: 0
+  checkpoint_every: 2
+sample:
+  sampler: renoise
+  steps: 2
+  cfg: 1.0
+distill:
+  method: lcm
+  teacher: `+baseDir+`
+  student_steps: 2
+lcm:
+  guidance: 2.0
+lora:
+  rank: 2
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := run([]string{"distill", "-config", lcmYAML}); code != 0 {
+		t.Fatalf("distill lcm with lora: exit code %d", code)
+	}
+	lcmFile := filepath.Join(dir, "lcm-lora.safetensors")
+	if code := run([]string{"export", "-run", filepath.Join(dir, "lcm-lora"), "-lora-only", "-out", lcmFile}); code != 0 {
+		t.Fatalf("export -lora-only of the LCM-LoRA: exit code %d", code)
+	}
+	if code := run([]string{"sample", "-model", baseFile, "-lora", lcmFile + ":1", "-lora", loraFile + ":0.8", "-sampler", "renoise", "-steps", "2", "-cfg", "1",
+		"-class", "3", "-n", "2", "-out", filepath.Join(dir, "combined.png")}); code != 0 {
+		t.Fatalf("sample with two LoRAs: exit code %d", code)
+	}
 	// An adapter whose shapes do not fit is refused naming the tensor.
 	bad := filepath.Join(dir, "bad.safetensors")
 	if err := export.WriteLoRA(bad, &export.LoRAFile{Adapters: []export.Adapter{{Layer: "down0/res0/conv1",

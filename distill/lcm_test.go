@@ -1,0 +1,130 @@
+package distill
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	. "github.com/gomlx/gomlx/core/graph"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/fewstep/fewstep/models"
+	"github.com/fewstep/fewstep/trainer"
+)
+
+// newTestLCM builds an LCM method of the fixture teacher on a fresh store.
+func newTestLCM(t *testing.T, lc LCMConfig, job trainer.Job) (*LCM, *model.Store) {
+	t.Helper()
+	cfg, _ := testLADD()
+	cfg.Method = "lcm"
+	store := model.NewStore()
+	m, err := NewLCM(cfg, lc, fixture.teacher)(backendT(t), store, job, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.(*LCM), store
+}
+
+// TestLCMBoundary: c_skip(0) = 1 and c_out(0) = 0, so the consistency function is the identity at
+// t = 0 (f(x, 0) = x exactly, whatever the network predicts); at t_max c_skip ≈ 0, c_out ≈ 1.
+func TestLCMBoundary(t *testing.T) {
+	lc := DefaultLCMConfig()
+	if cs, co := lc.Boundary(0, 1); cs != 1 || co != 0 {
+		t.Fatalf("boundary at 0: c_skip %g, c_out %g; want 1, 0", cs, co)
+	}
+	if cs, co := lc.Boundary(1, 1); cs > 1e-8 || math.Abs(co-1) > 1e-8 {
+		t.Fatalf("boundary at t_max: c_skip %g, c_out %g; want ≈ 0, ≈ 1", cs, co)
+	}
+	l, store := newTestLCM(t, lc, tinyJob(t.TempDir(), 5))
+	rng := rand.New(rand.NewPCG(2, 3))
+	x := make([]float32, 2*32*32)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	cs, co := lc.Boundary(0, 1)
+	out, err := model.NewExec(backendT(t), store, func(root *model.Scope, xn, tn, cond *Node) *Node {
+		one := OnesLike(tn)
+		return l.consistency(root.In(trainer.ModelScope), xn, tn, MulScalar(one, cs), MulScalar(one, co), cond)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := out.Call1(tensors.FromFlatDataAndDimensions(x, 2, 32, 32, 1), []float32{0, 0}, []int32{1, 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(tensors.MustCopyFlatData[float32](got), x) {
+		t.Fatal("f(x, 0) != x")
+	}
+}
+
+// TestLCMLossFalls: on a fixed batch and fixed pairs, with a slow EMA target network (decay
+// 0.9999: θ⁻ ≈ the initial student, so the target is nearly fixed), the consistency loss of a
+// full fine-tune falls: its mean over the last 5 of 40 steps is below 0.7× the first 5's.
+func TestLCMLossFalls(t *testing.T) {
+	lc := DefaultLCMConfig()
+	lc.Distance = "mse"
+	job := tinyJob(t.TempDir(), 40)
+	job.Trainer.LR, job.Trainer.EMADecay = 3e-3, 0.9999
+	l, _ := newTestLCM(t, lc, job)
+	b := fakeBatch(rand.New(rand.NewPCG(5, 5)), 8)
+	var losses []float64
+	for i := range 40 {
+		g, err := l.gStep.RunInputs(i, l.inputs(b, rand.New(rand.NewPCG(1, 1)))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		losses = append(losses, g.Loss)
+	}
+	mean := func(v []float64) float64 {
+		s := 0.0
+		for _, x := range v {
+			s += x
+		}
+		return s / float64(len(v))
+	}
+	first, last := mean(losses[:5]), mean(losses[35:])
+	t.Logf("lcm loss %.6f -> %.6f", first, last)
+	if !(last < 0.7*first) {
+		t.Fatalf("lcm loss %g -> %g (means of 5 steps), want a fall below 0.7×", first, last)
+	}
+}
+
+// TestLCMLoRA: an LCM-LoRA student (lora.rank 2, target self) trains only its adapters: the
+// student's base weights stay bit-identical to the teacher's, the adapters move, the loss is finite.
+func TestLCMLoRA(t *testing.T) {
+	lc := DefaultLCMConfig()
+	job := tinyJob(t.TempDir(), 5)
+	job.Trainer.LR = 3e-3
+	job.Model.LoRA = &models.LoRAConfig{Rank: 2, Targets: []string{"attention", "conv"}}
+	l, store := newTestLCM(t, lc, job)
+	if !l.self {
+		t.Fatal("a LoRA student's target is not the student itself (lcm.target auto)")
+	}
+	b := fakeBatch(rand.New(rand.NewPCG(5, 6)), 4)
+	for i := range 3 {
+		g, err := l.Step(i, b, rand.New(rand.NewPCG(uint64(i), 1)))
+		if err != nil || math.IsNaN(g.Loss) {
+			t.Fatalf("step %d: loss %g, %v", i, g.Loss, err)
+		}
+	}
+	teacher := snapshot(t, store, TeacherScope)
+	moved := 0
+	for path, v := range snapshot(t, store, trainer.ModelScope) {
+		if strings.Contains(path, "lora_") {
+			if strings.HasSuffix(path, "lora_up") && slices.ContainsFunc(v, func(x float32) bool { return x != 0 }) {
+				moved++
+			}
+			continue
+		}
+		if tv, ok := teacher["/"+TeacherScope+strings.TrimPrefix(path, "/"+trainer.ModelScope)]; !ok || !slices.Equal(tv, v) {
+			t.Errorf("student base weight %s differs from the teacher's after LCM-LoRA steps", path)
+		}
+	}
+	if moved == 0 {
+		t.Fatal("no adapter moved")
+	}
+}
