@@ -48,6 +48,8 @@ type Run struct {
 	TinyDecoder models.TinyDecoderConfig `mapstructure:"tiny_decoder"`
 	// LCM is the lcm: section (distill.method lcm, part 16).
 	LCM distill.LCMConfig `mapstructure:"lcm"`
+	// PeRFlow is the perflow: section (distill.method perflow, part 16).
+	PeRFlow distill.PeRFlowConfig `mapstructure:"perflow"`
 	// LoRA is the lora: section: low-rank adapters on the denoiser (part 16); Job copies it into
 	// the model config.
 	LoRA models.LoRAConfig `mapstructure:"lora"`
@@ -71,6 +73,7 @@ func Default() Run {
 		TinyDecoder:  models.DefaultTinyDecoderConfig(),
 		LoRA:         models.DefaultLoRAConfig(),
 		LCM:          distill.DefaultLCMConfig(),
+		PeRFlow:      distill.DefaultPeRFlowConfig(),
 	}
 }
 
@@ -85,7 +88,7 @@ func (r Run) Validate() error {
 	if r.Run.Seed < 0 {
 		return fmt.Errorf("run.seed: must be >= 0, got %d", r.Run.Seed)
 	}
-	for _, v := range []interface{ Validate() error }{r.Data, r.Model, r.Diffusion, r.Trainer, r.Sample, r.Distill, r.ImagineFlash, r.Finetune, r.Autoencoder, r.TinyDecoder, r.LoRA, r.LCM} {
+	for _, v := range []interface{ Validate() error }{r.Data, r.Model, r.Diffusion, r.Trainer, r.Sample, r.Distill, r.ImagineFlash, r.Finetune, r.Autoencoder, r.TinyDecoder, r.LoRA, r.LCM, r.PeRFlow} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -195,7 +198,7 @@ func (r Run) YAML() ([]byte, error) {
 	sections := []struct {
 		name string
 		v    any
-	}{{"run", r.Run}, {"data", r.Data}, {"model", r.Model}, {"diffusion", r.Diffusion}, {"trainer", r.Trainer}, {"sample", r.Sample}, {"distill", r.Distill}, {"ladd", r.LADD}, {"imagine_flash", r.ImagineFlash}, {"sdxs", r.SDXS}, {"finetune", r.Finetune}, {"autoencoder", r.Autoencoder}, {"tiny_decoder", r.TinyDecoder}, {"lora", r.LoRA}, {"lcm", r.LCM}}
+	}{{"run", r.Run}, {"data", r.Data}, {"model", r.Model}, {"diffusion", r.Diffusion}, {"trainer", r.Trainer}, {"sample", r.Sample}, {"distill", r.Distill}, {"ladd", r.LADD}, {"imagine_flash", r.ImagineFlash}, {"sdxs", r.SDXS}, {"finetune", r.Finetune}, {"autoencoder", r.Autoencoder}, {"tiny_decoder", r.TinyDecoder}, {"lora", r.LoRA}, {"lcm", r.LCM}, {"perflow", r.PeRFlow}}
 	for _, s := range sections {
 		m := map[string]any{}
 		if err := mapstructure.Decode(s.v, &m); err != nil {

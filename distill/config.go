@@ -12,7 +12,7 @@ import (
 // Config is the `distill:` section: which method distills which teacher into how many steps.
 type Config struct {
 	// Method is the distillation method: ladd (arXiv 2403.12015), imagine_flash (arXiv 2405.05224),
-	// sdxs (arXiv 2403.16627) or lcm (arXiv 2310.04378).
+	// sdxs (arXiv 2403.16627), lcm (arXiv 2310.04378) or perflow (arXiv 2405.07510).
 	Method string `mapstructure:"method"`
 	// Teacher is the teacher's run directory; its config gives the architecture and schedule.
 	Teacher string `mapstructure:"teacher"`
@@ -27,7 +27,7 @@ type Config struct {
 }
 
 // Methods lists the accepted values of distill.method.
-var Methods = []string{"ladd", "imagine_flash", "sdxs", "lcm"}
+var Methods = []string{"ladd", "imagine_flash", "sdxs", "lcm", "perflow"}
 
 // DefaultConfig: LADD of the MNIST teacher into a 4-step student, teacher EMA weights.
 func DefaultConfig() Config {

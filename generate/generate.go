@@ -2,6 +2,7 @@ package generate
 
 import (
 	"fmt"
+	"maps"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -248,11 +249,24 @@ func (g *Generator) ApplyLoRA(path string, strength float64) error {
 	if err != nil {
 		return err
 	}
-	weights := map[string]*tensors.Tensor{}
-	for name, t := range g.m.Tensors {
-		weights[name] = t
+	return g.setWeights(path, func(w map[string]*tensors.Tensor) error { return f.Apply(w, strength) })
+}
+
+// ApplyDelta adds strength·ΔW of a weight-delta file (`fewstep export -delta`, e.g. PeRFlow's
+// accelerator delta) to the model's weights. A tensor the model lacks or shapes differently is
+// refused naming it; the weights are unchanged then.
+func (g *Generator) ApplyDelta(path string, strength float64) error {
+	d, err := export.ReadDelta(path)
+	if err != nil {
+		return err
 	}
-	if err := f.Apply(weights, strength); err != nil {
+	return g.setWeights(path, func(w map[string]*tensors.Tensor) error { return d.Apply(w, strength) })
+}
+
+// setWeights applies change to a copy of the model's weights and writes the changed ones back.
+func (g *Generator) setWeights(path string, change func(map[string]*tensors.Tensor) error) error {
+	weights := maps.Clone(g.m.Tensors)
+	if err := change(weights); err != nil {
 		return fmt.Errorf("generate: %s: %w", path, err)
 	}
 	for name, t := range weights {

@@ -60,6 +60,10 @@ func distillMethod(cfg *configs.Run) (trainer.MethodFactory, string, error) {
 	case "sdxs":
 		header, err := sdxsHeader(*cfg, teacher)
 		return distill.NewSDXS(cfg.Distill, cfg.SDXS, teacher), header, err
+	case "perflow":
+		pc := cfg.PeRFlow
+		return distill.NewPeRFlow(cfg.Distill, pc, teacher), fmt.Sprintf("perflow of %s: %d windows, %d guided (cfg %g) teacher DDIM steps each, eps-preserving",
+			teacher.Dir, pc.Windows, pc.TeacherSteps, pc.Guidance), nil
 	case "lcm":
 		lc := cfg.LCM
 		return distill.NewLCM(cfg.Distill, lc, teacher), fmt.Sprintf("lcm of %s: consistency pairs of a %d-step grid skipping %d, teacher guidance %g, %s distance",

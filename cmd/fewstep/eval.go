@@ -131,7 +131,7 @@ func evalCalibrate(args []string) error {
 
 // evalRuns evaluates one or more runs at several step counts and prints one table.
 func evalRuns(args []string) error {
-	fs := newFlagSet("eval", "eval -run RUN_DIR [-run RUN_DIR2 …] [-model FILE …] [-data-test TEST.parquet] [-steps 1,2,4,8,50] [-sampler ddim,heun,…] [-schedule trailing,karras,ays.json] [-noise-correction on,off] [-checkpoint newest|best|STEP] [-cfg 2.0] [-n 10000] [-batch 250] [-prompts names|templates|FILE] [-decoder full|TINY_RUN[,…]] [-lora FILE[:strength]]...")
+	fs := newFlagSet("eval", "eval -run RUN_DIR [-run RUN_DIR2 …] [-model FILE …] [-data-test TEST.parquet] [-steps 1,2,4,8,50] [-sampler ddim,heun,…] [-schedule trailing,karras,ays.json] [-noise-correction on,off] [-checkpoint newest|best|STEP] [-cfg 2.0] [-n 10000] [-batch 250] [-prompts names|templates|FILE] [-decoder full|TINY_RUN[,…]] [-lora FILE[:strength]]... [-delta FILE[:strength]]...")
 	var runs multiFlag
 	fs.Var(&runs, "run", "run directory to evaluate (repeatable; DIR@1,2,4 gives that run its own step counts)")
 	var modelFiles multiFlag
@@ -148,7 +148,8 @@ func evalRuns(args []string) error {
 	batch := fs.Int("batch", 0, "images per sampler call (default: each run's sample.batch_size)")
 	seed := fs.Int("seed", 0, "seed of image 0 (image i uses seed+i)")
 	prompts := fs.String("prompts", "", "text models: names (each class's name, the default), templates (each class's caption templates in turn) or a file of prompts, one a line, each naming a class")
-	var loras multiFlag
+	var loras, deltas multiFlag
+	fs.Var(&deltas, "delta", "weight delta added to every evaluated model (export -delta), FILE or FILE:strength (repeatable)")
 	fs.Var(&loras, "lora", "LoRA adapter file merged into every evaluated model, FILE or FILE:strength (repeatable)")
 	decoderFlag := fs.String("decoder", "full", "latent models: full (the autoencoder's decoder) or the run directory of a tiny decoder distilled from it; one value for every latent model, or a comma-separated value per -run/-model in order")
 	aeRun := fs.String("autoencoder", "", "score an autoencoder run (model.arch autoencoder) instead: PSNR, SSIM and rFID of its EMA reconstructions of the first -n test images")
@@ -210,10 +211,15 @@ func evalRuns(args []string) error {
 		}
 	}
 	for i := range specs {
-		if len(loras) > 0 {
-			scope, files := sampleScope(specs[i].Job.Sample.UseEMA), slices.Clone([]string(loras))
-			specs[i].Prepare = func(store *model.Store) error { return applyLoRAs(store, scope, files) }
-			specs[i].Name += "+lora"
+		if len(loras)+len(deltas) > 0 {
+			scope, files, ds := sampleScope(specs[i].Job.Sample.UseEMA), slices.Clone([]string(loras)), slices.Clone([]string(deltas))
+			specs[i].Prepare = func(store *model.Store) error { return applyLoRAs(store, scope, files, ds...) }
+			if len(loras) > 0 {
+				specs[i].Name += "+lora"
+			}
+			if len(deltas) > 0 {
+				specs[i].Name += "+delta"
+			}
 		}
 	}
 	decoders := splitList(*decoderFlag)

@@ -14,7 +14,7 @@ import (
 )
 
 func cmdExport(args []string) error {
-	fs := newFlagSet("export", "export -run RUN_DIR -out model.safetensors [-raw] [-checkpoint newest|best|STEP] [-decoder full|TINY_RUN] [-merge-lora | -lora-only]\n  fewstep export -run RUN_DIR | -model FILE -format onnx -batch N -out model.onnx [-steps K] [-sampler S] [-cfg W] [-reference DIR]")
+	fs := newFlagSet("export", "export -run RUN_DIR -out model.safetensors [-raw] [-checkpoint newest|best|STEP] [-decoder full|TINY_RUN] [-merge-lora | -lora-only | -delta]\n  fewstep export -run RUN_DIR | -model FILE -format onnx -batch N -out model.onnx [-steps K] [-sampler S] [-cfg W] [-reference DIR]")
 	runDir := fs.String("run", "", "run directory")
 	modelFile := fs.String("model", "", "exported model file (with -format onnx, instead of -run)")
 	out := fs.String("out", "", "output file, e.g. model.safetensors or model.onnx (required)")
@@ -26,11 +26,18 @@ func cmdExport(args []string) error {
 	sampler := fs.String("sampler", "", "onnx generator: sampler (default: the model's)")
 	cfgScale := fs.Float64("cfg", 0, "onnx generator: guidance scale (default: the model's)")
 	loraOnly := fs.Bool("lora-only", false, "a LoRA run: write only its adapters, kohya-style (lora_unet_<layer>.lora_down.weight, .lora_up.weight, .alpha)")
+	delta := fs.Bool("delta", false, "a distilled run: write ΔW = W_student − W_teacher (apply it with sample/eval -delta FILE[:strength])")
 	mergeLoRA := fs.Bool("merge-lora", false, "a LoRA run: write the model with its adapters merged into the weights")
 	decoder := fs.String("decoder", "full", "latent runs: the first stage the file carries: full (the autoencoder's decoder) or the run directory of a tiny decoder distilled from it (SDXS)")
 	reference := fs.String("reference", "", "onnx: also write inputs and fewstep's own outputs to this directory (for make interop)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
+	}
+	if *delta {
+		if *runDir == "" || *out == "" {
+			return usagef("export -delta: -run RUN_DIR and -out FILE are required")
+		}
+		return exportDelta(*runDir, *ckptFlag, *raw, *out)
 	}
 	if *loraOnly {
 		if *runDir == "" || *out == "" {

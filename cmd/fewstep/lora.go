@@ -10,6 +10,7 @@ import (
 
 	"github.com/fewstep/fewstep/checkpoints"
 	"github.com/fewstep/fewstep/configs"
+	"github.com/fewstep/fewstep/distill"
 	"github.com/fewstep/fewstep/export"
 	"github.com/fewstep/fewstep/models"
 	"github.com/fewstep/fewstep/trainer"
@@ -98,12 +99,12 @@ func mergeRunLoRA(m *export.Model, lc models.LoRAConfig, runDir string, merge bo
 	return models.MergeLoRA(m.Tensors, lc.Scale(), 1)
 }
 
-// applyLoRAs merges -lora FILE[:strength] files into the weights store holds under /scope/ (the
-// weight set a sampler reads). A file trained on other base weights is applied with a warning (an
-// accelerator LoRA of a base applies to its fine-tunes); one whose layers or shapes do not fit is
-// refused naming the tensor.
-func applyLoRAs(store *model.Store, scope string, args []string) error {
-	if len(args) == 0 {
+// applyLoRAs merges -lora FILE[:strength] files, then adds -delta FILE[:strength] weight deltas,
+// into the weights store holds under /scope/ (the weight set a sampler reads). A file made on other
+// base weights is applied with a warning (an accelerator of a base applies to its fine-tunes); one
+// whose layers or shapes do not fit is refused naming the tensor.
+func applyLoRAs(store *model.Store, scope string, args []string, deltas ...string) error {
+	if len(args)+len(deltas) == 0 {
 		return nil
 	}
 	weights := map[string]*tensors.Tensor{}
@@ -141,6 +142,23 @@ func applyLoRAs(store *model.Store, scope string, args []string) error {
 			return fmt.Errorf("-lora %s: %w", file, err)
 		}
 	}
+	for _, arg := range deltas {
+		file, strength, err := export.ParseLoRAArg(arg)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		d, err := export.ReadDelta(file)
+		if err != nil {
+			return err
+		}
+		if d.BaseSHA256 != hash {
+			fmt.Fprintf(os.Stderr, "warning: -delta %s was taken against %s (weights SHA-256 %.12s…), these weights hash to %.12s…: applying it to another fine-tune of that teacher\n",
+				file, d.Base, d.BaseSHA256, hash)
+		}
+		if err := d.Apply(weights, strength); err != nil {
+			return fmt.Errorf("-delta %s: %w", file, err)
+		}
+	}
 	for name, t := range weights {
 		if t == base[name] { // unchanged (setting a variable to its own value would free it)
 			continue
@@ -149,5 +167,46 @@ func applyLoRAs(store *model.Store, scope string, args []string) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// exportDelta writes ΔW = W_student − W_teacher of a distilled run's checkpoint (EMA weights unless
+// raw; a LoRA student's adapters merged first) against the teacher weights its checkpoint holds.
+func exportDelta(runDir, ckptFlag string, raw bool, out string) error {
+	run := checkpoints.RunDir(runDir)
+	cfg, _, err := configs.Load(run.ConfigPath(), nil, nil)
+	if err != nil {
+		return err
+	}
+	step, ts, err := loadCheckpoint(run, ckptFlag)
+	if err != nil {
+		return err
+	}
+	scope := trainer.EMAScope
+	if raw {
+		scope = trainer.ModelScope
+	}
+	student, err := export.FromCheckpoint(ts, scope)
+	if err != nil {
+		return err
+	}
+	teacher, err := export.FromCheckpoint(ts, distill.TeacherScope)
+	if err != nil {
+		return usagef("export -delta: %s is not a distilled run (its checkpoint has no /%s weights)", runDir, distill.TeacherScope)
+	}
+	if cfg.LoRA.On() {
+		if err := models.MergeLoRA(student, cfg.LoRA.Scale(), 1); err != nil {
+			return err
+		}
+	}
+	delta, err := export.Diff(student, teacher)
+	if err != nil {
+		return err
+	}
+	d := &export.Delta{Tensors: delta, Base: cfg.Distill.Teacher, BaseSHA256: export.WeightsSHA256(teacher)}
+	if err := export.WriteDelta(out, d); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s: ΔW of %d weights (%s step %d − teacher %s)\n", out, len(delta), runDir, step, cfg.Distill.Teacher)
 	return nil
 }

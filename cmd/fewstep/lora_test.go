@@ -218,6 +218,53 @@ lora:
 		"-class", "3", "-n", "2", "-out", filepath.Join(dir, "combined.png")}); code != 0 {
 		t.Fatalf("sample with two LoRAs: exit code %d", code)
 	}
+	// PeRFlow of the base (4 windows, 2 teacher steps each); its ΔW (export -delta) added to the
+	// teacher reproduces the student within 1e-5, and applies to the LoRA fine-tune of that teacher.
+	pfYAML := filepath.Join(dir, "perflow.yaml")
+	pf := strings.NewReplacer("name: lcm-lora", "name: perflow", "method: lcm", "method: perflow", "lcm:\n  guidance: 2.0\nlora:\n  rank: 2\n",
+		"perflow:\n  windows: 2\n  teacher_steps: 2\n", "sampler: renoise", "sampler: ddim").Replace(string(readFile(t, lcmYAML)))
+	if err := os.WriteFile(pfYAML, []byte(pf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := run([]string{"distill", "-config", pfYAML}); code != 0 {
+		t.Fatalf("distill perflow:\n%s\nexit code %d", pf, code)
+	}
+	pfDir, deltaFile, pfFile := filepath.Join(dir, "perflow"), filepath.Join(dir, "delta.safetensors"), filepath.Join(dir, "perflow.safetensors")
+	for _, args := range [][]string{{"-run", pfDir, "-delta", "-out", deltaFile}, {"-run", pfDir, "-out", pfFile}} {
+		if code := run(append([]string{"export"}, args...)); code != 0 {
+			t.Fatalf("export %v: exit code %d", args, code)
+		}
+	}
+	gs, err := generate.Load(pfFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gt, err := generate.Load(baseFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gt.ApplyDelta(deltaFile, 1); err != nil {
+		t.Fatal(err)
+	}
+	wantPF, err := gs.Generate(classes, seeds, generate.Options{Steps: 2, Sampler: "ddim", CFG: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotPF, err := gt.Generate(classes, seeds, generate.Options{Steps: 2, Sampler: "ddim", CFG: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, s = 0, 0
+	for i := range wantPF {
+		d, s = math.Max(d, math.Abs(float64(gotPF[i]-wantPF[i]))), math.Max(s, math.Abs(float64(wantPF[i])))
+	}
+	if d > 1e-5*s || s == 0 {
+		t.Fatalf("teacher + ΔW vs the PeRFlow student: max difference %g at scale %g", d, s)
+	}
+	if code := run([]string{"sample", "-model", merged, "-delta", deltaFile, "-sampler", "ddim", "-steps", "2", "-cfg", "1", "-class", "3", "-n", "2",
+		"-out", filepath.Join(dir, "delta-on-finetune.png")}); code != 0 {
+		t.Fatalf("sample a fine-tune with the PeRFlow delta: exit code %d", code)
+	}
 	// An adapter whose shapes do not fit is refused naming the tensor.
 	bad := filepath.Join(dir, "bad.safetensors")
 	if err := export.WriteLoRA(bad, &export.LoRAFile{Adapters: []export.Adapter{{Layer: "down0/res0/conv1",

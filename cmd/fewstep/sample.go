@@ -19,7 +19,7 @@ import (
 )
 
 func cmdSample(args []string) error {
-	fs := newFlagSet("sample", "sample -run RUN_DIR | -model FILE [-lora FILE[:strength]]... [-decoder full|TINY_RUN] [-sampler ddim] [-steps 50] [-spacing trailing | -schedule FILE] [-cfg 2.0] [-class 3|all | -prompt TEXT... | -prompts FILE] [-n 64] [-seed 0] [-out grid.png|DIR/]")
+	fs := newFlagSet("sample", "sample -run RUN_DIR | -model FILE [-lora FILE[:strength]]... [-delta FILE[:strength]]... [-decoder full|TINY_RUN] [-sampler ddim] [-steps 50] [-spacing trailing | -schedule FILE] [-cfg 2.0] [-class 3|all | -prompt TEXT... | -prompts FILE] [-n 64] [-seed 0] [-out grid.png|DIR/]")
 	runDir := fs.String("run", "", "run directory (this or -model)")
 	modelFile := fs.String("model", "", "exported model file (fewstep export) instead of -run")
 	steps := fs.Int("steps", 0, "sampler steps (default: the run's sample.steps)")
@@ -31,7 +31,8 @@ func cmdSample(args []string) error {
 	class := fs.String("class", "all", "class index, or all for one row per class")
 	var promptFlags multiFlag
 	fs.Var(&promptFlags, "prompt", "caption of a text model (repeatable; one grid row per prompt)")
-	var loras multiFlag
+	var loras, deltas multiFlag
+	fs.Var(&deltas, "delta", "weight delta to add before sampling (export -delta), FILE or FILE:strength (repeatable)")
 	fs.Var(&loras, "lora", "LoRA adapter file to merge before sampling, FILE or FILE:strength (repeatable: adapters add up)")
 	decoderFlag := fs.String("decoder", "full", "latent models: full (the autoencoder's decoder) or the run directory of a tiny decoder (model.arch tiny_decoder) distilled from it")
 	promptsFile := fs.String("prompts", "", "file of prompts, one a line (blank lines and # comments skipped): one grid row per prompt")
@@ -94,7 +95,7 @@ func cmdSample(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := applyLoRAs(store, sampleScope(sc.UseEMA), loras); err != nil {
+	if err := applyLoRAs(store, sampleScope(sc.UseEMA), loras, deltas...); err != nil {
 		return err
 	}
 	if *decoderFlag != "full" {
