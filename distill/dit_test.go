@@ -116,3 +116,38 @@ func TestLADDOnMMDiT(t *testing.T) {
 		func() trainer.MethodFactory { return NewLADD(cfg, lc, teacher) }, 2)
 	p.checkExact(t, 4, func(int) []string { return []string{"g_adv", "g_distill", "d_loss"} })
 }
+
+// TestLCMLoRAOnDiT: LCM-LoRA (rank 2 adapters on attention and MLPs) distils the caption-conditioned
+// transformer teacher; a run resumed halfway is exact.
+func TestLCMLoRAOnDiT(t *testing.T) {
+	teacher := ditTeacherFixture(t)
+	cfg, _ := testLADD()
+	cfg.Teacher, cfg.Method = string(teacher.Dir), "lcm"
+	p := straightAndResumed(t, func(dir string) trainer.Job {
+		job := ditJob(t, dir, 4)
+		job.Model.LoRA = &models.LoRAConfig{Rank: 2, Targets: []string{"attention", "mlp"}}
+		return job
+	}, func() trainer.MethodFactory { return NewLCM(cfg, DefaultLCMConfig(), teacher) }, 2)
+	p.checkExact(t, 4, func(int) []string { return []string{"lcm"} })
+	adapters := 0
+	for name := range p.ta {
+		if strings.HasSuffix(name, "/lora_up") {
+			adapters++
+		}
+	}
+	if adapters == 0 {
+		t.Fatal("no adapters in the LCM-LoRA checkpoint")
+	}
+}
+
+// TestPeRFlowOnDiT: PeRFlow distils the caption-conditioned transformer teacher; resume is exact.
+func TestPeRFlowOnDiT(t *testing.T) {
+	teacher := ditTeacherFixture(t)
+	cfg, _ := testLADD()
+	cfg.Teacher, cfg.Method = string(teacher.Dir), "perflow"
+	pc := DefaultPeRFlowConfig()
+	pc.TeacherSteps = 2
+	p := straightAndResumed(t, func(dir string) trainer.Job { return ditJob(t, dir, 4) },
+		func() trainer.MethodFactory { return NewPeRFlow(cfg, pc, teacher) }, 2)
+	p.checkExact(t, 4, func(int) []string { return []string{"perflow"} })
+}
