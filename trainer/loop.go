@@ -101,6 +101,9 @@ type Options struct {
 	// Evaluate scores the current weights (store) every trainer.eval_every steps: metric name →
 	// value (trainer.EvalMetrics); the eval package provides it (cmd/fewstep wires it in).
 	Evaluate func(step int, store *model.Store) (map[string]float64, error)
+	// AfterGrid runs after each sample grid (cmd/fewstep refreshes RUN/report.html); an error is
+	// reported, not fatal.
+	AfterGrid func() error
 }
 
 // Result summarizes a finished (or stopped) run.
@@ -302,6 +305,11 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		if (cfg.SampleEvery > 0 && r.hs.Step%cfg.SampleEvery == 0) || r.hs.Step == cfg.Steps || stop {
 			if res.Grid, err = r.grid(); err != nil {
 				return res, err
+			}
+			if r.opt.AfterGrid != nil { // e.g. the run report; its failure does not stop training
+				if err := r.opt.AfterGrid(); err != nil {
+					r.prog.message("step %d: %v", r.hs.Step, err)
+				}
 			}
 		}
 		res.BestStep, res.Best = r.hs.Eval.BestStep, r.hs.Eval.Best

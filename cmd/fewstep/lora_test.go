@@ -39,6 +39,9 @@ func TestLoRAFineTune(t *testing.T) {
 		t.Fatalf("train base: exit code %d", code)
 	}
 	baseDir := filepath.Join(dir, "base")
+	if page, err := os.ReadFile(filepath.Join(baseDir, "report.html")); err != nil || !bytes.Contains(page, []byte(`data-key="loss"`)) {
+		t.Errorf("training did not refresh RUN/report.html with a loss plot (%v)", err)
+	}
 	lora := append(common, "-set", "trainer.init_from="+baseDir, "-set", "lora.rank=2", "-set", "lora.alpha=4", "-set", "trainer.steps=4")
 	if code := run(append([]string{"train", "-config", "smoke", "-set", "run.name=nolora-base"}, append(common, "-set", "lora.rank=2")...)); code != 1 {
 		t.Errorf("LoRA without trainer.init_from: exit code %d, want 1", code)

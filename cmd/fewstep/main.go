@@ -37,6 +37,7 @@ var commands = []struct {
 	{"eval", "FID, class accuracy, precision/recall and speed per step count (eval -run …; eval train-classifier)", cmdEval},
 	{"schedule", "optimize a sampling schedule (Align Your Steps) or show a spacing's times (schedule optimize|show …)", cmdSchedule},
 	{"export", "export a run's inference weights and settings as one safetensors file (export -run RUN_DIR -out model.safetensors)", cmdExport},
+	{"report", "write a run's HTML report: curves, sample grids, eval tables, config (report RUN_DIR [RUN_DIR…])", cmdReport},
 }
 
 func main() {
