@@ -97,7 +97,9 @@ func runTraining(job trainer.Job, opt trainer.Options, header string) error {
 		}
 	}
 	if opt.AfterGrid == nil {
-		opt.AfterGrid = func() error { return writeReport(filepath.Join(string(job.RunDir), "report.html"), []string{string(job.RunDir)}) }
+		opt.AfterGrid = func() error {
+			return writeReport(filepath.Join(string(job.RunDir), "report.html"), []string{string(job.RunDir)})
+		}
 	}
 	t0 := time.Now()
 	res, err := trainer.Train(ctx, backend, job, opt)
