@@ -180,15 +180,22 @@ func (m *Method) Step(step int, b *trainer.Batch, rng *rand.Rand) (trainer.StepR
 	x := tensors.FromFlatDataAndDimensions(b.X0, b.B, b.H, b.W, b.C)
 	m.last = x
 	et := tensors.FromFlatDataAndDimensions(eps, b.B, b.H/f, b.W/f, zc)
-	on := m.cfg.DiscStart >= 0 && step >= m.cfg.DiscStart
+	return adversarialStep(m.dStep, m.gStep, step, m.cfg.DiscStart, x, et)
+}
+
+// adversarialStep runs, from step start on (start >= 0), one discriminator update on inputs and
+// then the generator's update on inputs plus the scalar "discriminator on" (1 or 0), and merges
+// the discriminator's loss and accuracy into the result's terms (d_loss, d_acc).
+func adversarialStep(dStep, gStep *trainer.Step, step, start int, inputs ...*tensors.Tensor) (trainer.StepResult, error) {
+	on := start >= 0 && step >= start
 	var dres trainer.StepResult
 	if on {
 		var err error
-		if dres, err = m.dStep.RunInputs(step-m.cfg.DiscStart, x, et); err != nil {
+		if dres, err = dStep.RunInputs(step-start, inputs...); err != nil {
 			return trainer.StepResult{}, err
 		}
 	}
-	res, err := m.gStep.RunInputs(step, x, et, tensors.FromScalar(float32(map[bool]float64{true: 1}[on])))
+	res, err := gStep.RunInputs(step, append(inputs, tensors.FromScalar(float32(map[bool]float64{true: 1}[on])))...)
 	if err != nil {
 		return res, err
 	}
@@ -198,6 +205,23 @@ func (m *Method) Step(step int, b *trainer.Batch, rng *rand.Rand) (trainer.StepR
 	return res, nil
 }
 
+// topRowGrid writes the first (up to) 8 of the n images top [n, h, w, c] (flattened) over the
+// outputs of exec on the first (up to) 8 inputs in [n, …]: a 2-row grid.
+func topRowGrid(path string, exec *model.Exec, in *tensors.Tensor, top []float32, h, w, c int) error {
+	d := in.Shape().Dimensions
+	n := min(8, d[0])
+	per := 1
+	for _, v := range d[1:] {
+		per *= v
+	}
+	out, err := exec.Call1(tensors.FromFlatDataAndDimensions(tensors.MustCopyFlatData[float32](in)[:n*per], append([]int{n}, d[1:]...)...))
+	if err != nil {
+		return err
+	}
+	imgs := append(append([]float32(nil), top[:n*h*w*c]...), tensors.MustCopyFlatData[float32](out)...)
+	return sampling.WriteGrid(path, imgs, 2*n, h, w, c, n)
+}
+
 // WriteGrid writes the last batch's first (up to) 8 images over their EMA reconstructions from the
 // posterior mean: a 2-row grid (trainer.GridWriter).
 func (m *Method) WriteGrid(path string) error {
@@ -205,17 +229,10 @@ func (m *Method) WriteGrid(path string) error {
 		return fmt.Errorf("autoencoder grid: no batch yet")
 	}
 	d := m.last.Shape().Dimensions
-	n := min(8, d[0])
-	all := tensors.MustCopyFlatData[float32](m.last)
-	per := d[1] * d[2] * d[3]
-	x := tensors.FromFlatDataAndDimensions(all[:n*per], n, d[1], d[2], d[3])
-	out, err := m.recon.Call1(x)
-	if err != nil {
+	if err := topRowGrid(path, m.recon, m.last, tensors.MustCopyFlatData[float32](m.last), d[1], d[2], d[3]); err != nil {
 		return fmt.Errorf("autoencoder grid: %w", err)
 	}
-	rec := tensors.MustCopyFlatData[float32](out)
-	imgs := append(append([]float32(nil), all[:n*per]...), rec...)
-	return sampling.WriteGrid(path, imgs, 2*n, d[1], d[2], d[3], n)
+	return nil
 }
 
 // norm is ‖v‖₂ over all elements.

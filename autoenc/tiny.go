@@ -122,21 +122,7 @@ func (m *TinyMethod) Step(step int, b *trainer.Batch, _ *rand.Rand) (trainer.Ste
 	z := tensors.FromFlatDataAndDimensions(b.X0, b.B, b.H, b.W, b.C)
 	x := tensors.FromFlatDataAndDimensions(target, b.B, ih, iw, ic)
 	m.last, m.lastImg = z, target
-	on := m.cfg.GANStart >= 0 && step >= m.cfg.GANStart
-	var dres trainer.StepResult
-	if on {
-		if dres, err = m.dStep.RunInputs(step-m.cfg.GANStart, z, x); err != nil {
-			return trainer.StepResult{}, err
-		}
-	}
-	res, err := m.gStep.RunInputs(step, z, x, tensors.FromScalar(float32(map[bool]float64{true: 1}[on])))
-	if err != nil {
-		return res, err
-	}
-	if on {
-		res.Terms["d_loss"], res.Terms["d_acc"] = dres.Loss, dres.Terms["d_acc"]
-	}
-	return res, nil
+	return adversarialStep(m.dStep, m.gStep, step, m.cfg.GANStart, z, x)
 }
 
 // WriteGrid writes the last batch's first (up to) 8 latents decoded by the full decoder over the
@@ -145,15 +131,9 @@ func (m *TinyMethod) WriteGrid(path string) error {
 	if m.last == nil {
 		return fmt.Errorf("tiny decoder grid: no batch yet")
 	}
-	d := m.last.Shape().Dimensions
-	n := min(8, d[0])
-	zs := tensors.MustCopyFlatData[float32](m.last)
-	per := d[1] * d[2] * d[3]
-	out, err := m.grid.Call1(tensors.FromFlatDataAndDimensions(zs[:n*per], n, d[1], d[2], d[3]))
-	if err != nil {
+	h, w, c := m.full.ImageShape()
+	if err := topRowGrid(path, m.grid, m.last, m.lastImg, h, w, c); err != nil {
 		return fmt.Errorf("tiny decoder grid: %w", err)
 	}
-	h, w, c := m.full.ImageShape()
-	imgs := append(append([]float32(nil), m.lastImg[:n*h*w*c]...), tensors.MustCopyFlatData[float32](out)...)
-	return sampling.WriteGrid(path, imgs, 2*n, h, w, c, n)
+	return nil
 }

@@ -186,6 +186,20 @@ func TestLADDStepsTouchOnlyTheirNetworks(t *testing.T) {
 }
 
 // fakeBatch is a trainer.Batch of random images in [-1, 1] with labels.
+// stepLosses runs step for i = 0 … n−1 and returns the losses.
+func stepLosses(t *testing.T, n int, step func(i int) (trainer.StepResult, error)) []float64 {
+	t.Helper()
+	out := make([]float64, n)
+	for i := range n {
+		g, err := step(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = g.Loss
+	}
+	return out
+}
+
 func fakeBatch(rng *rand.Rand, bsz int) *trainer.Batch {
 	n := bsz * 32 * 32
 	b := &trainer.Batch{X0: make([]float32, n), Eps: make([]float32, n), T: make([]float32, bsz), Cond: make([]int32, bsz), B: bsz, H: 32, W: 32, C: 1}

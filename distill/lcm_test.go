@@ -71,14 +71,9 @@ func TestLCMLossFalls(t *testing.T) {
 	job.Trainer.LR, job.Trainer.EMADecay = 3e-3, 0.9999
 	l, _ := newTestLCM(t, lc, job)
 	b := fakeBatch(rand.New(rand.NewPCG(5, 5)), 8)
-	var losses []float64
-	for i := range 40 {
-		g, err := l.gStep.RunInputs(i, l.inputs(b, rand.New(rand.NewPCG(1, 1)))...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		losses = append(losses, g.Loss)
-	}
+	losses := stepLosses(t, 40, func(i int) (trainer.StepResult, error) {
+		return l.gStep.RunInputs(i, l.inputs(b, rand.New(rand.NewPCG(1, 1)))...)
+	})
 	mean := func(v []float64) float64 {
 		s := 0.0
 		for _, x := range v {

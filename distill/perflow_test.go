@@ -10,6 +10,7 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/fewstep/fewstep/models"
+	"github.com/fewstep/fewstep/trainer"
 )
 
 // TestPeRFlowLinearTargetExact: on a straight line from (lo, z_e) to (hi, z_s), the line's end
@@ -64,17 +65,10 @@ func TestPeRFlowLossFalls(t *testing.T) {
 	}
 	p := m.(*PeRFlow)
 	b := fakeBatch(rand.New(rand.NewPCG(5, 5)), 8)
-	var first, last float64
-	for i := range 30 {
-		g, err := p.gStep.RunInputs(i, p.inputs(b, rand.New(rand.NewPCG(1, 1)))...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i == 0 {
-			first = g.Loss
-		}
-		last = g.Loss
-	}
+	l := stepLosses(t, 30, func(i int) (trainer.StepResult, error) {
+		return p.gStep.RunInputs(i, p.inputs(b, rand.New(rand.NewPCG(1, 1)))...)
+	})
+	first, last := l[0], l[len(l)-1]
 	t.Logf("perflow loss %.5f -> %.5f", first, last)
 	if !(last < first*2/3) {
 		t.Fatalf("perflow loss %g -> %g, want a fall of a third", first, last)

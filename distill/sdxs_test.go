@@ -150,17 +150,10 @@ func TestSDXSWarmupLossFalls(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	b := fakeBatch(rng, 8)
 	b.Noise = slices.Clone(b.Eps)
-	var first, last float64
-	for i := range 30 {
-		g, err := s.gStep.RunInputs(i, s.inputs(i, b, rand.New(rand.NewPCG(1, 1)))...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i == 0 {
-			first = g.Loss
-		}
-		last = g.Loss
-	}
+	l := stepLosses(t, 30, func(i int) (trainer.StepResult, error) {
+		return s.gStep.RunInputs(i, s.inputs(i, b, rand.New(rand.NewPCG(1, 1)))...)
+	})
+	first, last := l[0], l[len(l)-1]
 	t.Logf("warm-up loss %.4f -> %.4f", first, last)
 	if !(last < first*2/3) {
 		t.Fatalf("warm-up loss %g -> %g, want a fall of a third", first, last)

@@ -3,14 +3,11 @@ package main
 import (
 	"fmt"
 
-	"github.com/gomlx/gomlx/core/tensors"
-
 	"github.com/fewstep/fewstep/checkpoints"
 	"github.com/fewstep/fewstep/configs"
 	"github.com/fewstep/fewstep/data"
 	"github.com/fewstep/fewstep/export"
 	"github.com/fewstep/fewstep/generate"
-	"github.com/fewstep/fewstep/trainer"
 )
 
 func cmdExport(args []string) error {
@@ -72,21 +69,11 @@ func cmdExport(args []string) error {
 // are merged with merge and refused without.
 func runModel(runDir, ckptFlag string, raw, merge bool) (*export.Model, error) {
 	run := checkpoints.RunDir(runDir)
-	ckpt, err := trainer.ResolveCheckpoint(run, ckptFlag)
-	if err != nil {
-		return nil, usagef("export: -checkpoint: %v", err)
-	}
 	cfg, _, err := configs.Load(run.ConfigPath(), nil, nil)
 	if err != nil {
 		return nil, err
 	}
-	step := ckpt
-	var ts map[string]*tensors.Tensor
-	if ckpt < 0 {
-		step, ts, _, err = checkpoints.LoadLatest(run)
-	} else {
-		ts, _, err = checkpoints.LoadStep(run, ckpt)
-	}
+	step, ts, err := loadCheckpoint(run, ckptFlag)
 	if err != nil {
 		return nil, err
 	}

@@ -24,10 +24,7 @@ import (
 func TestExportSampleEvalModel(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("FEWSTEP_CACHE_DIR", dir)
-	full := filepath.Join(dir, "mnist-test.parquet")
-	if code := run([]string{"data", "import", "mnist", "-split", "test", "-out", full}); code != 0 {
-		t.Fatalf("data import: exit code %d", code)
-	}
+	full := importMNISTTest(t, dir)
 	pq := smallSplit(t, full, filepath.Join(dir, "mnist-500.parquet"), 500) // keeps eval's classifier quick
 	sets := []string{"-set", "data.train=" + pq, "-set", "run.out_dir=" + dir, "-set", "trainer.steps=6", "-set", "trainer.checkpoint_every=3"}
 	if code := run(append([]string{"train", "-config", "smoke"}, sets...)); code != 0 {
@@ -104,6 +101,24 @@ func sameGrid(t *testing.T, dir, runDir, file string, args ...string) {
 	}
 }
 
+// importMNISTTest imports the MNIST test split to dir/mnist-test.parquet and returns its path.
+func importMNISTTest(t *testing.T, dir string) string {
+	t.Helper()
+	full := filepath.Join(dir, "mnist-test.parquet")
+	if code := run([]string{"data", "import", "mnist", "-split", "test", "-out", full}); code != 0 {
+		t.Fatalf("data import: exit code %d", code)
+	}
+	return full
+}
+
+// maxDiff is the largest |got − want| and the largest |want| (relative checks: d <= tol·s).
+func maxDiff(got, want []float32) (d, s float64) {
+	for i := range want {
+		d, s = math.Max(d, math.Abs(float64(got[i]-want[i]))), math.Max(s, math.Abs(float64(want[i])))
+	}
+	return d, s
+}
+
 // smallSplit writes the first n rows of a dataset (as 32×32 PNGs, with labels, class names, the
 // class names as captions and their vocabulary) to out and returns out.
 func smallSplit(t *testing.T, src, out string, n int) string {
@@ -149,10 +164,7 @@ func smallSplit(t *testing.T, src, out string, n int) string {
 // labels.csv with the prompt and the class it names (none for "a blue seven").
 func TestTextModelPromptsExportSample(t *testing.T) {
 	dir := t.TempDir()
-	full := filepath.Join(dir, "mnist-test.parquet")
-	if code := run([]string{"data", "import", "mnist", "-split", "test", "-out", full}); code != 0 {
-		t.Fatalf("data import: exit code %d", code)
-	}
+	full := importMNISTTest(t, dir)
 	sets := []string{"-set", "data.train=" + full, "-set", "run.out_dir=" + dir, "-set", "run.name=text", "-set", "trainer.steps=4",
 		"-set", "data.condition=caption", "-set", "data.max_tokens=6", "-set", "model.text.source=learned", "-set", "model.text.max_tokens=6",
 		"-set", "model.text.layers=1", "-set", "model.text.width=16", "-set", "model.text.heads=2"}
@@ -221,10 +233,7 @@ func TestTextModelPromptsExportSample(t *testing.T) {
 // -run`, byte for byte.
 func TestDiTExportSample(t *testing.T) {
 	dir := t.TempDir()
-	full := filepath.Join(dir, "mnist-test.parquet")
-	if code := run([]string{"data", "import", "mnist", "-split", "test", "-out", full}); code != 0 {
-		t.Fatalf("data import: exit code %d", code)
-	}
+	full := importMNISTTest(t, dir)
 	sets := []string{"-set", "data.train=" + full, "-set", "run.out_dir=" + dir, "-set", "run.name=dit", "-set", "trainer.steps=4",
 		"-set", "model.arch=dit", "-set", "model.patch_size=4", "-set", "model.dit.hidden=16", "-set", "model.dit.depth=2",
 		"-set", "model.dit.heads=2", "-set", "model.dit.mlp_ratio=2"}
@@ -254,10 +263,7 @@ func TestDiTExportSample(t *testing.T) {
 func TestAutoencoderTrainEval(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("FEWSTEP_CACHE_DIR", dir)
-	full := filepath.Join(dir, "mnist-test.parquet")
-	if code := run([]string{"data", "import", "mnist", "-split", "test", "-out", full}); code != 0 {
-		t.Fatalf("data import: exit code %d", code)
-	}
+	full := importMNISTTest(t, dir)
 	pq := smallSplit(t, full, filepath.Join(dir, "mnist-500.parquet"), 500)
 	sets := []string{"-set", "data.train=" + pq, "-set", "data.test=" + pq, "-set", "run.out_dir=" + dir, "-set", "trainer.steps=4",
 		"-set", "autoencoder.disc_start=2", "-set", "autoencoder.channels=8", "-set", "autoencoder.groups=4", "-set", "trainer.sample_every=4"}

@@ -23,25 +23,12 @@ import (
 // exportLoRAOnly writes the adapters of a LoRA run's checkpoint (EMA weights unless raw) as a
 // kohya-style file (export.WriteLoRA), with the base it was trained on and that base's weights hash.
 func exportLoRAOnly(runDir, ckptFlag string, raw bool, out string) error {
-	run := checkpoints.RunDir(runDir)
-	cfg, _, err := configs.Load(run.ConfigPath(), nil, nil)
+	cfg, step, _, weights, err := runWeightSet(runDir, ckptFlag, raw)
 	if err != nil {
 		return err
 	}
 	if !cfg.LoRA.On() {
 		return usagef("export -lora-only: %s has no adapters (its lora.rank is 0)", runDir)
-	}
-	step, ts, err := loadCheckpoint(run, ckptFlag)
-	if err != nil {
-		return err
-	}
-	scope := trainer.EMAScope
-	if raw {
-		scope = trainer.ModelScope
-	}
-	weights, err := export.FromCheckpoint(ts, scope)
-	if err != nil {
-		return err
 	}
 	f := &export.LoRAFile{Config: cfg.LoRA, Base: cfg.Trainer.InitFrom}
 	if cfg.Distill.Teacher != "" {
@@ -68,6 +55,26 @@ func exportLoRAOnly(runDir, ckptFlag string, raw bool, out string) error {
 	fmt.Printf("wrote %s: %d adapters (rank %d, alpha %g) of %s step %d, base %s (weights SHA-256 %.12s…)\n", out, len(f.Adapters),
 		cfg.LoRA.Rank, alpha, runDir, step, f.Base, f.BaseSHA256)
 	return nil
+}
+
+// runWeightSet reads a run's config and checkpoint (-checkpoint newest|best|STEP) and its weight
+// set (EMA unless raw) keyed by path inside the network.
+func runWeightSet(runDir, ckptFlag string, raw bool) (*configs.Run, int64, map[string]*tensors.Tensor, map[string]*tensors.Tensor, error) {
+	run := checkpoints.RunDir(runDir)
+	cfg, _, err := configs.Load(run.ConfigPath(), nil, nil)
+	if err != nil {
+		return nil, 0, nil, nil, err
+	}
+	step, ts, err := loadCheckpoint(run, ckptFlag)
+	if err != nil {
+		return nil, 0, nil, nil, err
+	}
+	scope := trainer.EMAScope
+	if raw {
+		scope = trainer.ModelScope
+	}
+	weights, err := export.FromCheckpoint(ts, scope)
+	return cfg, step, ts, weights, err
 }
 
 // loadCheckpoint reads a run's checkpoint (-checkpoint newest|best|STEP).
@@ -173,20 +180,7 @@ func applyLoRAs(store *model.Store, scope string, args []string, deltas ...strin
 // exportDelta writes ΔW = W_student − W_teacher of a distilled run's checkpoint (EMA weights unless
 // raw; a LoRA student's adapters merged first) against the teacher weights its checkpoint holds.
 func exportDelta(runDir, ckptFlag string, raw bool, out string) error {
-	run := checkpoints.RunDir(runDir)
-	cfg, _, err := configs.Load(run.ConfigPath(), nil, nil)
-	if err != nil {
-		return err
-	}
-	step, ts, err := loadCheckpoint(run, ckptFlag)
-	if err != nil {
-		return err
-	}
-	scope := trainer.EMAScope
-	if raw {
-		scope = trainer.ModelScope
-	}
-	student, err := export.FromCheckpoint(ts, scope)
+	cfg, step, ts, student, err := runWeightSet(runDir, ckptFlag, raw)
 	if err != nil {
 		return err
 	}

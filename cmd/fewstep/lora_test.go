@@ -29,10 +29,7 @@ import (
 func TestLoRAFineTune(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("FEWSTEP_CACHE_DIR", dir)
-	full := filepath.Join(dir, "mnist-test.parquet")
-	if code := run([]string{"data", "import", "mnist", "-split", "test", "-out", full}); code != 0 {
-		t.Fatalf("data import: exit code %d", code)
-	}
+	full := importMNISTTest(t, dir)
 	pq := smallSplit(t, full, filepath.Join(dir, "mnist-300.parquet"), 300)
 	common := []string{"-set", "data.train=" + pq, "-set", "run.out_dir=" + dir, "-set", "trainer.checkpoint_every=2"}
 	if code := run(append([]string{"train", "-config", "smoke", "-set", "run.name=base", "-set", "trainer.steps=4"}, common...)); code != 0 {
@@ -152,10 +149,7 @@ func TestLoRAFineTune(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var d, s float64
-	for i := range want {
-		d, s = math.Max(d, math.Abs(float64(got[i]-want[i]))), math.Max(s, math.Abs(float64(want[i])))
-	}
+	d, s := maxDiff(got, want)
 	if d > 1e-5*s {
 		t.Fatalf("merged file vs the run's adapters: max difference %g at scale %g", d, s)
 	}
@@ -257,10 +251,7 @@ lora:
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, s = 0, 0
-	for i := range wantPF {
-		d, s = math.Max(d, math.Abs(float64(gotPF[i]-wantPF[i]))), math.Max(s, math.Abs(float64(wantPF[i])))
-	}
+	d, s = maxDiff(gotPF, wantPF)
 	if d > 1e-5*s || s == 0 {
 		t.Fatalf("teacher + ΔW vs the PeRFlow student: max difference %g at scale %g", d, s)
 	}
