@@ -144,11 +144,6 @@ func distillGenerate(verb string, args []string) error {
 	if err != nil {
 		return err
 	}
-	// A latent teacher (trained on `fewstep data encode` rows) writes latent rows: its samples
-	// divided by the latent scale, with the scale and autoencoder of its data, so the file mixes
-	// with the encoded data and trains latent students and tiny decoders (SDXS §3.2); pairs keep
-	// the initial noise as drawn (in the scaled latent space the denoiser samples in).
-	latent, latentPath, latentScale, latentMeta, _ := data.LatentMetaOf(cfg.Data.Train)
 	sc := cfg.Sample
 	sc.Steps, sc.BatchSize, sc.Seed = *steps, *batch, *seed
 	if !math.IsNaN(*cfgScale) {
@@ -196,18 +191,12 @@ func distillGenerate(verb string, args []string) error {
 	if cfg.Model.Text.On() && len(classNames) != cfg.Model.NumClasses {
 		return fmt.Errorf("distill %s: the text teacher %s has %d class names for %d classes (model.text.class_names): cannot choose prompts", verb, rd, len(classNames), cfg.Model.NumClasses)
 	}
-	cols := []string{data.ColImage, data.ColLabel, data.ColCaption, data.ColID, data.ColWidth, data.ColHeight}
-	side, ch, k := cfg.Data.ImageSize, cfg.Data.Channels, cfg.Model.NumClasses
-	var meta map[string]string
-	if latent {
-		cols = []string{data.ColLatent, data.ColLatentShape, data.ColLabel, data.ColCaption, data.ColID}
-		src, err := models.ParseLatentSource(latentPath, latentMeta)
-		if err != nil {
-			return err
-		}
-		side, _, ch = src.LatentShape()
-		meta = map[string]string{data.MetaLatentScale: strconv.FormatFloat(latentScale, 'g', -1, 64), data.MetaAutoencoder: latentMeta}
+	lf, err := synthLayout(cfg.Data)
+	if err != nil {
+		return err
 	}
+	cols, side, ch, k := lf.cols, lf.side, lf.channels, cfg.Model.NumClasses
+	latent, latentScale := lf.scale > 0, lf.scale
 	if pairs {
 		cols = append(cols, data.ColNoise)
 	}
@@ -219,7 +208,7 @@ func distillGenerate(verb string, args []string) error {
 		cols = append(cols, data.ColTextEmbedding)
 	}
 	w, err := data.NewWriter(*out, cols,
-		data.WriterOptions{ClassNames: classNames, Vocab: vocab, Progress: os.Stdout, Total: *n, Meta: meta})
+		data.WriterOptions{ClassNames: classNames, Vocab: vocab, Progress: os.Stdout, Total: *n, Meta: lf.meta})
 	if err != nil {
 		return err
 	}
@@ -287,6 +276,36 @@ func distillGenerate(verb string, args []string) error {
 	fmt.Printf("wrote %d teacher %s (%d %s steps, cfg %g) to %s in %s\n", rows, map[bool]string{false: "samples", true: "noise–image pairs"}[pairs], sc.Steps, sc.Sampler, sc.CFG,
 		strings.Join(paths, ", "), time.Since(t0).Round(time.Second))
 	return nil
+}
+
+// synthFile is the layout of a teacher's synthetic data: columns, the rows' side and channels, and
+// for a latent teacher (trained on `fewstep data encode` rows) the latent scale and file metadata.
+type synthFile struct {
+	cols           []string
+	side, channels int
+	scale          float64 // > 0: latent rows
+	meta           map[string]string
+}
+
+// synthLayout is the synthetic data layout of a teacher trained on dc. A latent teacher writes
+// latent rows — its samples divided by the latent scale, with the scale and autoencoder of its
+// data — so the file mixes with the encoded data and trains latent students and tiny decoders
+// (SDXS §3.2); pairs keep the noise as drawn, in the scaled space the denoiser samples in.
+func synthLayout(dc data.Config) (synthFile, error) {
+	f := synthFile{cols: []string{data.ColImage, data.ColLabel, data.ColCaption, data.ColID, data.ColWidth, data.ColHeight},
+		side: dc.ImageSize, channels: dc.Channels}
+	latent, path, scale, meta, _ := data.LatentMetaOf(dc.Train)
+	if !latent {
+		return f, nil
+	}
+	src, err := models.ParseLatentSource(path, meta)
+	if err != nil {
+		return f, err
+	}
+	f.cols, f.scale = []string{data.ColLatent, data.ColLatentShape, data.ColLabel, data.ColCaption, data.ColID}, scale
+	f.side, _, f.channels = src.LatentShape()
+	f.meta = map[string]string{data.MetaLatentScale: strconv.FormatFloat(scale, 'g', -1, 64), data.MetaAutoencoder: meta}
+	return f, nil
 }
 
 // runSampler loads the newest weights of run and builds the sampler of job with sample config sc.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/fewstep/fewstep/autoenc"
@@ -210,36 +211,8 @@ func evalRuns(args []string) error {
 			specs[i].Job.Data.ClassifierTrain = *dataTrain
 		}
 	}
-	for i := range specs {
-		if len(loras)+len(deltas) > 0 {
-			scope, files, ds := sampleScope(specs[i].Job.Sample.UseEMA), slices.Clone([]string(loras)), slices.Clone([]string(deltas))
-			specs[i].Prepare = func(store *model.Store) error { return applyLoRAs(store, scope, files, ds...) }
-			if len(loras) > 0 {
-				specs[i].Name += "+lora"
-			}
-			if len(deltas) > 0 {
-				specs[i].Name += "+delta"
-			}
-		}
-	}
-	decoders := splitList(*decoderFlag)
-	if len(decoders) != 1 && len(decoders) != len(specs) {
-		return usagef("eval: -decoder: %d values for %d models (give one for all, or one per -run/-model in order)", len(decoders), len(specs))
-	}
-	for i := range specs { // runs on latent rows decode through their autoencoder (or -decoder)
-		if specs[i].Job.Decoder == nil {
-			if err := attachDecoder(&specs[i].Job, backend); err != nil {
-				return fmt.Errorf("eval %s: %w", specs[i].Name, err)
-			}
-		}
-		dec := decoders[min(i, len(decoders)-1)]
-		if dec == "full" || (len(decoders) == 1 && specs[i].Job.Decoder == nil) {
-			continue // one -decoder for all leaves pixel models as they are
-		}
-		if err := useTinyDecoder(&specs[i].Job, backend, dec); err != nil {
-			return fmt.Errorf("eval %s: %w", specs[i].Name, err)
-		}
-		specs[i].Name += "+tiny"
+	if err := prepareSpecs(specs, backend, splitList(*decoderFlag), loras, deltas); err != nil {
+		return err
 	}
 	dc := specs[0].Job.Data
 	tc, err := eval.ClassifierFor(backend, dc, os.Stdout)
@@ -273,6 +246,42 @@ func evalRuns(args []string) error {
 		}
 	}
 	fmt.Printf("wrote %s/{eval.csv,eval.json,compare.png} (compare.png: one row per run and step count, same seeds per column)\n", dir)
+	return nil
+}
+
+// prepareSpecs adjusts the evaluated models: -lora and -delta files merged into every model's
+// weights when loaded (names get +lora, +delta), the decoder of every latent model attached, and
+// -decoder's tiny decoders (one value for all, or one per model in order; names get +tiny).
+func prepareSpecs(specs []eval.RunSpec, backend compute.Backend, decoders, loras, deltas []string) error {
+	if len(decoders) != 1 && len(decoders) != len(specs) {
+		return usagef("eval: -decoder: %d values for %d models (give one for all, or one per -run/-model in order)", len(decoders), len(specs))
+	}
+	for i := range specs {
+		sp := &specs[i]
+		if len(loras)+len(deltas) > 0 {
+			scope, files, ds := sampleScope(sp.Job.Sample.UseEMA), slices.Clone(loras), slices.Clone(deltas)
+			sp.Prepare = func(store *model.Store) error { return applyLoRAs(store, scope, files, ds...) }
+			if len(loras) > 0 {
+				sp.Name += "+lora"
+			}
+			if len(deltas) > 0 {
+				sp.Name += "+delta"
+			}
+		}
+		if sp.Job.Decoder == nil { // runs on latent rows decode through their autoencoder
+			if err := attachDecoder(&sp.Job, backend); err != nil {
+				return fmt.Errorf("eval %s: %w", sp.Name, err)
+			}
+		}
+		dec := decoders[min(i, len(decoders)-1)]
+		if dec == "full" || (len(decoders) == 1 && sp.Job.Decoder == nil) {
+			continue // one -decoder for all leaves pixel models as they are
+		}
+		if err := useTinyDecoder(&sp.Job, backend, dec); err != nil {
+			return fmt.Errorf("eval %s: %w", sp.Name, err)
+		}
+		sp.Name += "+tiny"
+	}
 	return nil
 }
 
