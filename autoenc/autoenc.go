@@ -61,12 +61,7 @@ func New(cfg models.AutoencoderConfig) trainer.MethodFactory {
 			return nil, err
 		}
 		m := &Method{cfg: cfg, ae: ae, disc: &models.Builder{Seed: job.Seed ^ 0xd15c}, channels: job.Data.Channels}
-		if m.gStep, err = trainer.NewTermsStep(backend, store, job.Trainer, trainer.ModelScope, true, m.aeLoss); err != nil {
-			return nil, err
-		}
-		dc := job.Trainer
-		dc.LR, dc.WarmupSteps, dc.EMADecay = cfg.DiscLR, 0, 0
-		if m.dStep, err = trainer.NewTermsStep(backend, store, dc, trainer.DiscScope, false, m.discLoss); err != nil {
+		if m.gStep, m.dStep, err = adversarialSteps(backend, store, job.Trainer, cfg.DiscLR, m.aeLoss, m.discLoss); err != nil {
 			return nil, err
 		}
 		m.recon, err = model.NewExec(backend, store, func(root *model.Scope, x *Node) *Node {
@@ -181,6 +176,17 @@ func (m *Method) Step(step int, b *trainer.Batch, rng *rand.Rand) (trainer.StepR
 	m.last = x
 	et := tensors.FromFlatDataAndDimensions(eps, b.B, b.H/f, b.W/f, zc)
 	return adversarialStep(m.dStep, m.gStep, step, m.cfg.DiscStart, x, et)
+}
+
+// adversarialSteps builds a generator's update (the trained scope, with EMA) and its patch
+// discriminator's (the discriminator scope, AdamW at discLR, no warm-up, no EMA).
+func adversarialSteps(backend compute.Backend, store *model.Store, tc trainer.Config, discLR float64, gLoss, dLoss trainer.TermsFn) (g, d *trainer.Step, err error) {
+	if g, err = trainer.NewTermsStep(backend, store, tc, trainer.ModelScope, true, gLoss); err != nil {
+		return nil, nil, err
+	}
+	tc.LR, tc.WarmupSteps, tc.EMADecay = discLR, 0, 0
+	d, err = trainer.NewTermsStep(backend, store, tc, trainer.DiscScope, false, dLoss)
+	return g, d, err
 }
 
 // adversarialStep runs, from step start on (start >= 0), one discriminator update on inputs and

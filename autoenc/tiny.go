@@ -50,12 +50,7 @@ func NewTiny(cfg models.TinyDecoderConfig) trainer.MethodFactory {
 			return nil, err
 		}
 		m := &TinyMethod{cfg: cfg, td: td, disc: &models.Builder{Seed: job.Seed ^ 0xd15c}, full: full}
-		if m.gStep, err = trainer.NewTermsStep(backend, store, job.Trainer, trainer.ModelScope, true, m.loss); err != nil {
-			return nil, err
-		}
-		dc := job.Trainer
-		dc.LR, dc.WarmupSteps, dc.EMADecay = cfg.DiscLR, 0, 0
-		if m.dStep, err = trainer.NewTermsStep(backend, store, dc, trainer.DiscScope, false, m.discLoss); err != nil {
+		if m.gStep, m.dStep, err = adversarialSteps(backend, store, job.Trainer, cfg.DiscLR, m.loss, m.discLoss); err != nil {
 			return nil, err
 		}
 		m.grid, err = model.NewExec(backend, store, func(root *model.Scope, z *Node) *Node {

@@ -101,6 +101,19 @@ func sameGrid(t *testing.T, dir, runDir, file string, args ...string) {
 	}
 }
 
+// smokeModel is the smoke preset's model section as YAML (configs written by tests whose student
+// must match a smoke teacher).
+const smokeModel = `model:
+  patch_size: 2
+  base_channels: 8
+  channel_mult: [1, 2]
+  attention_resolutions: [8]
+  attention_heads: 2
+  groups: 4
+  time_features: 16
+  embed_dim: 32
+`
+
 // importMNISTTest imports the MNIST test split to dir/mnist-test.parquet and returns its path.
 func importMNISTTest(t *testing.T, dir string) string {
 	t.Helper()
@@ -406,16 +419,7 @@ data:
   train: `+synth+`
   test: `+pq+`
   hflip: false
-model:
-  patch_size: 2
-  base_channels: 8
-  channel_mult: [1, 2]
-  attention_resolutions: [8]
-  attention_heads: 2
-  groups: 4
-  time_features: 16
-  embed_dim: 32
-trainer:
+`+smokeModel+`trainer:
   steps: 2
   batch_size: 8
   sample_every: 2

@@ -175,16 +175,7 @@ func TestLoRAFineTune(t *testing.T) {
   out_dir: `+dir+`
 data:
   train: `+pq+`
-model:
-  patch_size: 2
-  base_channels: 8
-  channel_mult: [1, 2]
-  attention_resolutions: [8]
-  attention_heads: 2
-  groups: 4
-  time_features: 16
-  embed_dim: 32
-trainer:
+`+smokeModel+`trainer:
   steps: 2
   batch_size: 8
   sample_every: 0
