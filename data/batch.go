@@ -200,15 +200,16 @@ func (s *Stream) walk(ctx context.Context, start Position, jobs chan<- job, toke
 	}
 }
 
-// readUnit reads the image (and text_embedding, noise) columns of unit u, in one pass, and
-// copies its kept rows.
+// readUnit reads the image — or, for latent rows, the latent — column of unit u (and
+// text_embedding, noise) in one pass, and copies its kept rows.
 func (c *catalog) readUnit(u int32, embedding, noise bool) *unitData {
 	c.unitReads.Add(1)
 	un := c.units[u]
+	main := ColImage
 	if c.latentShape != nil {
-		return c.readLatentUnit(un, embedding, noise)
+		main = ColLatent
 	}
-	names := []string{ColImage}
+	names := []string{main}
 	if embedding {
 		names = append(names, ColTextEmbedding)
 	}
@@ -220,20 +221,12 @@ func (c *catalog) readUnit(u int32, embedding, noise bool) *unitData {
 		return &unitData{err: err}
 	}
 	defer tbl.Release()
-	images := tableColumn(tbl, ColImage)
 	rows := c.rowInGroup[un.first : un.first+un.n]
-	total := 0
-	for _, r := range rows {
-		total += len(images.bytesAt(int(r)))
-	}
-	ud := &unitData{images: make([][]byte, len(rows))}
-	flat := make([]byte, 0, total)
-	for i, r := range rows {
-		if !images.isNull(int(r)) {
-			start := len(flat) // flat never grows past its capacity: the slices stay valid
-			flat = append(flat, images.bytesAt(int(r))...)
-			ud.images[i] = flat[start:len(flat):len(flat)]
-		}
+	ud := &unitData{}
+	if main == ColLatent {
+		ud.latents = floatLists(tableColumn(tbl, ColLatent), rows)
+	} else {
+		ud.images = byteLists(tableColumn(tbl, ColImage), rows)
 	}
 	if embedding {
 		ud.emb = floatLists(tableColumn(tbl, ColTextEmbedding), rows)
@@ -244,29 +237,23 @@ func (c *catalog) readUnit(u int32, embedding, noise bool) *unitData {
 	return ud
 }
 
-// readLatentUnit is readUnit for latent rows: the latent (and text_embedding, noise) columns.
-func (c *catalog) readLatentUnit(un unit, embedding, noise bool) *unitData {
-	names := []string{ColLatent}
-	if embedding {
-		names = append(names, ColTextEmbedding)
+// byteLists copies the binary values of col at rows out of Arrow memory into one allocation;
+// nulls stay nil.
+func byteLists(col column, rows []int32) [][]byte {
+	total := 0
+	for _, r := range rows {
+		total += len(col.bytesAt(int(r)))
 	}
-	if noise {
-		names = append(names, ColNoise)
+	out := make([][]byte, len(rows))
+	flat := make([]byte, 0, total)
+	for i, r := range rows {
+		if !col.isNull(int(r)) {
+			start := len(flat) // flat never grows past its capacity: the slices stay valid
+			flat = append(flat, col.bytesAt(int(r))...)
+			out[i] = flat[start:len(flat):len(flat)]
+		}
 	}
-	tbl, err := c.sources[un.src].readGroup(int(un.group), names...)
-	if err != nil {
-		return &unitData{err: err}
-	}
-	defer tbl.Release()
-	rows := c.rowInGroup[un.first : un.first+un.n]
-	ud := &unitData{latents: floatLists(tableColumn(tbl, ColLatent), rows)}
-	if embedding {
-		ud.emb = floatLists(tableColumn(tbl, ColTextEmbedding), rows)
-	}
-	if noise {
-		ud.noise = floatLists(tableColumn(tbl, ColNoise), rows)
-	}
-	return ud
+	return out
 }
 
 // floatLists copies the list<float32> values of col at rows out of Arrow memory; nulls stay nil.

@@ -294,17 +294,13 @@ type synthFile struct {
 func synthLayout(dc data.Config) (synthFile, error) {
 	f := synthFile{cols: []string{data.ColImage, data.ColLabel, data.ColCaption, data.ColID, data.ColWidth, data.ColHeight},
 		side: dc.ImageSize, channels: dc.Channels}
-	latent, path, scale, meta, _ := data.LatentMetaOf(dc.Train)
-	if !latent {
-		return f, nil
-	}
-	src, err := models.ParseLatentSource(path, meta)
-	if err != nil {
+	ld, ok, err := readLatentData(dc.Train)
+	if !ok {
 		return f, err
 	}
-	f.cols, f.scale = []string{data.ColLatent, data.ColLatentShape, data.ColLabel, data.ColCaption, data.ColID}, scale
-	f.side, _, f.channels = src.LatentShape()
-	f.meta = map[string]string{data.MetaLatentScale: strconv.FormatFloat(scale, 'g', -1, 64), data.MetaAutoencoder: meta}
+	f.cols, f.scale = []string{data.ColLatent, data.ColLatentShape, data.ColLabel, data.ColCaption, data.ColID}, ld.scale
+	f.side, _, f.channels = ld.src.LatentShape()
+	f.meta = map[string]string{data.MetaLatentScale: strconv.FormatFloat(ld.scale, 'g', -1, 64), data.MetaAutoencoder: ld.meta}
 	return f, nil
 }
 

@@ -107,19 +107,38 @@ func newestCheckpoint(rd checkpoints.RunDir) (int, string, error) {
 	return int(s), rd.CheckpointPath(s), nil
 }
 
+// latentData is what a latent file's metadata says: its autoencoder, latent scale and the raw
+// fewstep.autoencoder JSON.
+type latentData struct {
+	src   models.LatentSource
+	scale float64
+	meta  string
+}
+
+// readLatentData reads the latent metadata of a training set; ok is false for image data and for
+// files that cannot be read (the data may be gone: the command reports what it needs).
+func readLatentData(train string) (latentData, bool, error) {
+	latent, path, scale, meta, err := data.LatentMetaOf(train)
+	if err != nil || !latent {
+		return latentData{}, false, nil
+	}
+	src, err := models.ParseLatentSource(path, meta)
+	if err != nil {
+		return latentData{}, false, err
+	}
+	return latentData{src: src, scale: scale, meta: meta}, true, nil
+}
+
 // attachDecoder sets job.Decoder when the run trained on latent rows (its data.train holds the
 // latents of `fewstep data encode`): the autoencoder checkpoint the file names, checked by hash.
 // Scoring such a run needs pixel data: data.classifier_train defaults to the encoded image file,
 // and a latent data.test is refused. Image runs are left as they are.
 func attachDecoder(job *trainer.Job, backend compute.Backend) error {
-	latent, path, scale, meta, err := data.LatentMetaOf(job.Data.Train)
-	if err != nil || !latent {
+	ld, ok, err := readLatentData(job.Data.Train)
+	if !ok {
 		return err
 	}
-	src, err := models.ParseLatentSource(path, meta)
-	if err != nil {
-		return err
-	}
+	src := ld.src
 	if job.Data.ClassifierTrain == "" {
 		job.Data.ClassifierTrain = src.Data
 	}
@@ -128,7 +147,7 @@ func attachDecoder(job *trainer.Job, backend compute.Backend) error {
 			return fmt.Errorf("data.test %s holds latent rows: samples of a latent run are decoded and scored against pixel images; set data.test to the image test split", tp)
 		}
 	}
-	dec, err := autoenc.LoadDecoder(backend, src, scale)
+	dec, err := autoenc.LoadDecoder(backend, src, ld.scale)
 	if err != nil {
 		return err
 	}
@@ -139,34 +158,26 @@ func attachDecoder(job *trainer.Job, backend compute.Backend) error {
 // inputShape is the side and channels of the denoiser's input for data dc: the latent's for
 // latent rows, else data.image_size and data.channels.
 func inputShape(dc data.Config) (side, channels int, err error) {
-	latent, path, _, meta, err := data.LatentMetaOf(dc.Train)
-	if err != nil || !latent {
-		return dc.ImageSize, dc.Channels, nil // the data may be gone; its loader reports that
+	ld, ok, err := readLatentData(dc.Train)
+	if !ok {
+		return dc.ImageSize, dc.Channels, err
 	}
-	src, err := models.ParseLatentSource(path, meta)
-	if err != nil {
-		return 0, 0, err
-	}
-	side, _, channels = src.LatentShape()
+	side, _, channels = ld.src.LatentShape()
 	return side, channels, nil
 }
 
 // latentFirstStage is the first stage an export of a run on latent rows carries (the decoder's
 // weights, checked by hash, and the latent scale), nil for an image run.
 func latentFirstStage(dc data.Config) (*export.Latent, error) {
-	latent, path, scale, meta, err := data.LatentMetaOf(dc.Train)
-	if err != nil || !latent {
+	ld, ok, err := readLatentData(dc.Train)
+	if !ok {
 		return nil, err
 	}
-	src, err := models.ParseLatentSource(path, meta)
+	w, err := autoenc.DecoderWeights(ld.src)
 	if err != nil {
 		return nil, err
 	}
-	w, err := autoenc.DecoderWeights(src)
-	if err != nil {
-		return nil, err
-	}
-	return &export.Latent{Source: src, Scale: scale, Decoder: w}, nil
+	return &export.Latent{Source: ld.src, Scale: ld.scale, Decoder: w}, nil
 }
 
 // useTinyDecoder replaces the full decoder of a latent job (attached by attachDecoder or read
@@ -202,14 +213,11 @@ func tinyDecoder(runDir string, src models.LatentSource) (models.TinyDecoderConf
 	if cfg.Model.Arch != models.ArchTinyDecoder {
 		return none, nil, usagef("-decoder %s: model.arch is %q, not %s", runDir, cfg.Model.Arch, models.ArchTinyDecoder)
 	}
-	latent, path, _, meta, err := data.LatentMetaOf(cfg.Data.Train)
-	if err != nil || !latent {
+	ld, ok, err := readLatentData(cfg.Data.Train)
+	if !ok {
 		return none, nil, fmt.Errorf("-decoder %s: its data.train %s: not latent rows (%v)", runDir, cfg.Data.Train, err)
 	}
-	own, err := models.ParseLatentSource(path, meta)
-	if err != nil {
-		return none, nil, err
-	}
+	own := ld.src
 	if own.CheckpointSHA256 != src.CheckpointSHA256 {
 		return none, nil, fmt.Errorf("-decoder %s: distilled from the autoencoder %s step %d (SHA-256 %s), but the model's latents are of %s step %d (SHA-256 %s)",
 			runDir, own.Run, own.Step, own.CheckpointSHA256, src.Run, src.Step, src.CheckpointSHA256)
