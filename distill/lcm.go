@@ -11,7 +11,6 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/fewstep/fewstep/losses"
-	"github.com/fewstep/fewstep/sampling"
 	"github.com/fewstep/fewstep/trainer"
 )
 
@@ -155,13 +154,8 @@ func (l *LCM) loss(root *model.Scope, in []*Node) (*Node, map[string]*Node) {
 	sched := l.teacher.Schedule
 	alpha, sigma := sched.AlphaSigmaNode(ExpandAxes(t, 1, 2, 3))
 	xt := Add(Mul(alpha, x0), Mul(sigma, eps))
-	var w *Node
-	guide := l.lc.Guidance != 1
-	if guide {
-		w = sampling.GuidanceScale(t, l.lc.Guidance, nil)
-	}
-	x0T, epsT := sampling.GuidedX0Eps(l.teacher, sc.get(TeacherScope), xt, t, cond, w, l.classes, guide)
-	xs := StopGradient(sampling.DDIMStep(sched, xt, x0T, epsT, t, s, true))
+	xs, _ := teacherSteps(l.teacher, sc, xt, t, s, cond, 1, l.lc.Guidance, nil, l.classes)
+	xs = StopGradient(xs)
 	targetScope := trainer.EMAScope
 	if l.self {
 		targetScope = trainer.ModelScope

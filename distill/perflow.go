@@ -10,7 +10,6 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/fewstep/fewstep/models"
-	"github.com/fewstep/fewstep/sampling"
 	"github.com/fewstep/fewstep/trainer"
 )
 
@@ -104,24 +103,6 @@ func (p *PeRFlow) inputs(b *trainer.Batch, rng *rand.Rand) []*tensors.Tensor {
 		vec(lo), vec(hi), vec(t), b.CondTensor()}
 }
 
-// teacherWindow runs n guided DDIM steps of the teacher from x at time hi to lo (per example) and
-// returns x at lo.
-func (p *PeRFlow) teacherWindow(sc *scopes, x, lo, hi, cond *Node) *Node {
-	n := p.pc.TeacherSteps
-	guide := p.pc.Guidance != 1
-	for j := range n {
-		tj := Add(lo, MulScalar(Sub(hi, lo), 1-float64(j)/float64(n)))
-		sj := Add(lo, MulScalar(Sub(hi, lo), 1-float64(j+1)/float64(n)))
-		var w *Node
-		if guide {
-			w = sampling.GuidanceScale(tj, p.pc.Guidance, nil)
-		}
-		x0hat, epsHat := sampling.GuidedX0Eps(p.teacher, sc.get(TeacherScope), x, tj, cond, w, p.classes, guide)
-		x = sampling.DDIMStep(p.teacher.Schedule, x, x0hat, epsHat, tj, sj, true)
-	}
-	return StopGradient(x)
-}
-
 // Line is the point at time t of the straight line from (lo, zE) to (hi, zS):
 // zE + (t − lo)/(hi − lo)·(zS − zE). zE, zS: [B, H, W, C]; lo, hi, t: [B].
 func Line(zE, zS, lo, hi, t *Node) *Node {
@@ -136,7 +117,8 @@ func (p *PeRFlow) loss(root *model.Scope, in []*Node) (*Node, map[string]*Node) 
 	sched := p.teacher.Schedule
 	alpha, sigma := sched.AlphaSigmaNode(ExpandAxes(hi, 1, 2, 3))
 	zS := Add(Mul(alpha, x0), Mul(sigma, eps))
-	zE := p.teacherWindow(sc, zS, lo, hi, cond)
+	zE, _ := teacherSteps(p.teacher, sc, zS, hi, lo, cond, p.pc.TeacherSteps, p.pc.Guidance, nil, p.classes)
+	zE = StopGradient(zE)
 	xt := Line(zE, zS, lo, hi, t)
 	x0hat, epsHat := p.student.Denoise(sc.get(trainer.ModelScope), xt, t, cond)
 	end := PeRFlowEnd(sched, x0hat, epsHat, lo)

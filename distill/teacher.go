@@ -174,10 +174,27 @@ func hasScope(store *model.Store, scope string) bool {
 // (§3.3) and Imagine Flash's shifted-reconstruction target (eq. 7). Guidance cfg applies at the
 // steps whose time lies in interval ([lo, hi]; empty: every step). x: [B, H, W, C]; t: [B].
 func teacherSolve(teacher *models.Denoiser, sc *scopes, x, t, cond *Node, n int, cfg float64, interval []float64, classes int) *Node {
-	var x0hat *Node
+	_, x0hat := teacherSteps(teacher, sc, x, t, nil, cond, n, cfg, interval, classes)
+	return ClipScalar(x0hat, -1, 1)
+}
+
+// teacherSteps runs n guided DDIM steps of the teacher from x at time hi to time lo (nil: 0), per
+// example (times lo + (hi − lo)·(1 − j/n)), and returns x at lo and the last step's x̂0 (unclipped).
+// Guidance as teacherSolve's. x: [B, H, W, C]; hi, lo: [B].
+func teacherSteps(teacher *models.Denoiser, sc *scopes, x, hi, lo, cond *Node, n int, cfg float64, interval []float64, classes int) (xLo, x0hat *Node) {
+	at := func(f float64) *Node {
+		switch {
+		case lo == nil:
+			return MulScalar(hi, f)
+		case f == 1:
+			return hi
+		case f == 0:
+			return lo
+		}
+		return Add(lo, MulScalar(Sub(hi, lo), f))
+	}
 	for j := range n {
-		tj := MulScalar(t, 1-float64(j)/float64(n))
-		s := MulScalar(t, 1-float64(j+1)/float64(n))
+		tj, s := at(1-float64(j)/float64(n)), at(1-float64(j+1)/float64(n))
 		var epsHat, w *Node
 		if cfg != 1 {
 			w = sampling.GuidanceScale(tj, cfg, interval)
@@ -185,5 +202,5 @@ func teacherSolve(teacher *models.Denoiser, sc *scopes, x, t, cond *Node, n int,
 		x0hat, epsHat = sampling.GuidedX0Eps(teacher, sc.get(TeacherScope), x, tj, cond, w, classes, cfg != 1)
 		x = sampling.DDIMStep(teacher.Schedule, x, x0hat, epsHat, tj, s, true)
 	}
-	return ClipScalar(x0hat, -1, 1)
+	return x, x0hat
 }
