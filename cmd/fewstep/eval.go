@@ -260,7 +260,7 @@ func prepareSpecs(specs []eval.RunSpec, backend compute.Backend, decoders, loras
 		sp := &specs[i]
 		if len(loras)+len(deltas) > 0 {
 			scope, files, ds := sampleScope(sp.Job.Sample.UseEMA), slices.Clone(loras), slices.Clone(deltas)
-			sp.Prepare = func(store *model.Store) error { return applyLoRAs(store, scope, files, ds...) }
+			sp.Prepare = func(store *model.Store) error { return applyWeightFiles(store, scope, files, ds...) }
 			if len(loras) > 0 {
 				sp.Name += "+lora"
 			}

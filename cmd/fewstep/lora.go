@@ -106,11 +106,11 @@ func mergeRunLoRA(m *export.Model, lc models.LoRAConfig, runDir string, merge bo
 	return models.MergeLoRA(m.Tensors, lc.Scale(), 1)
 }
 
-// applyLoRAs merges -lora FILE[:strength] files, then adds -delta FILE[:strength] weight deltas,
+// applyWeightFiles merges -lora FILE[:strength] files, then adds -delta FILE[:strength] weight deltas,
 // into the weights store holds under /scope/ (the weight set a sampler reads). A file made on other
 // base weights is applied with a warning (an accelerator of a base applies to its fine-tunes); one
 // whose layers or shapes do not fit is refused naming the tensor.
-func applyLoRAs(store *model.Store, scope string, args []string, deltas ...string) error {
+func applyWeightFiles(store *model.Store, scope string, args []string, deltas ...string) error {
 	if len(args)+len(deltas) == 0 {
 		return nil
 	}

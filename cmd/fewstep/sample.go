@@ -95,7 +95,7 @@ func cmdSample(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := applyLoRAs(store, sampleScope(sc.UseEMA), loras, deltas...); err != nil {
+	if err := applyWeightFiles(store, sampleScope(sc.UseEMA), loras, deltas...); err != nil {
 		return err
 	}
 	if *decoderFlag != "full" {
