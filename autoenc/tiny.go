@@ -60,10 +60,10 @@ func NewTiny(cfg models.TinyDecoderConfig) trainer.MethodFactory {
 	}
 }
 
-// decode is T(z/s) for scaled latents z [B, h, w, z_c].
+// decode is T(z/s) for scaled latents z [B, h, w, z_c] (the file's channel_norm undone).
 func (m *TinyMethod) decode(scope *model.Scope, z *Node) *Node {
 	src := m.full.Source
-	return m.td.Decode(scope.In(TinyScope), DivScalar(z, m.full.Scale), src.Autoencoder.Factor(), src.Channels)
+	return m.td.Decode(scope.In(TinyScope), src.Norm.Denormalize(DivScalar(z, m.full.Scale)), src.Autoencoder.Factor(), src.Channels)
 }
 
 // AvgPool averages x [B, H, W, C] over k×k blocks: [B, H/k, W/k, C] (k = 1: x).

@@ -27,15 +27,23 @@ type EncodeSummary struct {
 	LatentShape []int32
 	Mean, Std   float64 // over every latent value written
 	Scale       float64 // 1/Std, recorded as MetaLatentScale
+	// ChannelMean and ChannelStd are the encoder's latents' statistics per channel (the last
+	// axis of latentShape), before any normalization.
+	ChannelMean, ChannelStd []float64
+	// ChannelNorm reports that the written latents are (z − ChannelMean[c])/ChannelStd[c].
+	ChannelNorm bool
 }
 
 // EncodeFile writes a latent copy of the image dataset in: every row's image (decoded as the
 // loader does, size×size×channels) through encode, one row group at a time, to out with the
 // columns latent, latent_shape (latentShape), label, caption and id of the input (those it has),
-// its class names and vocabulary, MetaLatentScale = 1/std of all latent values and meta
-// (MetaAutoencoder). The write is atomic (Writer). A row without an image is an error naming it.
-func EncodeFile(in, out string, size, channels int, latentShape []int32, encode LatentEncoder, meta map[string]string, progress io.Writer) (EncodeSummary, error) {
-	sum := EncodeSummary{LatentShape: latentShape}
+// its class names and vocabulary, MetaLatentScale = 1/std of all latent values written and the
+// metadata meta returns for the summary (MetaAutoencoder). With channelNorm every channel is
+// first shifted and scaled to mean 0 and std 1 over the file (the summary's ChannelMean and
+// ChannelStd: meta must record them). The write is atomic (Writer). A row without an image is an
+// error naming it.
+func EncodeFile(in, out string, size, channels int, latentShape []int32, encode LatentEncoder, channelNorm bool, meta func(EncodeSummary) (map[string]string, error), progress io.Writer) (EncodeSummary, error) {
+	sum := EncodeSummary{LatentShape: latentShape, ChannelNorm: channelNorm}
 	src, err := openSource(in, DefaultConfig().ReadBatchRows)
 	if err != nil {
 		return sum, err
@@ -52,7 +60,8 @@ func EncodeFile(in, out string, size, channels int, latentShape []int32, encode 
 		caption, id string
 	}
 	var rows []row
-	var s1, s2 float64
+	nc := int(latentShape[len(latentShape)-1])
+	c1, c2 := make([]float64, nc), make([]float64, nc)
 	for g := range src.groupRows {
 		names := []string{ColImage}
 		for _, c := range []string{ColLabel, ColCaption, ColID} {
@@ -103,9 +112,9 @@ func EncodeFile(in, out string, size, channels int, latentShape []int32, encode 
 			if ids.chunks != nil && !ids.isNull(i) {
 				r.id = ids.stringAt(i)
 			}
-			for _, v := range r.latent {
-				s1 += float64(v)
-				s2 += float64(v) * float64(v)
+			for k, v := range r.latent {
+				c1[k%nc] += float64(v)
+				c2[k%nc] += float64(v) * float64(v)
 			}
 			rows = append(rows, r)
 		}
@@ -115,15 +124,44 @@ func EncodeFile(in, out string, size, channels int, latentShape []int32, encode 
 	if sum.Rows == 0 {
 		return sum, fmt.Errorf("data: encode %s: no rows", in)
 	}
+	perChannel := float64(sum.Rows * per / nc)
+	var s1, s2 float64
+	for c := range nc {
+		m := c1[c] / perChannel
+		sum.ChannelMean = append(sum.ChannelMean, m)
+		sum.ChannelStd = append(sum.ChannelStd, math.Sqrt(max(c2[c]/perChannel-m*m, 0)))
+		s1, s2 = s1+c1[c], s2+c2[c]
+	}
 	n := float64(sum.Rows * per)
 	sum.Mean = s1 / n
 	sum.Std = math.Sqrt(max(s2/n-sum.Mean*sum.Mean, 0))
+	if channelNorm {
+		for c, sd := range sum.ChannelStd {
+			if sd == 0 {
+				return sum, fmt.Errorf("data: encode %s: latent channel %d is constant (%g, std 0): no per-channel scale", in, c, sum.ChannelMean[c])
+			}
+		}
+		s1, s2 = 0, 0
+		for _, r := range rows {
+			for k, v := range r.latent {
+				x := (float64(v) - sum.ChannelMean[k%nc]) / sum.ChannelStd[k%nc]
+				r.latent[k] = float32(x)
+				s1, s2 = s1+float64(r.latent[k]), s2+float64(r.latent[k])*float64(r.latent[k])
+			}
+		}
+		sum.Mean = s1 / n
+		sum.Std = math.Sqrt(max(s2/n-sum.Mean*sum.Mean, 0))
+	}
 	if sum.Std == 0 {
 		return sum, fmt.Errorf("data: encode %s: every latent value is %g (std 0): no scale", in, sum.Mean)
 	}
 	sum.Scale = 1 / sum.Std
+	meta0, err := meta(sum)
+	if err != nil {
+		return sum, err
+	}
 	all := map[string]string{MetaLatentScale: strconv.FormatFloat(sum.Scale, 'g', -1, 64)}
-	for k, v := range meta {
+	for k, v := range meta0 {
 		all[k] = v
 	}
 	cols := []string{ColLatent, ColLatentShape, ColLabel, ColCaption, ColID}

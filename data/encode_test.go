@@ -36,7 +36,7 @@ func TestEncodeFile(t *testing.T) {
 	var files [][]byte
 	for k := range 2 {
 		out := filepath.Join(dir, "lat"+strconv.Itoa(k)+".parquet")
-		sum, err := EncodeFile(in, out, 32, 1, shape, pool, map[string]string{MetaAutoencoder: `{"run":"x"}`}, nil)
+		sum, err := EncodeFile(in, out, 32, 1, shape, pool, false, fixedMeta(map[string]string{MetaAutoencoder: `{"run":"x"}`}), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -148,4 +148,83 @@ func readImages(t *testing.T, path string) ([]float32, int) {
 		t.Fatal(err)
 	}
 	return imgs, g.Rows
+}
+
+// fixedMeta is an EncodeFile metadata function that ignores the summary.
+func fixedMeta(m map[string]string) func(EncodeSummary) (map[string]string, error) {
+	return func(EncodeSummary) (map[string]string, error) { return m, nil }
+}
+
+// TestEncodeFileChannelNorm: with channelNorm every channel of the written latents is
+// (z − mean_c)/std_c with the per-channel statistics of a float64 reference (here channel 0 is the
+// 4×4 block mean and channel 1 is 3·mean + 1, so its raw std is 3× channel 0's), the summary
+// passed to the metadata function carries those statistics, and the global scale is then 1.
+func TestEncodeFileChannelNorm(t *testing.T) {
+	f := writeMNISTFixture(t, "test", 24, false)
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.parquet"), filepath.Join(dir, "lat.parquet")
+	if _, err := ImportMNIST(f.dir, "test", in); err != nil {
+		t.Fatal(err)
+	}
+	enc := func(imgs []float32, n int) ([]float32, error) {
+		z := make([]float32, n*128)
+		for i := range n {
+			for y := range 32 {
+				for x := range 32 {
+					z[i*128+((y/4)*8+x/4)*2] += imgs[i*1024+y*32+x] / 16
+				}
+			}
+			for k := range 64 {
+				z[i*128+k*2+1] = 3*z[i*128+k*2] + 1
+			}
+		}
+		return z, nil
+	}
+	imgs, _ := readImages(t, in)
+	raw, _ := enc(imgs, 24)
+	var m, sd [2]float64
+	for k, v := range raw {
+		m[k%2] += float64(v) / (24 * 64)
+	}
+	for k, v := range raw {
+		d := float64(v) - m[k%2]
+		sd[k%2] += d * d / (24 * 64)
+	}
+	sd[0], sd[1] = math.Sqrt(sd[0]), math.Sqrt(sd[1])
+	var seen EncodeSummary
+	sum, err := EncodeFile(in, out, 32, 1, []int32{8, 8, 2}, enc, true, func(s EncodeSummary) (map[string]string, error) {
+		seen = s
+		return map[string]string{MetaAutoencoder: `{"run":"x"}`}, nil
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c := range 2 {
+		if math.Abs(seen.ChannelMean[c]-m[c]) > 1e-6 || math.Abs(seen.ChannelStd[c]-sd[c]) > 1e-6*sd[c] {
+			t.Fatalf("channel %d: mean %g std %g, want %g %g", c, seen.ChannelMean[c], seen.ChannelStd[c], m[c], sd[c])
+		}
+	}
+	if !sum.ChannelNorm || math.Abs(sum.Scale-1) > 1e-5 || math.Abs(sd[1]/sd[0]-3) > 1e-5 {
+		t.Fatalf("summary %+v: want channel norm and scale 1 (raw std ratio %g)", sum, sd[1]/sd[0])
+	}
+	s, err := openSource(out, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	tbl, err := s.readGroup(0, ColLatent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	lat := tableColumn(tbl, ColLatent)
+	for i := range 24 {
+		got := lat.floatsAt(i)
+		for k, v := range got {
+			want := (float64(raw[i*128+k]) - m[k%2]) / sd[k%2]
+			if math.Abs(float64(v)-want) > 1e-5 {
+				t.Fatalf("row %d value %d: %g, want %g", i, k, v, want)
+			}
+		}
+	}
 }

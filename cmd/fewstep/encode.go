@@ -26,18 +26,22 @@ import (
 // latent copy of an image dataset (posterior means of the run's newest EMA weights) with the
 // latent scale and the autoencoder's identity in the file metadata.
 func encodeData(args []string) error {
-	fs := newFlagSet("data encode", "data encode -autoencoder RUN_DIR -data IN.parquet -out OUT.parquet [-batch 250] [-sample [-seed 0]]")
+	fs := newFlagSet("data encode", "data encode -autoencoder RUN_DIR -data IN.parquet -out OUT.parquet [-batch 250] [-sample [-seed 0]] [-norm global|channel]")
 	run := fs.String("autoencoder", "", "autoencoder run directory (model.arch autoencoder)")
 	in := fs.String("data", "", "input image dataset (Parquet)")
 	out := fs.String("out", "", "output latent dataset (Parquet)")
 	batch := fs.Int("batch", 250, "images per encoder call")
 	sample := fs.Bool("sample", false, "write a posterior sample z = μ + σ·ε (ε from -seed and the row index) instead of the posterior mean μ")
 	seed := fs.Uint64("seed", 0, "seed of the posterior samples (-sample)")
+	norm := fs.String("norm", "global", "latent normalization: global (one scale, 1/std over all values: LDM's scale_by_std) or channel (each channel shifted and scaled to mean 0, std 1, recorded in the metadata)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
 	if *run == "" || *in == "" || *out == "" {
 		return usagef("data encode: -autoencoder, -data and -out are required")
+	}
+	if *norm != "global" && *norm != "channel" {
+		return usagef("data encode: -norm %q: want global or channel", *norm)
 	}
 	rd := checkpoints.RunDir(*run)
 	cfg, _, err := configs.Load(rd.ConfigPath(), nil, nil)
@@ -69,20 +73,33 @@ func encodeData(args []string) error {
 	}
 	side, ch, f := cfg.Data.ImageSize, cfg.Data.Channels, cfg.Autoencoder.Factor()
 	shape := []int32{int32(side / f), int32(side / f), int32(cfg.Autoencoder.LatentChannels)}
-	ident, err := json.Marshal(models.LatentSource{Run: *run, Step: step, CheckpointSHA256: hash, Autoencoder: cfg.Autoencoder,
-		ImageSize: side, Channels: ch, Data: *in, Posterior: posterior(*sample, *seed)})
-	if err != nil {
-		return err
+	meta := func(sum data.EncodeSummary) (map[string]string, error) {
+		src := models.LatentSource{Run: *run, Step: step, CheckpointSHA256: hash, Autoencoder: cfg.Autoencoder,
+			ImageSize: side, Channels: ch, Data: *in, Posterior: posterior(*sample, *seed)}
+		if sum.ChannelNorm {
+			src.Norm = &models.LatentNorm{Shift: sum.ChannelMean}
+			for _, sd := range sum.ChannelStd {
+				src.Norm.Scale = append(src.Norm.Scale, 1/sd)
+			}
+		}
+		ident, err := json.Marshal(src)
+		return map[string]string{data.MetaAutoencoder: string(ident)}, err
 	}
 	t0 := time.Now()
 	sum, err := data.EncodeFile(*in, *out, side, ch, shape, func(imgs []float32, n int) ([]float32, error) {
 		return enc(imgs, n, side, side, ch)
-	}, map[string]string{data.MetaAutoencoder: string(ident)}, os.Stdout)
+	}, *norm == "channel", meta, os.Stdout)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("encoded %d rows of %s into %s: latents %v, mean %.4f, std %.4f, scale %.4f (%s)\n", sum.Rows, *in, *out,
 		sum.LatentShape, sum.Mean, sum.Std, sum.Scale, time.Since(t0).Round(time.Second))
+	for c := range sum.ChannelMean {
+		fmt.Printf("  channel %d of the encoder's latents: mean %+.4f, std %.4f\n", c, sum.ChannelMean[c], sum.ChannelStd[c])
+	}
+	if sum.ChannelNorm {
+		fmt.Println("  written per-channel normalized (-norm channel): (z − mean)/std, recorded in the autoencoder metadata's channel_norm")
+	}
 	return nil
 }
 

@@ -183,7 +183,7 @@ func evalRuns(args []string) error {
 			return usagef("eval: -noise-correction: unknown value %q (known: %s)", nc, strings.Join(sampling.NoiseCorrections, ", "))
 		}
 	}
-	specs, err := runSpecs(runs)
+	specs, extra, err := runSpecs(runs)
 	if err != nil {
 		return err
 	}
@@ -211,7 +211,7 @@ func evalRuns(args []string) error {
 			specs[i].Job.Data.ClassifierTrain = *dataTrain
 		}
 	}
-	if err := prepareSpecs(specs, backend, splitList(*decoderFlag), loras, deltas); err != nil {
+	if err := prepareSpecs(specs, extra, backend, splitList(*decoderFlag), loras, deltas); err != nil {
 		return err
 	}
 	dc := specs[0].Job.Data
@@ -252,19 +252,23 @@ func evalRuns(args []string) error {
 // prepareSpecs adjusts the evaluated models: -lora and -delta files merged into every model's
 // weights when loaded (names get +lora, +delta), the decoder of every latent model attached, and
 // -decoder's tiny decoders (one value for all, or one per model in order; names get +tiny).
-func prepareSpecs(specs []eval.RunSpec, backend compute.Backend, decoders, loras, deltas []string) error {
+func prepareSpecs(specs []eval.RunSpec, extra []specWeights, backend compute.Backend, decoders, globalLoras, globalDeltas []string) error {
 	if len(decoders) != 1 && len(decoders) != len(specs) {
 		return usagef("eval: -decoder: %d values for %d models (give one for all, or one per -run/-model in order)", len(decoders), len(specs))
 	}
 	for i := range specs {
 		sp := &specs[i]
+		loras, deltas := slices.Clone(globalLoras), slices.Clone(globalDeltas)
+		if i < len(extra) {
+			loras, deltas = append(loras, extra[i].loras...), append(deltas, extra[i].deltas...)
+		}
 		if len(loras)+len(deltas) > 0 {
-			scope, files, ds := sampleScope(sp.Job.Sample.UseEMA), slices.Clone(loras), slices.Clone(deltas)
+			scope, files, ds := sampleScope(sp.Job.Sample.UseEMA), loras, deltas
 			sp.Prepare = func(store *model.Store) error { return applyWeightFiles(store, scope, files, ds...) }
-			if len(loras) > 0 {
+			if named := i < len(extra) && extra[i].named; len(loras) > 0 && !named {
 				sp.Name += "+lora"
 			}
-			if len(deltas) > 0 {
+			if named := i < len(extra) && extra[i].named; len(deltas) > 0 && !named {
 				sp.Name += "+delta"
 			}
 		}
@@ -285,19 +289,65 @@ func prepareSpecs(specs []eval.RunSpec, backend compute.Backend, decoders, loras
 	return nil
 }
 
+// specWeights are the weight files of one -run value's options (+lora=, +delta=), merged into
+// that run's weights only, after the global -lora and -delta files.
+type specWeights struct {
+	loras, deltas []string
+	named         bool // +as= gave the run its table name: no +lora/+delta suffixes
+}
+
 // runSpecs loads the resolved configs of the run directories. A -run value is DIR, DIR@STEPS
-// (that run's own comma-separated step counts, e.g. runs/mnist-ladd@1,2,4) or DIR,DIR2,….
-func runSpecs(runs []string) ([]eval.RunSpec, error) {
+// (that run's own comma-separated step counts, e.g. runs/mnist-ladd@1,2,4) or DIR,DIR2,…,
+// followed by options +key=value that apply to that value's runs only:
+//
+//	+lora=FILE[:strength]   LoRA file merged into its weights (repeatable, in order)
+//	+delta=FILE[:strength]  weight delta (export -delta) added to them (repeatable)
+//	+sampler=NAME +spacing=NAME +cfg=W   its sample.sampler, sample.spacing, sample.cfg
+//	+as=NAME                its name in the table (default: the directory's base name)
+//
+// e.g. -run 'runs/mnist-teacher@4+lora=lcm.safetensors+lora=quality.safetensors:0.8+sampler=renoise+cfg=1'.
+func runSpecs(runs []string) ([]eval.RunSpec, []specWeights, error) {
 	var specs []eval.RunSpec
+	var extra []specWeights
 	for _, arg := range runs {
-		dirs := strings.Split(arg, ",")
+		parts := strings.Split(arg, "+")
+		head := parts[0]
+		dirs := strings.Split(head, ",")
 		var steps []int
-		if dir, list, ok := strings.Cut(arg, "@"); ok {
+		if dir, list, ok := strings.Cut(head, "@"); ok {
 			var err error
 			if steps, err = parseInts(list); err != nil {
-				return nil, usagef("eval: -run %s: steps after @: %v", arg, err)
+				return nil, nil, usagef("eval: -run %s: steps after @: %v", arg, err)
 			}
 			dirs = []string{dir}
+		}
+		var w specWeights
+		set := map[string]string{}
+		for _, opt := range parts[1:] {
+			key, val, ok := strings.Cut(opt, "=")
+			if !ok || val == "" {
+				return nil, nil, usagef("eval: -run %s: option %q: want +key=value (lora, delta, sampler, spacing, cfg, as)", arg, opt)
+			}
+			switch key {
+			case "lora":
+				w.loras = append(w.loras, val)
+			case "delta":
+				w.deltas = append(w.deltas, val)
+			case "sampler":
+				if !slices.Contains(sampling.Samplers, val) {
+					return nil, nil, usagef("eval: -run %s: +sampler=%s: unknown sampler (known: %s)", arg, val, strings.Join(sampling.Samplers, ", "))
+				}
+				set[key] = val
+			case "cfg":
+				if _, err := strconv.ParseFloat(val, 64); err != nil {
+					return nil, nil, usagef("eval: -run %s: +cfg=%s: not a number", arg, val)
+				}
+				set[key] = val
+			case "spacing", "as":
+				set[key] = val
+			default:
+				return nil, nil, usagef("eval: -run %s: unknown option +%s (known: lora, delta, sampler, spacing, cfg, as)", arg, key)
+			}
 		}
 		for _, dir := range dirs {
 			if dir = strings.TrimSpace(dir); dir == "" {
@@ -305,18 +355,32 @@ func runSpecs(runs []string) ([]eval.RunSpec, error) {
 			}
 			rd := checkpoints.RunDir(dir)
 			if err := eval.CheckRun(rd); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			cfg, resolved, err := configs.Load(rd.ConfigPath(), nil, nil)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			job := cfg.Job(resolved)
 			job.RunDir = rd
-			specs = append(specs, eval.RunSpec{Name: filepath.Base(filepath.Clean(dir)), Job: job, Steps: steps})
+			name := filepath.Base(filepath.Clean(dir))
+			if v, ok := set["sampler"]; ok {
+				job.Sample.Sampler = v
+			}
+			if v, ok := set["spacing"]; ok {
+				job.Sample.Spacing = v
+			}
+			if v, ok := set["cfg"]; ok {
+				job.Sample.CFG, _ = strconv.ParseFloat(v, 64)
+			}
+			if v, ok := set["as"]; ok {
+				name, w.named = v, true
+			}
+			specs = append(specs, eval.RunSpec{Name: name, Job: job, Steps: steps})
+			extra = append(extra, w)
 		}
 	}
-	return specs, nil
+	return specs, extra, nil
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.

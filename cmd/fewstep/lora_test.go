@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"math"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/fewstep/fewstep/checkpoints"
 	"github.com/fewstep/fewstep/configs"
+	"github.com/fewstep/fewstep/eval"
 	"github.com/fewstep/fewstep/export"
 	"github.com/fewstep/fewstep/generate"
 	"github.com/fewstep/fewstep/internal/engine"
@@ -166,6 +168,32 @@ func TestLoRAFineTune(t *testing.T) {
 	}
 	if code := run([]string{"eval", "-model", baseFile + "@2", "-lora", loraFile, "-n", "20", "-data-test", pq}); code != 0 {
 		t.Errorf("eval -lora: exit code %d", code)
+	}
+	// Per-run weight files and sampling options (-run DIR@STEPS+lora=FILE+cfg=W+as=NAME): the
+	// adapted row equals the global -lora row of the same run, the plain row beside it does not.
+	evalRows := func(args ...string) []eval.Row {
+		t.Helper()
+		if code := run(append([]string{"eval", "-n", "20", "-data-test", pq}, args...)); code != 0 {
+			t.Fatalf("eval %v: exit code %d", args, code)
+		}
+		var res struct{ Rows []eval.Row }
+		if err := json.Unmarshal(readFile(t, filepath.Join(baseDir, "eval", "eval.json")), &res); err != nil {
+			t.Fatal(err)
+		}
+		return res.Rows
+	}
+	global := evalRows("-run", baseDir+"@2", "-lora", loraFile, "-cfg", "1.5")
+	per := evalRows("-run", baseDir+"@2+lora="+loraFile+"+cfg=1.5+as=adapted", "-run", baseDir+"@2+cfg=1.5")
+	if len(global) != 1 || len(per) != 2 || per[0].Run != "adapted" || global[0].Run != filepath.Base(baseDir)+"+lora" {
+		t.Fatalf("eval rows: global %+v, per-run %+v", global, per)
+	}
+	if per[0].FID != global[0].FID || per[0].CFG != 1.5 || per[1].FID == per[0].FID {
+		t.Errorf("per-run +lora: FID %g (global -lora %g, no adapter %g), cfg %g", per[0].FID, global[0].FID, per[1].FID, per[0].CFG)
+	}
+	for _, bad := range []string{baseDir + "@2+lora", baseDir + "+sampler=nope", baseDir + "+size=3"} {
+		if code := run([]string{"eval", "-n", "20", "-data-test", pq, "-run", bad}); code != 2 {
+			t.Errorf("eval -run %s: exit code %d, want 2", bad, code)
+		}
 	}
 	// LCM-LoRA of the base (distill.method lcm, lora.rank 2), then both adapters combined at sample
 	// time: the LCM-LoRA and the fine-tune's LoRA (λ1·τ_style + λ2·τ_LCM).
