@@ -319,7 +319,7 @@ func TestAutoencoderTrainEval(t *testing.T) {
 	if !bytes.Equal(lat[2], lat[3]) {
 		t.Fatal("data encode -sample is not deterministic")
 	}
-	first := func(file string) []float32 { // the first batch of latents, as the loader gives them
+	loaderBatch := func(file string) []float32 { // the first 4 latents, as the loader gives them
 		dc := data.DefaultConfig()
 		dc.Train = file
 		st, err := data.Open(dc, 4, 0)
@@ -331,14 +331,18 @@ func TestAutoencoderTrainEval(t *testing.T) {
 		if err := st.Next(b); err != nil {
 			t.Fatal(err)
 		}
+		return b.X
+	}
+	first := func(file string) []float32 {
+		x := loaderBatch(file)
 		scale, _, err := data.ReadLatentMeta(file)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := range b.X { // unscaled, as written
-			b.X[i] = float32(math.Round(float64(b.X[i])/scale*1e4) / 1e4)
+		for i := range x { // unscaled, as written
+			x[i] = float32(math.Round(float64(x[i])/scale*1e4) / 1e4)
 		}
-		return b.X
+		return x
 	}
 	if means, samples := first(filepath.Join(dir, "lat0.parquet")), first(filepath.Join(dir, "lat-sample0.parquet")); slices.Equal(means, samples) {
 		t.Fatal("data encode -sample wrote the posterior means")
@@ -357,18 +361,8 @@ func TestAutoencoderTrainEval(t *testing.T) {
 		t.Fatalf("channel-normalized latent metadata: %q, %v", ae, err)
 	}
 	decodeFirst := func(file string) []float32 {
-		dc := data.DefaultConfig()
-		dc.Train = file
-		st, err := data.Open(dc, 4, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		b := data.NewBatch(st.Info(), dc, 4)
-		if err := st.Next(b); err != nil {
-			t.Fatal(err)
-		}
-		job := trainer.Job{Data: dc}
+		job := trainer.Job{Data: data.DefaultConfig()}
+		job.Data.Train = file
 		backend, err := engine.New()
 		if err != nil {
 			t.Fatal(err)
@@ -376,7 +370,7 @@ func TestAutoencoderTrainEval(t *testing.T) {
 		if err := attachDecoder(&job, backend); err != nil || job.Decoder == nil {
 			t.Fatalf("decoder of %s: %v", file, err)
 		}
-		imgs, err := job.Decoder.Decode(b.X, 4)
+		imgs, err := job.Decoder.Decode(loaderBatch(file), 4)
 		if err != nil {
 			t.Fatal(err)
 		}
