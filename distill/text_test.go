@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -98,4 +99,40 @@ func TestSDXSOnTextTeacher(t *testing.T) {
 		return job
 	}, func() trainer.MethodFactory { return NewSDXS(cfg, sc, teacher) }, 2)
 	p.checkExact(t, 4, func(int) []string { return []string{"ssim", "fm", "sd"} })
+}
+
+// TestLCMOnTextTeacher: LCM (full fine-tune, EMA target) distils the caption-conditioned U-Net
+// teacher (the guided teacher step uses the empty caption as null); resume is exact.
+func TestLCMOnTextTeacher(t *testing.T) {
+	teacher := textTeacherFixture(t)
+	cfg, _ := testLADD()
+	cfg.Teacher, cfg.Method = string(teacher.Dir), "lcm"
+	p := straightAndResumed(t, func(dir string) trainer.Job { return textJob(t, dir, 4) },
+		func() trainer.MethodFactory { return NewLCM(cfg, DefaultLCMConfig(), teacher) }, 2)
+	p.checkExact(t, 4, func(int) []string { return []string{"lcm"} })
+}
+
+// TestPeRFlowLoRAOnTextTeacher: PeRFlow with rank-2 adapters on the caption-conditioned U-Net
+// teacher (its cross-attention included); resume is exact and the checkpoint holds adapters.
+func TestPeRFlowLoRAOnTextTeacher(t *testing.T) {
+	teacher := textTeacherFixture(t)
+	cfg, _ := testLADD()
+	cfg.Teacher, cfg.Method = string(teacher.Dir), "perflow"
+	pc := DefaultPeRFlowConfig()
+	pc.TeacherSteps = 2
+	p := straightAndResumed(t, func(dir string) trainer.Job {
+		job := textJob(t, dir, 4)
+		job.Model.LoRA = &models.LoRAConfig{Rank: 2, Targets: []string{"attention", "conv"}}
+		return job
+	}, func() trainer.MethodFactory { return NewPeRFlow(cfg, pc, teacher) }, 2)
+	p.checkExact(t, 4, func(int) []string { return []string{"perflow"} })
+	adapters := 0
+	for name := range p.ta {
+		if strings.HasSuffix(name, "/lora_up") {
+			adapters++
+		}
+	}
+	if adapters == 0 {
+		t.Fatal("no adapters in the PeRFlow-LoRA checkpoint")
+	}
 }
