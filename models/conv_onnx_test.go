@@ -32,6 +32,10 @@ func TestConv2DOnONNXRuntime(t *testing.T) {
 	})
 }
 
+// TestLoRARankMaskOnONNXRuntime: LoRA rank dropout's counter hash (uint32 multiply, xor, logical
+// shifts) gives the host's masks on ONNX Runtime too.
+func TestLoRARankMaskOnONNXRuntime(t *testing.T) { checkLoRARankMask(t, ortBackend(t)) }
+
 // TestUpsampleConvOnONNXRuntime: the sub-pixel UpsampleConv2D equals Conv2D(Upsample2x(x)) on ONNX
 // Runtime, in value and in the input, kernel and bias gradients.
 func TestUpsampleConvOnONNXRuntime(t *testing.T) {

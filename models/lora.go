@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
@@ -31,7 +33,11 @@ type LoRAConfig struct {
 	// denoiser outside the caption encoder; any other entry is a path pattern (path.Match) against
 	// the layer's path inside the network, e.g. "down*/res*/conv1" or "text/layer*/attn/*".
 	Targets []string `mapstructure:"targets"`
-	// Dropout is the probability of dropping an adapter rank per step; only 0 is built.
+	// Dropout is rank dropout: the probability that an adapter rank is left out of a training
+	// step (kohya sd-scripts' rank_dropout, drawn per layer and step for the whole batch); the kept
+	// ranks are scaled by 1/(1−p), so the update's expectation is the adapter's. Sampling,
+	// evaluation and export use every rank. The mask is a counter-based hash of (step, seed, layer
+	// path): exact resume holds (LoRARankMask).
 	Dropout float64 `mapstructure:"dropout"`
 }
 
@@ -62,8 +68,8 @@ func (c LoRAConfig) Validate() error {
 		return fmt.Errorf("lora.rank: must be >= 0 (0: off), got %d", c.Rank)
 	case c.Alpha < 0:
 		return fmt.Errorf("lora.alpha: must be >= 0 (0: the rank), got %g", c.Alpha)
-	case c.Dropout != 0:
-		return fmt.Errorf("lora.dropout: %g: adapter dropout is not built yet (0 only)", c.Dropout)
+	case c.Dropout < 0 || c.Dropout >= 1:
+		return fmt.Errorf("lora.dropout: must be in [0, 1), got %g", c.Dropout)
 	case c.On() && len(c.Targets) == 0:
 		return fmt.Errorf("lora.targets: empty; name layer kinds (%s) or path patterns", strings.Join(LoRAKinds, ", "))
 	}
@@ -137,8 +143,47 @@ func (b *Builder) loraWeight(scope *model.Scope, w *Node) *Node {
 	defer func() { b.Frozen = frozen }()
 	down := b.Param(scope, w.Graph(), "lora_down", InitFanIn, 1, append(slices.Clone(dims[:len(dims)-1]), r)...)
 	up := b.Param(scope, w.Graph(), "lora_up", InitZeros, 0, r, out)
-	delta := MatMul(Reshape(down, in, r), up)
+	down = Reshape(down, in, r)
+	if b.LoRA.Dropout > 0 && scope.IsTraining(w.Graph()) {
+		if step, ok := scope.GetGraphParam(w.Graph(), TrainStepParam); ok {
+			down = Mul(down, ExpandDims(LoRARankMask(step.(*Node), loraMaskKey(b.Seed, p), r, b.LoRA.Dropout), 0))
+		}
+	}
+	delta := MatMul(down, up)
 	return Add(w, MulScalar(Reshape(delta, dims...), b.LoRA.Scale()))
+}
+
+// TrainStepParam is the graph parameter (set on the root scope by the trainer's optimizer step)
+// holding the step number, a float32 scalar node: the counter of LoRA rank dropout.
+const TrainStepParam = "fewstep_train_step"
+
+// loraMaskKey is the per-layer key of LoRARankMask: FNV-1a of the layer path, mixed with the seed.
+func loraMaskKey(seed uint64, layerPath string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(layerPath); i++ {
+		h = (h ^ uint32(layerPath[i])) * 16777619
+	}
+	return h ^ uint32(seed) ^ uint32(seed>>32)*0x27d4eb2f
+}
+
+// LoRARankMask is the rank-dropout mask of one layer at one training step: [rank] float32, each
+// entry 0 (dropped, probability p) or 1/(1−p). step: a scalar node (integer-valued); the
+// randomness is murmur3's 32-bit finalizer of step·0x9e3779b1 ⊕ key ⊕ (i+1)·0x85ebca77 (a counter
+// hash: the same step and key give the same mask on every backend and after a resume).
+func LoRARankMask(step *Node, key uint32, rank int, p float64) *Node {
+	g := step.Graph()
+	u32 := func(v uint32) *Node { return Const(g, v) }
+	s := ConvertDType(step, dtypes.Uint32)
+	idx := Add(Mul(Iota(g, shapes.Make(dtypes.Uint32, rank), 0), u32(0x85ebca77)), u32(0x85ebca77))
+	h := BitwiseXor(BitwiseXor(Mul(s, u32(0x9e3779b1)), u32(key)), idx)
+	h = BitwiseXor(h, BitwiseShiftRightLogicalScalar(h, uint32(16)))
+	h = Mul(h, u32(0x85ebca6b))
+	h = BitwiseXor(h, BitwiseShiftRightLogicalScalar(h, uint32(13)))
+	h = Mul(h, u32(0xc2b2ae35))
+	h = BitwiseXor(h, BitwiseShiftRightLogicalScalar(h, uint32(16)))
+	u := MulScalar(ConvertDType(BitwiseShiftRightLogicalScalar(h, uint32(8)), dtypes.Float32), 1.0/(1<<24)) // U[0, 1)
+	keep := GreaterOrEqual(u, Scalar(g, dtypes.Float32, p))
+	return Where(keep, Scalar(g, dtypes.Float32, 1/(1-p)), ZerosLike(u))
 }
 
 // NetworkPath is a variable scope's path inside the network: the scope without its leading "/"

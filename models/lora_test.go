@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
@@ -35,7 +36,7 @@ func TestLoRATargets(t *testing.T) {
 	if (LoRAConfig{Targets: []string{"attention"}}).TargetsLayer("mid/attn/qkv") {
 		t.Error("rank 0 targets a layer")
 	}
-	for _, bad := range []LoRAConfig{{Rank: -1}, {Rank: 2}, {Rank: 2, Targets: []string{"[x"}}, {Rank: 2, Targets: []string{"conv"}, Dropout: 0.1}} {
+	for _, bad := range []LoRAConfig{{Rank: -1}, {Rank: 2}, {Rank: 2, Targets: []string{"[x"}}, {Rank: 2, Targets: []string{"conv"}, Dropout: 1}, {Rank: 2, Targets: []string{"conv"}, Dropout: -0.1}} {
 		if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "lora.") {
 			t.Errorf("%+v: error %v, want one naming a lora key", bad, err)
 		}
@@ -144,5 +145,64 @@ func randomize(t *testing.T, store *model.Store, sub string, std float64) {
 		if err := v.SetValue(tensors.FromFlatDataAndDimensions(vals, v.Shape().Dimensions...)); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// fmix32 is murmur3's 32-bit finalizer (the host mirror of LoRARankMask's hash).
+func fmix32(h uint32) uint32 {
+	h ^= h >> 16
+	h *= 0x85ebca6b
+	h ^= h >> 13
+	h *= 0xc2b2ae35
+	h ^= h >> 16
+	return h
+}
+
+// TestLoRARankMask: the rank-dropout mask equals its host definition exactly (every entry 0 or
+// 1/(1−p)), keeps a fraction 1−p of the ranks over many steps, changes with the step and the layer,
+// and is the same on a second execution.
+func TestLoRARankMask(t *testing.T) { checkLoRARankMask(t, testBackend(t)) }
+
+func checkLoRARankMask(t *testing.T, backend compute.Backend) {
+	t.Helper()
+	const rank, steps, p = 16, 200, 0.25
+	keyA, keyB := loraMaskKey(7, "down0/res0/conv1"), loraMaskKey(7, "down0/res0/conv2")
+	exec := MustNewExec(backend, func(step *Node) []*Node {
+		return []*Node{LoRARankMask(step, keyA, rank, p), LoRARankMask(step, keyB, rank, p)}
+	})
+	kept, sameAB := 0, 0
+	var prev []float32
+	changed := false
+	for s := 1; s <= steps; s++ {
+		out := exec.MustExec(float32(s))
+		a, b := tensors.MustCopyFlatData[float32](out[0]), tensors.MustCopyFlatData[float32](out[1])
+		again := tensors.MustCopyFlatData[float32](exec.MustExec(float32(s))[0])
+		if !slices.Equal(a, again) {
+			t.Fatalf("step %d: the mask differs between two executions", s)
+		}
+		for i := range rank {
+			h := fmix32(uint32(s)*0x9e3779b1 ^ keyA ^ uint32(i+1)*0x85ebca77)
+			want := float32(0)
+			if float64(h>>8)/(1<<24) >= p {
+				want = float32(1 / (1 - p))
+				kept++
+			}
+			if a[i] != want {
+				t.Fatalf("step %d rank %d: mask %g, host hash gives %g", s, i, a[i], want)
+			}
+		}
+		if slices.Equal(a, b) {
+			sameAB++
+		}
+		if prev != nil && !slices.Equal(prev, a) {
+			changed = true
+		}
+		prev = a
+	}
+	if frac := float64(kept) / (rank * steps); math.Abs(frac-(1-p)) > 0.03 {
+		t.Errorf("kept fraction %.4f, want %.2f ± 0.03", frac, 1-p)
+	}
+	if !changed || sameAB > steps/20 {
+		t.Errorf("masks do not vary: changed with the step %v, equal across layers at %d of %d steps", changed, sameAB, steps)
 	}
 }

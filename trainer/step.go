@@ -86,6 +86,7 @@ func NewTermsStep(backend compute.Backend, store *model.Store, cfg Config, scope
 		n := len(in) - 3
 		lr, step, emaDecay := in[n], in[n+1], in[n+2]
 		root.SetTraining(lr.Graph(), true)
+		root.SetGraphParam(lr.Graph(), models.TrainStepParam, step) // LoRA rank dropout's counter
 		l, terms := loss(root, in[:n])
 		gnorm, applied := applyAdamW(cfg, store, l, stepInputs{lr: lr, step: step, emaDecay: emaDecay, scope: scope, noEMA: !ema},
 			func(gnorm *Node) *Node { return LogicalAnd(Finite(l), Finite(gnorm)) })

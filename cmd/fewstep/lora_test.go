@@ -41,7 +41,7 @@ func TestLoRAFineTune(t *testing.T) {
 	if page, err := os.ReadFile(filepath.Join(baseDir, "report.html")); err != nil || !bytes.Contains(page, []byte(`data-key="loss"`)) {
 		t.Errorf("training did not refresh RUN/report.html with a loss plot (%v)", err)
 	}
-	lora := append(common, "-set", "trainer.init_from="+baseDir, "-set", "lora.rank=2", "-set", "lora.alpha=4", "-set", "trainer.steps=4")
+	lora := append(common, "-set", "trainer.init_from="+baseDir, "-set", "lora.rank=2", "-set", "lora.alpha=4", "-set", "trainer.steps=4", "-set", "lora.dropout=0.5")
 	if code := run(append([]string{"train", "-config", "smoke", "-set", "run.name=nolora-base"}, append(common, "-set", "lora.rank=2")...)); code != 1 {
 		t.Errorf("LoRA without trainer.init_from: exit code %d, want 1", code)
 	}
@@ -81,7 +81,24 @@ func TestLoRAFineTune(t *testing.T) {
 	if adapters == 0 || moved == 0 {
 		t.Fatalf("LoRA run: %d adapters, max |lora_up| %g: the adapters did not train", adapters, moved)
 	}
-	// Exact resume: 2 steps, stop, resume to 4 = the straight 4-step run.
+	// Rank dropout is active: without it the adapters train differently.
+	if code := run(append([]string{"train", "-config", "smoke", "-set", "run.name=lora-nodrop"}, append(lora, "-set", "lora.dropout=0")...)); code != 0 {
+		t.Fatalf("train lora without dropout: exit code %d", code)
+	}
+	_, tsNoDrop, _, err := checkpoints.LoadLatest(checkpoints.RunDir(filepath.Join(dir, "lora-nodrop")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	differ := 0
+	for name, a := range ts {
+		if strings.HasSuffix(name, "/lora_up") && !bytes.Equal(f32bytes(tensors.MustCopyFlatData[float32](a)), f32bytes(tensors.MustCopyFlatData[float32](tsNoDrop[name]))) {
+			differ++
+		}
+	}
+	if differ == 0 {
+		t.Error("lora.dropout 0.5 trained the same adapters as dropout 0")
+	}
+	// Exact resume (with rank dropout): 2 steps, stop, resume to 4 = the straight 4-step run.
 	if code := run(append([]string{"train", "-config", "smoke", "-set", "run.name=lora-resumed", "-stop-at", "2"}, lora...)); code != 0 {
 		t.Fatalf("train lora -stop-at 2: exit code %d", code)
 	}
