@@ -24,8 +24,8 @@ type LCMConfig struct {
 	// Guidance ω of the teacher's step (fixed; LCM samples ω ∈ [5, 15] and embeds it, not built).
 	Guidance float64 `mapstructure:"guidance"`
 	// Target is whose prediction at t_n the student matches: ema (the EMA student θ⁻, LCM's full
-	// fine-tune), self (the student itself without gradient, LCM-LoRA) or auto (self for a LoRA
-	// student, else ema).
+	// fine-tune; with a LoRA student, the EMA of its adapters), self (the student itself without
+	// gradient, LCM-LoRA) or auto (self for a LoRA student, else ema).
 	Target string `mapstructure:"target"`
 	// Distance is mse or pseudo_huber (sqrt(mean (f − y)² + c²) − c with c = huber_c).
 	Distance string  `mapstructure:"distance"`
@@ -104,11 +104,8 @@ func NewLCM(cfg Config, lc LCMConfig, teacher Teacher) trainer.MethodFactory {
 		if l.nets, err = prepareStudent(store, cfg, teacher, job, resumed); err != nil {
 			return nil, err
 		}
-		if !l.self && lora {
-			return nil, fmt.Errorf("lcm.target: ema with a LoRA student: the EMA adapters do not exist before the first step; use self (LCM-LoRA)")
-		}
 		if !l.self {
-			trainer.EnsureEMA(store)
+			trainer.EnsureEMA(store) // a LoRA student's EMA adapters come with the graph (loss)
 		}
 		if l.gStep, err = trainer.NewTermsStep(backend, store, job.Trainer, trainer.ModelScope, true, l.loss); err != nil {
 			return nil, err
@@ -156,12 +153,15 @@ func (l *LCM) loss(root *model.Scope, in []*Node) (*Node, map[string]*Node) {
 	xt := Add(Mul(alpha, x0), Mul(sigma, eps))
 	xs, _ := teacherSteps(l.teacher, sc, xt, t, s, cond, 1, l.lc.Guidance, nil, l.classes)
 	xs = StopGradient(xs)
-	targetScope := trainer.EMAScope
-	if l.self {
-		targetScope = trainer.ModelScope
+	f := l.consistency(sc.get(trainer.ModelScope), xt, t, cSkipT, cOutT, cond)
+	targetScope := trainer.ModelScope
+	if !l.self {
+		targetScope = trainer.EMAScope
+		// A LoRA student's adapters were created under /model by the line above (up = 0): the EMA
+		// target starts from them, as the full student's EMA starts from the teacher.
+		trainer.EnsureEMA(root.Store())
 	}
 	target := StopGradient(l.consistency(sc.get(targetScope), xs, s, cSkipS, cOutS, cond))
-	f := l.consistency(sc.get(trainer.ModelScope), xt, t, cSkipT, cOutT, cond)
 	loss := ReduceAllMean(losses.ShiftedReconstruction(f, target, l.lc.Distance, l.lc.HuberC))
 	return loss, map[string]*Node{"lcm": loss}
 }

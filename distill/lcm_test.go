@@ -88,16 +88,24 @@ func TestLCMLossFalls(t *testing.T) {
 	}
 }
 
-// TestLCMLoRA: an LCM-LoRA student (lora.rank 2, target self) trains only its adapters: the
-// student's base weights stay bit-identical to the teacher's, the adapters move, the loss is finite.
+// TestLCMLoRA: an LCM-LoRA student (lora.rank 2; target self, and the EMA target) trains only its
+// adapters: the student's base weights stay bit-identical to the teacher's, the adapters move, the
+// loss is finite; with the EMA target the EMA adapters exist and trail the student's.
 func TestLCMLoRA(t *testing.T) {
+	for _, target := range []string{"auto", "ema"} {
+		t.Run(target, func(t *testing.T) { checkLCMLoRA(t, target) })
+	}
+}
+
+func checkLCMLoRA(t *testing.T, target string) {
 	lc := DefaultLCMConfig()
+	lc.Target = target
 	job := tinyJob(t.TempDir(), 5)
 	job.Trainer.LR = 3e-3
 	job.Model.LoRA = &models.LoRAConfig{Rank: 2, Targets: []string{"attention", "conv"}}
 	l, store := newTestLCM(t, lc, job)
-	if !l.self {
-		t.Fatal("a LoRA student's target is not the student itself (lcm.target auto)")
+	if l.self != (target == "auto") {
+		t.Fatalf("lcm.target %s: target from the student itself = %v", target, l.self)
 	}
 	b := fakeBatch(rand.New(rand.NewPCG(5, 6)), 4)
 	for i := range 3 {
@@ -121,5 +129,25 @@ func TestLCMLoRA(t *testing.T) {
 	}
 	if moved == 0 {
 		t.Fatal("no adapter moved")
+	}
+	if target != "ema" {
+		return
+	}
+	ema, model := snapshot(t, store, trainer.EMAScope), snapshot(t, store, trainer.ModelScope)
+	trailing := 0
+	for path, v := range model {
+		if !strings.HasSuffix(path, "lora_up") {
+			continue
+		}
+		e, ok := ema["/"+trainer.EMAScope+strings.TrimPrefix(path, "/"+trainer.ModelScope)]
+		if !ok {
+			t.Fatalf("no EMA adapter for %s", path)
+		}
+		if !slices.Equal(e, v) && slices.ContainsFunc(e, func(x float32) bool { return x != 0 }) {
+			trailing++
+		}
+	}
+	if trailing == 0 {
+		t.Error("the EMA adapters do not trail the student's (equal to them, or still zero)")
 	}
 }
