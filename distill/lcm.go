@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/fewstep/fewstep/losses"
+	"github.com/fewstep/fewstep/models"
 	"github.com/fewstep/fewstep/trainer"
 )
 
@@ -34,12 +35,16 @@ type LCMConfig struct {
 	// c_out(t) = s·τ/√((s·τ)² + σd²) with τ = 1000·t/t_max (LCM's discrete timestep; s = 10).
 	SigmaData       float64 `mapstructure:"sigma_data"`
 	TimestepScaling float64 `mapstructure:"timestep_scaling"`
+	// Weighting of the pairs: uniform (LCM) or ict, λ = 1/(ς(t_{n+k}) − ς(t_n)) with ς = σ/α capped
+	// at 80 (EDM's σ_max), the improved consistency training weighting (Song & Dhariwal, arXiv
+	// 2310.14189 §3.4), normalized to mean 1 over the pairs: low-noise pairs weigh more.
+	Weighting string `mapstructure:"weighting"`
 }
 
 // DefaultLCMConfig is LCM's recipe at guidance 2 (the teachers here sample at CFG 2).
 func DefaultLCMConfig() LCMConfig {
 	return LCMConfig{Timesteps: 1000, Skip: 20, Guidance: 2, Target: "auto", Distance: "pseudo_huber", HuberC: 0.001,
-		SigmaData: 0.5, TimestepScaling: 10}
+		SigmaData: 0.5, TimestepScaling: 10, Weighting: "uniform"}
 }
 
 // Validate checks every key; errors name it as "lcm.<key>".
@@ -57,6 +62,8 @@ func (c LCMConfig) Validate() error {
 		return fmt.Errorf("lcm.distance: want mse or pseudo_huber, got %q", c.Distance)
 	case !(c.HuberC > 0):
 		return fmt.Errorf("lcm.huber_c: must be positive, got %g", c.HuberC)
+	case c.Weighting != "uniform" && c.Weighting != "ict":
+		return fmt.Errorf("lcm.weighting: want uniform or ict, got %q", c.Weighting)
 	case !(c.SigmaData > 0) || !(c.TimestepScaling > 0):
 		return fmt.Errorf("lcm.sigma_data and lcm.timestep_scaling: must be positive, got %g and %g", c.SigmaData, c.TimestepScaling)
 	}
@@ -69,6 +76,37 @@ func (c LCMConfig) Boundary(t, tMax float64) (cSkip, cOut float64) {
 	st := c.TimestepScaling * 1000 * t / tMax
 	sd2 := c.SigmaData * c.SigmaData
 	return sd2 / (st*st + sd2), st / math.Sqrt(st*st+sd2)
+}
+
+// PairWeights returns the weight of each grid pair n = 0 … N/k − 1 (t = t_{n+k}, s = t_n) under
+// c.Weighting: all 1 (uniform), or iCT's 1/(ς(t) − ς(s)), ς = min(σ/α, 80), scaled to mean 1.
+func (c LCMConfig) PairWeights(sched models.Schedule, tMax float64) []float64 {
+	pairs := c.Timesteps / c.Skip
+	w := make([]float64, pairs)
+	for n := range w {
+		w[n] = 1
+	}
+	if c.Weighting != "ict" {
+		return w
+	}
+	varsigma := func(t float64) float64 {
+		a, s := sched.AlphaSigma(t)
+		if s >= 80*a {
+			return 80
+		}
+		return s / a
+	}
+	sum := 0.0
+	for n := range w {
+		t := float64((n+1)*c.Skip) / float64(c.Timesteps) * tMax
+		s := float64(n*c.Skip) / float64(c.Timesteps) * tMax
+		w[n] = 1 / math.Max(varsigma(t)-varsigma(s), 1e-6)
+		sum += w[n]
+	}
+	for n := range w {
+		w[n] *= float64(pairs) / sum
+	}
+	return w
 }
 
 // LCM is consistency distillation (arXiv 2310.04378, Alg. 1 with the DDIM solver): per example a
@@ -84,6 +122,7 @@ type LCM struct {
 	tMax    float64
 	classes int
 	self    bool // target from /model (stop-gradient) instead of /ema
+	weights []float64 // per grid pair (lcm.weighting), computed at the first batch
 	nets
 	gStep *trainer.Step
 }
@@ -116,9 +155,12 @@ func NewLCM(cfg Config, lc LCMConfig, teacher Teacher) trainer.MethodFactory {
 
 // inputs draws each example's grid pair: t = t_{n+k}, s = t_n with n/k uniform in {0, …, N/k − 1},
 // and the boundary coefficients of both: x0, ε, t, s, c_skip(t), c_out(t), c_skip(s), c_out(s),
-// cond.
+// cond, and the pair's weight λ (lcm.weighting).
 func (l *LCM) inputs(b *trainer.Batch, rng *rand.Rand) []*tensors.Tensor {
-	t, s := make([]float32, b.B), make([]float32, b.B)
+	t, s, w := make([]float32, b.B), make([]float32, b.B), make([]float32, b.B)
+	if l.weights == nil {
+		l.weights = l.lc.PairWeights(l.teacher.Schedule, l.tMax)
+	}
 	cs := make([][]float32, 4)
 	for j := range cs {
 		cs[j] = make([]float32, b.B)
@@ -128,14 +170,14 @@ func (l *LCM) inputs(b *trainer.Batch, rng *rand.Rand) []*tensors.Tensor {
 		n := rng.IntN(pairs)
 		ti := float64((n+1)*l.lc.Skip) / float64(l.lc.Timesteps) * l.tMax
 		si := float64(n*l.lc.Skip) / float64(l.lc.Timesteps) * l.tMax
-		t[i], s[i] = float32(ti), float32(si)
+		t[i], s[i], w[i] = float32(ti), float32(si), float32(l.weights[n])
 		a, o := l.lc.Boundary(ti, l.tMax)
 		c, d := l.lc.Boundary(si, l.tMax)
 		cs[0][i], cs[1][i], cs[2][i], cs[3][i] = float32(a), float32(o), float32(c), float32(d)
 	}
 	vec := func(v []float32) *tensors.Tensor { return tensors.FromFlatDataAndDimensions(v, b.B) }
 	return []*tensors.Tensor{tensors.FromFlatDataAndDimensions(b.X0, b.B, b.H, b.W, b.C), tensors.FromFlatDataAndDimensions(b.Eps, b.B, b.H, b.W, b.C),
-		vec(t), vec(s), vec(cs[0]), vec(cs[1]), vec(cs[2]), vec(cs[3]), b.CondTensor()}
+		vec(t), vec(s), vec(cs[0]), vec(cs[1]), vec(cs[2]), vec(cs[3]), b.CondTensor(), vec(w)}
 }
 
 // consistency is f(x, t) = c_skip·x + c_out·x̂0(x, t) of the student's weights in scope.
@@ -144,9 +186,9 @@ func (l *LCM) consistency(scope *model.Scope, x, t, cSkip, cOut, cond *Node) *No
 	return Add(Mul(ExpandAxes(cSkip, 1, 2, 3), x), Mul(ExpandAxes(cOut, 1, 2, 3), x0hat))
 }
 
-// loss is mean_b d(f_θ(x_t, t), sg(f_θ⁻(x̂_s, s))). Terms: lcm (the loss).
+// loss is mean_b λ_b·d(f_θ(x_t, t), sg(f_θ⁻(x̂_s, s))). Terms: lcm (the loss).
 func (l *LCM) loss(root *model.Scope, in []*Node) (*Node, map[string]*Node) {
-	x0, eps, t, s, cSkipT, cOutT, cSkipS, cOutS, cond := in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], in[8]
+	x0, eps, t, s, cSkipT, cOutT, cSkipS, cOutS, cond, w := in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], in[8], in[9]
 	sc := newScopes(root)
 	sched := l.teacher.Schedule
 	alpha, sigma := sched.AlphaSigmaNode(ExpandAxes(t, 1, 2, 3))
@@ -162,7 +204,7 @@ func (l *LCM) loss(root *model.Scope, in []*Node) (*Node, map[string]*Node) {
 		trainer.EnsureEMA(root.Store())
 	}
 	target := StopGradient(l.consistency(sc.get(targetScope), xs, s, cSkipS, cOutS, cond))
-	loss := ReduceAllMean(losses.ShiftedReconstruction(f, target, l.lc.Distance, l.lc.HuberC))
+	loss := ReduceAllMean(Mul(w, losses.ShiftedReconstruction(f, target, l.lc.Distance, l.lc.HuberC)))
 	return loss, map[string]*Node{"lcm": loss}
 }
 

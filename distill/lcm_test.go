@@ -61,12 +61,42 @@ func TestLCMBoundary(t *testing.T) {
 	}
 }
 
+// TestLCMPairWeights: uniform weights are all 1; iCT's weights on the cosine schedule are
+// 1/(ς(t) − ς(s)) with ς = tan(πt/2) capped at 80, scaled to mean 1, so they fall with the noise
+// level (checked in closed form at the first and last pair of a 1000/250 grid).
+func TestLCMPairWeights(t *testing.T) {
+	lc := DefaultLCMConfig()
+	lc.Skip = 250
+	sched := models.Schedule{Kind: "cosine"}
+	for _, w := range lc.PairWeights(sched, 1) {
+		if w != 1 {
+			t.Fatalf("uniform weights: %v", lc.PairWeights(sched, 1))
+		}
+	}
+	lc.Weighting = "ict"
+	w := lc.PairWeights(sched, 1)
+	vs := func(t float64) float64 { return math.Min(math.Tan(math.Pi/2*t), 80) }
+	raw := []float64{1 / (vs(0.25) - vs(0)), 1 / (vs(0.5) - vs(0.25)), 1 / (vs(0.75) - vs(0.5)), 1 / (80 - vs(0.75))}
+	sum := raw[0] + raw[1] + raw[2] + raw[3]
+	for i := range raw {
+		if want := raw[i] * 4 / sum; math.Abs(w[i]-want) > 1e-9*want {
+			t.Errorf("ict weight of pair %d: %g, want %g", i, w[i], want)
+		}
+		if i > 0 && !(w[i] < w[i-1]) {
+			t.Errorf("ict weights do not fall with the noise level: %v", w)
+		}
+	}
+	if err := (LCMConfig{Timesteps: 1000, Skip: 20, Guidance: 2, Target: "auto", Distance: "mse", HuberC: 1, SigmaData: 1, TimestepScaling: 1, Weighting: "snr"}).Validate(); err == nil || !strings.Contains(err.Error(), "lcm.weighting") {
+		t.Errorf("bad weighting: %v", err)
+	}
+}
+
 // TestLCMLossFalls: on a fixed batch and fixed pairs, with a slow EMA target network (decay
-// 0.9999: θ⁻ ≈ the initial student, so the target is nearly fixed), the consistency loss of a
-// full fine-tune falls: its mean over the last 5 of 40 steps is below 0.7× the first 5's.
+// 0.9999: θ⁻ ≈ the initial student, so the target is nearly fixed), the iCT-weighted consistency
+// loss of a full fine-tune falls: its mean over the last 5 of 40 steps is below 0.7× the first 5's.
 func TestLCMLossFalls(t *testing.T) {
 	lc := DefaultLCMConfig()
-	lc.Distance = "mse"
+	lc.Distance, lc.Weighting = "mse", "ict"
 	job := tinyJob(t.TempDir(), 40)
 	job.Trainer.LR, job.Trainer.EMADecay = 3e-3, 0.9999
 	l, _ := newTestLCM(t, lc, job)
