@@ -160,6 +160,15 @@ func checkLCMLoRA(t *testing.T, target string) {
 	if moved == 0 {
 		t.Fatal("no adapter moved")
 	}
+	want := 0 // rank 2 on every attention and residual-conv layer: down [in·k·k, 2], up [2, out]
+	for path, v := range snapshot(t, store, trainer.ModelScope) {
+		if strings.HasSuffix(path, "lora_down") || strings.HasSuffix(path, "lora_up") {
+			want += len(v)
+		}
+	}
+	if n, base := trainer.AdapterParams(store); n != want || n == 0 || base == 0 {
+		t.Errorf("AdapterParams: %d adapters of %d base parameters, want %d adapters", n, base, want)
+	}
 	if target != "ema" {
 		return
 	}

@@ -254,6 +254,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 	batch := r.newBatch()
 	lastLog, lastLogStep := time.Now(), r.hs.Step
 	start := time.Now()
+	firstStep := true
 	for r.hs.Step < cfg.Steps {
 		if ctx.Err() != nil {
 			return res, r.interrupted()
@@ -268,6 +269,12 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		if !out.Applied {
 			return res, r.nonFinite(out)
 		}
+		if firstStep && r.opt.Out != nil {
+			if n, total := AdapterParams(r.store); n > 0 {
+				fmt.Fprintf(r.opt.Out, "LoRA: %d adapter parameters trained, %.1f%% of the model's %d (base frozen)\n", n, 100*float64(n)/float64(total), total)
+			}
+		}
+		firstStep = false
 		r.hs.Step++
 		r.hs.Data = r.stream.Position()
 		res.Steps, res.LastLoss = r.hs.Step, out.Loss

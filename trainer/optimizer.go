@@ -74,6 +74,22 @@ func IsAdapter(v *model.Variable) bool {
 	return base == "lora_down" || base == "lora_up"
 }
 
+// AdapterParams counts the LoRA adapter parameters under /model and the model's own (the base's)
+// parameters there, adapters excluded.
+func AdapterParams(store *model.Store) (adapters, base int) {
+	for v := range store.IterVariables() {
+		if !strings.HasPrefix(v.Path(), "/"+ModelScope+"/") {
+			continue
+		}
+		if IsAdapter(v) {
+			adapters += v.Shape().Size()
+		} else {
+			base += v.Shape().Size()
+		}
+	}
+	return adapters, base
+}
+
 // stateVar returns the non-trainable variable at path, creating it with the given value if missing.
 func stateVar(store *model.Store, path string, init func() *tensors.Tensor) *model.Variable {
 	v := store.GetVariable(path)
