@@ -129,15 +129,7 @@ func TestLCMLoRAOnDiT(t *testing.T) {
 		return job
 	}, func() trainer.MethodFactory { return NewLCM(cfg, DefaultLCMConfig(), teacher) }, 2)
 	p.checkExact(t, 4, func(int) []string { return []string{"lcm"} })
-	adapters := 0
-	for name := range p.ta {
-		if strings.HasSuffix(name, "/lora_up") {
-			adapters++
-		}
-	}
-	if adapters == 0 {
-		t.Fatal("no adapters in the LCM-LoRA checkpoint")
-	}
+	p.checkAdapters(t, "LCM-LoRA")
 }
 
 // TestPeRFlowOnDiT: PeRFlow distils the caption-conditioned transformer teacher; resume is exact.

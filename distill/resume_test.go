@@ -53,6 +53,17 @@ func straightAndResumed(t *testing.T, job func(dir string) trainer.Job, method f
 // checkExact fails unless both runs logged the same records (every term of want(step), present
 // and finite, equal) and ended with bit-identical checkpoints; it returns the number of tensors
 // per top-level scope.
+// checkAdapters fails the test when the straight run's checkpoint holds no LoRA adapter (lora_up).
+func (p runPair) checkAdapters(t *testing.T, what string) {
+	t.Helper()
+	for name := range p.ta {
+		if strings.HasSuffix(name, "/lora_up") {
+			return
+		}
+	}
+	t.Fatalf("no adapters in the %s checkpoint", what)
+}
+
 func (p runPair) checkExact(t *testing.T, steps int, want func(step int) []string) map[string]int {
 	t.Helper()
 	if len(p.ra) != steps || len(p.rb) != steps {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
@@ -126,13 +125,5 @@ func TestPeRFlowLoRAOnTextTeacher(t *testing.T) {
 		return job
 	}, func() trainer.MethodFactory { return NewPeRFlow(cfg, pc, teacher) }, 2)
 	p.checkExact(t, 4, func(int) []string { return []string{"perflow"} })
-	adapters := 0
-	for name := range p.ta {
-		if strings.HasSuffix(name, "/lora_up") {
-			adapters++
-		}
-	}
-	if adapters == 0 {
-		t.Fatal("no adapters in the PeRFlow-LoRA checkpoint")
-	}
+	p.checkAdapters(t, "PeRFlow-LoRA")
 }
