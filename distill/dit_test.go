@@ -132,13 +132,19 @@ func TestLCMLoRAOnDiT(t *testing.T) {
 	p.checkAdapters(t, "LCM-LoRA")
 }
 
-// TestPeRFlowOnDiT: PeRFlow distils the caption-conditioned transformer teacher; resume is exact.
-func TestPeRFlowOnDiT(t *testing.T) {
-	teacher := ditTeacherFixture(t)
+// testPeRFlow is the PeRFlow setup of the fixture tests: the teacher's run, 2 teacher steps per window.
+func testPeRFlow(teacher Teacher) (Config, PeRFlowConfig) {
 	cfg, _ := testLADD()
 	cfg.Teacher, cfg.Method = string(teacher.Dir), "perflow"
 	pc := DefaultPeRFlowConfig()
 	pc.TeacherSteps = 2
+	return cfg, pc
+}
+
+// TestPeRFlowOnDiT: PeRFlow distils the caption-conditioned transformer teacher; resume is exact.
+func TestPeRFlowOnDiT(t *testing.T) {
+	teacher := ditTeacherFixture(t)
+	cfg, pc := testPeRFlow(teacher)
 	p := straightAndResumed(t, func(dir string) trainer.Job { return ditJob(t, dir, 4) },
 		func() trainer.MethodFactory { return NewPeRFlow(cfg, pc, teacher) }, 2)
 	p.checkExact(t, 4, func(int) []string { return []string{"perflow"} })

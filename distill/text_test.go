@@ -115,10 +115,7 @@ func TestLCMOnTextTeacher(t *testing.T) {
 // teacher (its cross-attention included); resume is exact and the checkpoint holds adapters.
 func TestPeRFlowLoRAOnTextTeacher(t *testing.T) {
 	teacher := textTeacherFixture(t)
-	cfg, _ := testLADD()
-	cfg.Teacher, cfg.Method = string(teacher.Dir), "perflow"
-	pc := DefaultPeRFlowConfig()
-	pc.TeacherSteps = 2
+	cfg, pc := testPeRFlow(teacher)
 	p := straightAndResumed(t, func(dir string) trainer.Job {
 		job := textJob(t, dir, 4)
 		job.Model.LoRA = &models.LoRAConfig{Rank: 2, Targets: []string{"attention", "conv"}}
