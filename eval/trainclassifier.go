@@ -47,7 +47,7 @@ const (
 )
 
 // ClassifierFor returns the cached classifier of a dataset (see CachePath), training and
-// caching it first when there is none.
+// caching it first when there is none; while another process trains it, it waits for its file.
 func ClassifierFor(backend compute.Backend, cfg data.Config, out io.Writer) (*TrainedClassifier, error) {
 	cfg = ClassifierData(cfg)
 	path, err := CachePath(cfg.Train, cfg.ImageSize, cfg.Channels, cfg.NumClasses)
@@ -58,6 +58,17 @@ func ClassifierFor(backend compute.Backend, cfg data.Config, out io.Writer) (*Tr
 		return tc, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
+	}
+	release, ready, err := lockCache(path, out)
+	if err != nil {
+		return nil, err
+	}
+	if ready {
+		return LoadClassifier(path)
+	}
+	defer release()
+	if tc, err := LoadClassifier(path); err == nil { // written just before the lock was taken
+		return tc, nil
 	}
 	if out != nil {
 		fmt.Fprintf(out, "no cached classifier for %s: training one (cached as %s)\n", cfg.Train, path)
