@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -23,6 +24,9 @@ var (
 // it) or until another process has written the file (ready: load it instead of training).
 func lockCache(path string, out io.Writer) (release func(), ready bool, err error) {
 	lock := path + ".lock"
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, false, fmt.Errorf("classifier cache: %w", err)
+	}
 	told := false
 	for {
 		f, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)

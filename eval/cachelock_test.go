@@ -13,7 +13,7 @@ import (
 func TestCacheLock(t *testing.T) {
 	defer func(p, s time.Duration) { lockPollEvery, lockStaleAfter = p, s }(lockPollEvery, lockStaleAfter)
 	lockPollEvery, lockStaleAfter = 10*time.Millisecond, time.Hour
-	path := filepath.Join(t.TempDir(), "c.safetensors")
+	path := filepath.Join(t.TempDir(), "classifiers", "c.safetensors") // the directory does not exist yet
 	release, ready, err := lockCache(path, nil)
 	if err != nil || ready {
 		t.Fatalf("first lock: ready %v, %v", ready, err)
