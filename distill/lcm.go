@@ -121,7 +121,7 @@ type LCM struct {
 	lc      LCMConfig
 	tMax    float64
 	classes int
-	self    bool // target from /model (stop-gradient) instead of /ema
+	self    bool      // target from /model (stop-gradient) instead of /ema
 	weights []float64 // per grid pair (lcm.weighting), computed at the first batch
 	nets
 	gStep *trainer.Step

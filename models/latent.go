@@ -116,5 +116,7 @@ func LatentDecodeFunc(src LatentSource, tiny *TinyDecoderConfig, frozen bool, se
 		return nil, err
 	}
 	ae.Frozen = frozen
-	return func(scope *model.Scope, z *Node) *Node { return ae.Decode(scope, src.Norm.Denormalize(z), src.Channels) }, nil
+	return func(scope *model.Scope, z *Node) *Node {
+		return ae.Decode(scope, src.Norm.Denormalize(z), src.Channels)
+	}, nil
 }
