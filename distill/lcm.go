@@ -78,6 +78,11 @@ func (c LCMConfig) Boundary(t, tMax float64) (cSkip, cOut float64) {
 	return sd2 / (st*st + sd2), st / math.Sqrt(st*st+sd2)
 }
 
+// Pair returns the times of grid pair n: t = t_{(n+1)k}, s = t_{nk} with t_m = m/N·tMax.
+func (c LCMConfig) Pair(n int, tMax float64) (t, s float64) {
+	return float64((n+1)*c.Skip) / float64(c.Timesteps) * tMax, float64(n*c.Skip) / float64(c.Timesteps) * tMax
+}
+
 // PairWeights returns the weight of each grid pair n = 0 … N/k − 1 (t = t_{n+k}, s = t_n) under
 // c.Weighting: all 1 (uniform), or iCT's 1/(ς(t) − ς(s)), ς = min(σ/α, 80), scaled to mean 1.
 func (c LCMConfig) PairWeights(sched models.Schedule, tMax float64) []float64 {
@@ -98,8 +103,7 @@ func (c LCMConfig) PairWeights(sched models.Schedule, tMax float64) []float64 {
 	}
 	sum := 0.0
 	for n := range w {
-		t := float64((n+1)*c.Skip) / float64(c.Timesteps) * tMax
-		s := float64(n*c.Skip) / float64(c.Timesteps) * tMax
+		t, s := c.Pair(n, tMax)
 		w[n] = 1 / math.Max(varsigma(t)-varsigma(s), 1e-6)
 		sum += w[n]
 	}
@@ -122,7 +126,7 @@ type LCM struct {
 	tMax    float64
 	classes int
 	self    bool      // target from /model (stop-gradient) instead of /ema
-	weights []float64 // per grid pair (lcm.weighting), computed at the first batch
+	weights []float64 // per grid pair (lcm.weighting)
 	nets
 	gStep *trainer.Step
 }
@@ -143,9 +147,7 @@ func NewLCM(cfg Config, lc LCMConfig, teacher Teacher) trainer.MethodFactory {
 		if l.nets, err = prepareStudent(store, cfg, teacher, job, resumed); err != nil {
 			return nil, err
 		}
-		if !l.self {
-			trainer.EnsureEMA(store) // a LoRA student's EMA adapters come with the graph (loss)
-		}
+		l.weights = lc.PairWeights(l.teacher.Schedule, l.tMax)
 		if l.gStep, err = trainer.NewTermsStep(backend, store, job.Trainer, trainer.ModelScope, true, l.loss); err != nil {
 			return nil, err
 		}
@@ -158,9 +160,6 @@ func NewLCM(cfg Config, lc LCMConfig, teacher Teacher) trainer.MethodFactory {
 // cond, and the pair's weight λ (lcm.weighting).
 func (l *LCM) inputs(b *trainer.Batch, rng *rand.Rand) []*tensors.Tensor {
 	t, s, w := make([]float32, b.B), make([]float32, b.B), make([]float32, b.B)
-	if l.weights == nil {
-		l.weights = l.lc.PairWeights(l.teacher.Schedule, l.tMax)
-	}
 	cs := make([][]float32, 4)
 	for j := range cs {
 		cs[j] = make([]float32, b.B)
@@ -168,8 +167,7 @@ func (l *LCM) inputs(b *trainer.Batch, rng *rand.Rand) []*tensors.Tensor {
 	pairs := l.lc.Timesteps / l.lc.Skip
 	for i := range b.B {
 		n := rng.IntN(pairs)
-		ti := float64((n+1)*l.lc.Skip) / float64(l.lc.Timesteps) * l.tMax
-		si := float64(n*l.lc.Skip) / float64(l.lc.Timesteps) * l.tMax
+		ti, si := l.lc.Pair(n, l.tMax)
 		t[i], s[i], w[i] = float32(ti), float32(si), float32(l.weights[n])
 		a, o := l.lc.Boundary(ti, l.tMax)
 		c, d := l.lc.Boundary(si, l.tMax)
