@@ -9,11 +9,6 @@
 # ONNX Runtime (FEWSTEP_BIN=bin/fewstep-onnx and GOMLX_BACKEND set); N=1000 for a quick table.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
-finetune() {
-  local run=$1
-  shift
-  if ls "$run"/checkpoints/ckpt-*.safetensors >/dev/null 2>&1; then "$bin" finetune -resume "$run"; else "$bin" finetune "$@"; fi
-}
 for m in lcm lcm-lora perflow perflow-lora; do distill runs/mnist-$m -config mnist-$m; done
 scored=data/mnist-train-scored.parquet
 [ -f "$scored" ] || "$bin" data score -data data/mnist-train.parquet -scorer classifier -out "$scored"

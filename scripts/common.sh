@@ -1,7 +1,7 @@
 # Sourced by the distillation recipes (ladd.sh, imagineflash.sh, sdxs.sh): the Go environment, the
 # binary ($bin: FEWSTEP_BIN, default bin/fewstep, built here), the quickstart teacher ($teacher,
-# which must exist) and distill RUN_DIR ARGS…, which resumes RUN_DIR when it has a checkpoint and
-# otherwise starts `fewstep distill ARGS…`.
+# which must exist) and distill|finetune RUN_DIR ARGS…, which resume RUN_DIR when it has a
+# checkpoint and otherwise start `fewstep distill|finetune ARGS…`.
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
 bin=${FEWSTEP_BIN:-bin/fewstep}
@@ -11,12 +11,14 @@ if ! ls "$teacher"/checkpoints/ckpt-*.safetensors >/dev/null 2>&1; then
   echo "no teacher in $teacher: run 'make quickstart' first" >&2
   exit 1
 fi
-distill() {
-  local run=$1
-  shift
+resumable() {
+  local cmd=$1 run=$2
+  shift 2
   if ls "$run"/checkpoints/ckpt-*.safetensors >/dev/null 2>&1; then
-    "$bin" distill -resume "$run"
+    "$bin" "$cmd" -resume "$run"
   else
-    "$bin" distill "$@"
+    "$bin" "$cmd" "$@"
   fi
 }
+distill() { resumable distill "$@"; }
+finetune() { resumable finetune "$@"; }
