@@ -26,6 +26,10 @@ type PeRFlowConfig struct {
 	// student's prediction, read as a DDIM step from t to the window's end, lands on the line's
 	// end). The velocity parameterization of a flow model is not built.
 	Parameterization string `mapstructure:"parameterization"`
+	// StartFraction is the share of examples trained exactly at their window's start t = t_hi, the
+	// only time a K-step sampler queries; the rest draw t uniformly in (t_lo, t_hi] as in the paper
+	// (0: the paper's uniform draw; 1: only the K sampling times).
+	StartFraction float64 `mapstructure:"start_fraction"`
 }
 
 // DefaultPeRFlowConfig: 4 windows, 4 teacher steps per window, the teachers' CFG 2.
@@ -42,6 +46,8 @@ func (c PeRFlowConfig) Validate() error {
 		return fmt.Errorf("perflow.teacher_steps: must be positive, got %d", c.TeacherSteps)
 	case !(c.Guidance >= 1):
 		return fmt.Errorf("perflow.guidance: must be >= 1, got %g", c.Guidance)
+	case !(c.StartFraction >= 0 && c.StartFraction <= 1):
+		return fmt.Errorf("perflow.start_fraction: must be in [0, 1], got %g", c.StartFraction)
 	case c.Parameterization != "eps":
 		return fmt.Errorf("perflow.parameterization: %q: only eps (the teacher's output head) is built", c.Parameterization)
 	}
@@ -97,6 +103,9 @@ func (p *PeRFlow) inputs(b *trainer.Batch, rng *rand.Rand) []*tensors.Tensor {
 		l, h := j/k*p.tMax, (j+1)/k*p.tMax
 		lo[i], hi[i] = float32(l), float32(h)
 		t[i] = float32(h - rng.Float64()*(h-l)) // (lo, hi]
+		if p.pc.StartFraction > 0 && rng.Float64() < p.pc.StartFraction {
+			t[i] = float32(h)
+		}
 	}
 	vec := func(v []float32) *tensors.Tensor { return tensors.FromFlatDataAndDimensions(v, b.B) }
 	return []*tensors.Tensor{tensors.FromFlatDataAndDimensions(b.X0, b.B, b.H, b.W, b.C), tensors.FromFlatDataAndDimensions(b.Eps, b.B, b.H, b.W, b.C),

@@ -3,6 +3,7 @@ package distill
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	. "github.com/gomlx/gomlx/core/graph"
@@ -72,5 +73,34 @@ func TestPeRFlowLossFalls(t *testing.T) {
 	t.Logf("perflow loss %.5f -> %.5f", first, last)
 	if !(last < first*2/3) {
 		t.Fatalf("perflow loss %g -> %g, want a fall of a third", first, last)
+	}
+}
+
+// TestPeRFlowStartFraction: with start_fraction 1 every example sits at its window's start t_hi;
+// with 0 none does (t uniform in (t_lo, t_hi]); out-of-range values are refused by name.
+func TestPeRFlowStartFraction(t *testing.T) {
+	for _, f := range []float64{0, 1} {
+		p := &PeRFlow{pc: DefaultPeRFlowConfig(), tMax: 1}
+		p.pc.StartFraction = f
+		b := fakeBatch(rand.New(rand.NewPCG(5, 5)), 64)
+		in := p.inputs(b, rand.New(rand.NewPCG(2, 2)))
+		lo, hi, tt := in[2].Value().([]float32), in[3].Value().([]float32), in[4].Value().([]float32)
+		atStart := 0
+		for i := range tt {
+			if !(tt[i] > lo[i] && tt[i] <= hi[i]) || hi[i]-lo[i] != 0.25 {
+				t.Fatalf("fraction %g, example %d: t %g outside (%g, %g]", f, i, tt[i], lo[i], hi[i])
+			}
+			if tt[i] == hi[i] {
+				atStart++
+			}
+		}
+		if want := int(f) * len(tt); atStart != want {
+			t.Errorf("fraction %g: %d of %d examples at the window start, want %d", f, atStart, len(tt), want)
+		}
+	}
+	pc := DefaultPeRFlowConfig()
+	pc.StartFraction = 1.5
+	if err := pc.Validate(); err == nil || !strings.Contains(err.Error(), "perflow.start_fraction") {
+		t.Errorf("start_fraction 1.5: got %v, want an error naming perflow.start_fraction", err)
 	}
 }

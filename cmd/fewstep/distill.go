@@ -62,8 +62,8 @@ func distillMethod(cfg *configs.Run) (trainer.MethodFactory, string, error) {
 		return distill.NewSDXS(cfg.Distill, cfg.SDXS, teacher), header, err
 	case "perflow":
 		pc := cfg.PeRFlow
-		return distill.NewPeRFlow(cfg.Distill, pc, teacher), fmt.Sprintf("perflow of %s: %d windows, %d guided (cfg %g) teacher DDIM steps each, eps-preserving",
-			teacher.Dir, pc.Windows, pc.TeacherSteps, pc.Guidance), nil
+		return distill.NewPeRFlow(cfg.Distill, pc, teacher), fmt.Sprintf("perflow of %s: %d windows, %d guided (cfg %g) teacher DDIM steps each, eps-preserving, %g of the examples at the window start",
+			teacher.Dir, pc.Windows, pc.TeacherSteps, pc.Guidance, pc.StartFraction), nil
 	case "lcm":
 		lc := cfg.LCM
 		return distill.NewLCM(cfg.Distill, lc, teacher), fmt.Sprintf("lcm of %s: consistency pairs of a %d-step grid skipping %d, teacher guidance %g, %s distance",
