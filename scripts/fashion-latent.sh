@@ -2,7 +2,8 @@
 # `make fashion-latent` (part 15): latent diffusion on Fashion-MNIST, end to end. Trains the
 # autoencoder (configs/fashion-autoencoder.yaml) unless runs/fashion-autoencoder has a checkpoint,
 # scores its reconstructions (PSNR, SSIM, rFID), encodes the train and test splits to 8x8x4
-# latents (data/fashion-{train,test}-latent.parquet, re-encoded whenever the autoencoder is newer),
+# latents normalized per channel (data/fashion-{train,test}-latent.parquet, re-encoded whenever the
+# autoencoder is newer),
 # trains (or resumes) the latent teacher, the tiny decoder, the latent LADD student and the pruned
 # one-step SDXS student (on noise–latent pairs), and evaluates them next to the pixel teacher
 # (runs/fashion-teacher, if trained), then the full SDXS pipeline (student + tiny decoder) next to
@@ -26,8 +27,10 @@ ls "$ae"/checkpoints/ckpt-*.safetensors >/dev/null 2>&1 || "$bin" train -config 
 newest=$(ls "$ae"/checkpoints/ckpt-*.safetensors | tail -1)
 for split in train test; do
   out=data/fashion-$split-latent.parquet
-  if [ ! -f "$out" ] || [ "$newest" -nt "$out" ]; then
-    "$bin" data encode -autoencoder "$ae" -data data/fashion-$split.parquet -out "$out"
+  # per-channel normalized latents (-norm channel): the latent teacher's FID 52.6 -> 29.9 (README, part 15);
+  # a file written before with LDM's one global scale (no channel_norm in its metadata) is re-encoded
+  if [ ! -f "$out" ] || [ "$newest" -nt "$out" ] || ! grep -q channel_norm "$out"; then
+    "$bin" data encode -norm channel -autoencoder "$ae" -data data/fashion-$split.parquet -out "$out"
   fi
 done
 train_or_resume fashion-latent-teacher train
