@@ -164,9 +164,8 @@ func (l *LCM) inputs(b *trainer.Batch, rng *rand.Rand) []*tensors.Tensor {
 	for j := range cs {
 		cs[j] = make([]float32, b.B)
 	}
-	pairs := l.lc.Timesteps / l.lc.Skip
 	for i := range b.B {
-		n := rng.IntN(pairs)
+		n := rng.IntN(len(l.weights)) // one weight per grid pair
 		ti, si := l.lc.Pair(n, l.tMax)
 		t[i], s[i], w[i] = float32(ti), float32(si), float32(l.weights[n])
 		a, o := l.lc.Boundary(ti, l.tMax)

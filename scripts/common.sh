@@ -1,13 +1,14 @@
-# Sourced by the distillation recipes (ladd.sh, imagineflash.sh, sdxs.sh): the Go environment, the
-# binary ($bin: FEWSTEP_BIN, default bin/fewstep, built here), the quickstart teacher ($teacher,
-# which must exist) and distill|finetune RUN_DIR ARGS…, which resume RUN_DIR when it has a
-# checkpoint and otherwise start `fewstep distill|finetune ARGS…`.
+# Sourced by the recipes (ladd.sh, imagineflash.sh, sdxs.sh, accelerators.sh, fashion-latent.sh):
+# the Go environment, the binary ($bin: FEWSTEP_BIN, default bin/fewstep, built here), the
+# quickstart teacher ($teacher, which must exist unless the recipe sets no_teacher=1 before
+# sourcing) and resumable VERB RUN_DIR ARGS… (distill RUN_DIR ARGS…, finetune RUN_DIR ARGS…), which
+# resume RUN_DIR when it has a checkpoint and otherwise start `fewstep VERB ARGS…`.
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
 bin=${FEWSTEP_BIN:-bin/fewstep}
 [ "$bin" = bin/fewstep ] && go build -o bin/fewstep ./cmd/fewstep
 teacher=runs/mnist-teacher
-if ! ls "$teacher"/checkpoints/ckpt-*.safetensors >/dev/null 2>&1; then
+if [ "${no_teacher:-0}" != 1 ] && ! ls "$teacher"/checkpoints/ckpt-*.safetensors >/dev/null 2>&1; then
   echo "no teacher in $teacher: run 'make quickstart' first" >&2
   exit 1
 fi
