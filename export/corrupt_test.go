@@ -214,6 +214,9 @@ func TestReadModelRejectsBadContents(t *testing.T) {
 		{"unknown schedule", nil, func(md map[string]string) {
 			md[KeyDiffusion] = strings.Replace(md[KeyDiffusion], `"cosine"`, `"sqrt"`, 1)
 		}, []string{`metadata fewstep.diffusion: diffusion.schedule: unknown value "sqrt"`}},
+		{"bad shift", nil, func(md map[string]string) {
+			md[KeyDiffusion] = strings.Replace(md[KeyDiffusion], `"shift":1`, `"shift":-2`, 1)
+		}, []string{"metadata fewstep.diffusion: diffusion.shift: must be a positive number"}},
 		{"classes disagree", nil, func(md map[string]string) {
 			md[KeyData] = strings.Replace(md[KeyData], `"num_classes":10`, `"num_classes":9`, 1)
 		}, []string{"num_classes 10 disagrees with fewstep.data num_classes 9"}},
@@ -252,6 +255,28 @@ func TestReadModelRejectsBadContents(t *testing.T) {
 			}
 			expectReadError(t, writeRaw(t, ts, md), tc.wants...)
 		})
+	}
+}
+
+// TestReadModelWithoutShift: files written before diffusion.shift existed lack the key and read as
+// unshifted; every other fewstep.diffusion key stays required.
+func TestReadModelWithoutShift(t *testing.T) {
+	m := tinyModel(t)
+	md, err := m.metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md[KeyDiffusion], `"shift":1`) {
+		t.Fatalf("fewstep.diffusion %s lacks \"shift\":1", md[KeyDiffusion])
+	}
+	md[KeyDiffusion] = strings.Replace(md[KeyDiffusion], `,"shift":1`, ``, 1)
+	md[KeyDiffusion] = strings.Replace(md[KeyDiffusion], `"shift":1,`, ``, 1)
+	got, err := ReadModel(writeRaw(t, m.Tensors, md))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Diffusion.Shift != 1 {
+		t.Errorf("Diffusion.Shift = %g, want 1", got.Diffusion.Shift)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 
 	"github.com/fewstep/fewstep/data"
+	"github.com/fewstep/fewstep/models"
 )
 
 // knownKeys are the metadata keys of Format; any other "fewstep." key is an error.
@@ -128,6 +129,25 @@ func decodeMap(m map[string]any, out any, all bool) error {
 	return dec.Decode(m)
 }
 
+// parseDiffusion decodes fewstep.diffusion strictly (every key present, none unknown), except
+// `shift`, which files written before it existed lack: they are unshifted (1).
+func parseDiffusion(md map[string]string, out *models.DiffusionConfig) error {
+	var m map[string]any
+	if err := decodeJSON(md, KeyDiffusion, &m); err != nil {
+		return err
+	}
+	if m == nil {
+		return fmt.Errorf("metadata %s: want a JSON object, got null", KeyDiffusion)
+	}
+	if _, ok := m["shift"]; !ok {
+		m["shift"] = 1.0
+	}
+	if err := decodeMap(m, out, true); err != nil {
+		return fmt.Errorf("metadata %s: %w", KeyDiffusion, err)
+	}
+	return nil
+}
+
 // parseMetadata decodes every key of md into m (tensors aside).
 func parseMetadata(md map[string]string, m *Model) error {
 	if err := checkKeys(md); err != nil {
@@ -136,7 +156,7 @@ func parseMetadata(md map[string]string, m *Model) error {
 	if _, err := decodeSection(md, KeyModel, &m.Model, true); err != nil {
 		return err
 	}
-	if _, err := decodeSection(md, KeyDiffusion, &m.Diffusion, true); err != nil {
+	if err := parseDiffusion(md, &m.Diffusion); err != nil {
 		return err
 	}
 	m.Data = data.DefaultConfig() // the data section does not shape the network: keys it lacks take their defaults

@@ -22,11 +22,18 @@ type DiffusionConfig struct {
 	BetaMax float64 `mapstructure:"beta_max"`
 	// TMax is the largest time used in training and the start time of sampling.
 	TMax float64 `mapstructure:"t_max"`
+	// Shift s rescales the schedule's noise-to-signal ratio: σ̄'(t) = s·σ̄(t) with σ̄ = σ/α, i.e.
+	// logSNR'(t) = logSNR(t) − 2·log s, mapped back into the same family (VP: α'² + σ'² = 1; flow:
+	// α' + σ' = 1, where it is SD3's t' = s·t/(1 + (s−1)·t), Esser et al. arXiv 2403.03206 §5.3.2).
+	// The resolution-dependent shift of "simple diffusion" (Hoogeboom et al., arXiv 2301.11093 §3.1):
+	// s > 1 puts more of training and sampling at high noise (larger images), s < 1 at low noise
+	// (small inputs such as 8×8 latents). The end points t = 0 and α(1) = 0 are kept. 1 = unshifted.
+	Shift float64 `mapstructure:"shift"`
 }
 
 // DefaultDiffusionConfig: cosine schedule, v-prediction (well defined at every t, including t=1).
 func DefaultDiffusionConfig() DiffusionConfig {
-	return DiffusionConfig{Schedule: "cosine", Prediction: "v", BetaMin: 0.1, BetaMax: 20, TMax: 1}
+	return DiffusionConfig{Schedule: "cosine", Prediction: "v", BetaMin: 0.1, BetaMax: 20, TMax: 1, Shift: 1}
 }
 
 // Schedules and Predictions list the accepted values.
@@ -46,6 +53,9 @@ func (c DiffusionConfig) Validate() error {
 	if c.BetaMin <= 0 || c.BetaMax <= c.BetaMin {
 		return fmt.Errorf("diffusion.beta_min/beta_max: need 0 < beta_min < beta_max, got %g, %g", c.BetaMin, c.BetaMax)
 	}
+	if !(c.Shift > 0) || math.IsInf(c.Shift, 0) {
+		return fmt.Errorf("diffusion.shift: must be a positive number (1 = unshifted), got %g", c.Shift)
+	}
 	if !(c.TMax > 0 && c.TMax <= 1) {
 		return fmt.Errorf("diffusion.t_max: must be in (0, 1], got %g", c.TMax)
 	}
@@ -57,17 +67,41 @@ func (c DiffusionConfig) Validate() error {
 
 // Sched returns the schedule of the config.
 func (c DiffusionConfig) Sched() Schedule {
-	return Schedule{Kind: c.Schedule, BetaMin: c.BetaMin, BetaMax: c.BetaMax}
+	return Schedule{Kind: c.Schedule, BetaMin: c.BetaMin, BetaMax: c.BetaMax, Shift: c.Shift}
 }
 
 // Schedule gives alpha(t) and sigma(t) on the host (float64) and in the graph.
 type Schedule struct {
 	Kind             string
 	BetaMin, BetaMax float64
+	// Shift is DiffusionConfig.Shift; 0 and 1 both mean unshifted.
+	Shift float64
 }
+
+// shifted reports whether the schedule has a shift other than 1.
+func (s Schedule) shifted() bool { return s.Shift != 0 && s.Shift != 1 }
 
 // AlphaSigma returns alpha(t), sigma(t) for a host time t in [0, 1].
 func (s Schedule) AlphaSigma(t float64) (alpha, sigma float64) {
+	a, b := s.base(t)
+	if !s.shifted() {
+		return a, b
+	}
+	d := s.shiftNorm(a, b)
+	return a / d, s.Shift * b / d
+}
+
+// shiftNorm is the normalizer of the shifted schedule at the base (α, σ): α' = α/d, σ' = s·σ/d with
+// d = √(α² + s²σ²) for the VP schedules and α + s·σ for flow.
+func (s Schedule) shiftNorm(a, b float64) float64 {
+	if s.Kind == "flow" {
+		return a + s.Shift*b
+	}
+	return math.Hypot(a, s.Shift*b)
+}
+
+// base is the unshifted alpha(t), sigma(t).
+func (s Schedule) base(t float64) (alpha, sigma float64) {
 	switch s.Kind {
 	case "cosine":
 		return math.Cos(math.Pi / 2 * t), math.Sin(math.Pi / 2 * t)
@@ -82,6 +116,22 @@ func (s Schedule) AlphaSigma(t float64) (alpha, sigma float64) {
 
 // AlphaSigmaNode is AlphaSigma in the graph. t: any shape → alpha, sigma of the same shape.
 func (s Schedule) AlphaSigmaNode(t *Node) (alpha, sigma *Node) {
+	a, b := s.baseNode(t)
+	if !s.shifted() {
+		return a, b
+	}
+	sb := MulScalar(b, s.Shift)
+	var d *Node
+	if s.Kind == "flow" {
+		d = Add(a, sb)
+	} else {
+		d = Sqrt(Add(Square(a), Square(sb)))
+	}
+	return Div(a, d), Div(sb, d)
+}
+
+// baseNode is the unshifted AlphaSigmaNode.
+func (s Schedule) baseNode(t *Node) (alpha, sigma *Node) {
 	switch s.Kind {
 	case "cosine":
 		a := MulScalar(t, math.Pi/2)
@@ -142,11 +192,30 @@ func (p Prediction) X0Eps(xt, pred, alpha, sigma *Node) (x0, eps *Node) {
 // these schedules is dx/dt = α'(t)·x̂0 + σ'(t)·ε̂ (the conditional path x_t = α·x0 + σ·ε
 // differentiated in t, averaged over the posterior). For linear, σ' diverges at t → 0.
 func (s Schedule) Derivatives(t float64) (dAlpha, dSigma float64) {
+	da, db := s.baseDerivatives(t)
+	if !s.shifted() {
+		return da, db
+	}
+	// α' = a/d, σ' = s·b/d: d(a/d)/dt = a_t/d − a·d_t/d², with d_t = (a·a_t + s²·b·b_t)/d (VP) or
+	// a_t + s·b_t (flow).
+	a, b := s.base(t)
+	d := s.shiftNorm(a, b)
+	var dd float64
+	if s.Kind == "flow" {
+		dd = da + s.Shift*db
+	} else {
+		dd = (a*da + s.Shift*s.Shift*b*db) / d
+	}
+	return da/d - a*dd/(d*d), s.Shift * (db/d - b*dd/(d*d))
+}
+
+// baseDerivatives is the unshifted Derivatives.
+func (s Schedule) baseDerivatives(t float64) (dAlpha, dSigma float64) {
 	switch s.Kind {
 	case "cosine":
 		return -math.Pi / 2 * math.Sin(math.Pi/2*t), math.Pi / 2 * math.Cos(math.Pi/2*t)
 	case "linear":
-		alpha, sigma := s.AlphaSigma(t)
+		alpha, sigma := s.base(t)
 		dAlpha = alpha * (-0.5*t*(s.BetaMax-s.BetaMin) - 0.5*s.BetaMin)
 		return dAlpha, -alpha * dAlpha / sigma
 	case "flow":

@@ -121,3 +121,58 @@ func TestScheduleDerivativesAndInverse(t *testing.T) {
 		}
 	}
 }
+
+// TestScheduleShift: diffusion.shift s moves every schedule's logSNR by exactly −2·log s, stays in
+// its family (VP: α² + σ² = 1; flow: α + σ = 1, where it is SD3's t' = s·t/(1 + (s−1)·t)), keeps
+// the end points, and its derivatives and graph form agree with the host values.
+func TestScheduleShift(t *testing.T) {
+	backend := testBackend(t)
+	times := []float32{0.05, 0.2, 0.5, 0.8, 0.97}
+	for _, kind := range Schedules {
+		base := Schedule{Kind: kind, BetaMin: 0.1, BetaMax: 20}
+		for _, shift := range []float64{0.25, 3} {
+			s := base
+			s.Shift = shift
+			if a, sg := s.AlphaSigma(0); math.Abs(a-1) > 1e-12 || math.Abs(sg) > 1e-12 {
+				t.Errorf("%s shift %g: alpha(0), sigma(0) = %g, %g", kind, shift, a, sg)
+			}
+			if a, _ := s.AlphaSigma(1); kind != "linear" && math.Abs(a) > 1e-12 {
+				t.Errorf("%s shift %g: alpha(1) = %g, want 0", kind, shift, a)
+			}
+			outs := MustExecOnceN(backend, func(tt *Node) []*Node {
+				a, sg := s.AlphaSigmaNode(tt)
+				return []*Node{a, sg}
+			}, times)
+			ga := tensors.MustCopyFlatData[float32](outs[0])
+			gs := tensors.MustCopyFlatData[float32](outs[1])
+			for i, t32 := range times {
+				tt := float64(t32)
+				a, sg := s.AlphaSigma(tt)
+				if want := base.LogSNR(tt) - 2*math.Log(shift); math.Abs(s.LogSNR(tt)-want) > 1e-9 {
+					t.Errorf("%s shift %g t=%g: logSNR %g, want %g", kind, shift, tt, s.LogSNR(tt), want)
+				}
+				if kind == "flow" {
+					want := shift * tt / (1 + (shift-1)*tt)
+					if math.Abs(sg-want) > 1e-12 || math.Abs(a+sg-1) > 1e-12 {
+						t.Errorf("flow shift %g t=%g: (alpha, sigma) = (%g, %g), want sigma %g = 1 − alpha", shift, tt, a, sg, want)
+					}
+				} else if math.Abs(a*a+sg*sg-1) > 1e-12 {
+					t.Errorf("%s shift %g t=%g: alpha²+sigma² = %g", kind, shift, tt, a*a+sg*sg)
+				}
+				const h = 1e-6
+				a1, s1 := s.AlphaSigma(tt + h)
+				a0, s0 := s.AlphaSigma(tt - h)
+				da, ds := s.Derivatives(tt)
+				if math.Abs(da-(a1-a0)/(2*h)) > 1e-5 || math.Abs(ds-(s1-s0)/(2*h)) > 1e-5 {
+					t.Errorf("%s shift %g t=%g: derivatives (%g, %g), finite differences (%g, %g)", kind, shift, tt, da, ds, (a1-a0)/(2*h), (s1-s0)/(2*h))
+				}
+				if math.Abs(float64(ga[i])-a) > 1e-6 || math.Abs(float64(gs[i])-sg) > 1e-6 {
+					t.Errorf("%s shift %g t=%g: graph (%g, %g), host (%g, %g)", kind, shift, tt, ga[i], gs[i], a, sg)
+				}
+			}
+		}
+	}
+	if err := (DiffusionConfig{Schedule: "cosine", Prediction: "v", BetaMin: 0.1, BetaMax: 20, TMax: 1, Shift: 0}).Validate(); err == nil || !strings.Contains(err.Error(), "diffusion.shift") {
+		t.Errorf("shift 0: got %v, want an error naming diffusion.shift", err)
+	}
+}

@@ -47,6 +47,9 @@ func Times(cfg Config, sched models.Schedule, tMax float64, student []float64) (
 		if sf.Schedule != sched.Kind {
 			return nil, fmt.Errorf("%s: schedule file is for the %s noise schedule, the model uses %s", cfg.ScheduleFile, sf.Schedule, sched.Kind)
 		}
+		if a, b := unitShift(sf.Shift), unitShift(sched.Shift); a != b {
+			return nil, fmt.Errorf("%s: schedule file is for diffusion.shift %g, the model uses %g", cfg.ScheduleFile, a, b)
+		}
 		if err := checkDescending(sf.Times, tMax); err != nil {
 			return nil, fmt.Errorf("%s: times: %w", cfg.ScheduleFile, err)
 		}
@@ -112,6 +115,14 @@ func Times(cfg Config, sched models.Schedule, tMax float64, student []float64) (
 	return ts, nil
 }
 
+// unitShift reads an unset shift (0) as 1, unshifted.
+func unitShift(s float64) float64 {
+	if s == 0 {
+		return 1
+	}
+	return s
+}
+
 // ScheduleFile is the JSON file of an optimized schedule: Times are the n evaluation times
 // t_0 > … > t_{n−1} (the final step goes to 0).
 type ScheduleFile struct {
@@ -119,7 +130,8 @@ type ScheduleFile struct {
 	Method    string    `json:"method"` // "ays-klub" for Align Your Steps
 	Steps     int       `json:"steps"`
 	Times     []float64 `json:"times"`
-	Schedule  string    `json:"schedule"` // the noise schedule the times belong to (cosine, linear, flow)
+	Schedule  string    `json:"schedule"`        // the noise schedule the times belong to (cosine, linear, flow)
+	Shift     float64   `json:"shift,omitempty"` // its diffusion.shift (absent: 1, unshifted)
 	TMax      float64   `json:"t_max"`
 	SigmaMin  float64   `json:"sigma_min"`
 	KLUB      float64   `json:"klub"`                // the optimized KLUB estimate

@@ -108,6 +108,12 @@ func TestScheduleFile(t *testing.T) {
 	if _, err := Times(cfg, models.Schedule{Kind: "flow"}, 1, nil); err == nil || !strings.Contains(err.Error(), "cosine") {
 		t.Errorf("schedule mismatch: error %v", err)
 	}
+	if _, err := Times(cfg, models.Schedule{Kind: "cosine", Shift: 1}, 1, nil); err != nil {
+		t.Errorf("shift 1 against a file without shift: %v", err)
+	}
+	if _, err := Times(cfg, models.Schedule{Kind: "cosine", Shift: 0.5}, 1, nil); err == nil || !strings.Contains(err.Error(), "diffusion.shift 1, the model uses 0.5") {
+		t.Errorf("shift mismatch: error %v", err)
+	}
 	for name, text := range map[string]string{
 		"garbage":  "{",
 		"format":   `{"format":"x","steps":1,"times":[1]}`,

@@ -174,7 +174,7 @@ func scheduleOptimize(args []string) error {
 	if err != nil {
 		return err
 	}
-	sf := &sampling.ScheduleFile{Method: "ays-klub", Steps: *steps, Schedule: sched.Kind, TMax: tMax, SigmaMin: sc.SigmaMin,
+	sf := &sampling.ScheduleFile{Method: "ays-klub", Steps: *steps, Schedule: sched.Kind, Shift: sched.Shift, TMax: tMax, SigmaMin: sc.SigmaMin,
 		KLUB: best, Run: *runDir, CFG: sc.CFG, Samples: *n}
 	if *initSpacing != "exact" {
 		sf.Init, sf.Passes = *initSpacing, *passes
