@@ -1,4 +1,5 @@
-# Sourced by the recipes (ladd.sh, imagineflash.sh, sdxs.sh, accelerators.sh, fashion-latent.sh):
+# Sourced by the recipes (ladd.sh, imagineflash.sh, sdxs.sh, accelerators.sh, fashion-latent.sh,
+# text-teacher.sh, text-distill.sh, emoji-text-teacher.sh):
 # the Go environment, the binary ($bin: FEWSTEP_BIN, default bin/fewstep, built here), the
 # quickstart teacher ($teacher, which must exist unless the recipe sets no_teacher=1 before
 # sourcing) and resumable VERB RUN_DIR ARGS… (distill RUN_DIR ARGS…, finetune RUN_DIR ARGS…), which

