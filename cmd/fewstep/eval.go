@@ -29,6 +29,9 @@ func cmdEval(args []string) error {
 	if len(args) > 0 && args[0] == "calibrate" {
 		return evalCalibrate(args[1:])
 	}
+	if len(args) > 0 && args[0] == "decoder" {
+		return evalDecoder(args[1:])
+	}
 	return evalRuns(args)
 }
 

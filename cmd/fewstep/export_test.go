@@ -531,6 +531,13 @@ ladd:
 	if code := run([]string{"eval", "-run", latDir + "@2", "-decoder", "full,full", "-n", "20", "-data-test", pq}); code != 2 {
 		t.Errorf("eval with 2 decoders for 1 run: exit code %d, want 2", code)
 	}
+	// eval decoder compares the tiny decoder with the full one on generated latents.
+	if code := run([]string{"eval", "decoder", "-run", latDir, "-decoder", tinyDir, "-n", "6", "-steps", "2", "-batch", "4", "-repeats", "1"}); code != 0 {
+		t.Errorf("eval decoder: exit code %d", code)
+	}
+	if code := run([]string{"eval", "decoder", "-run", latDir, "-decoder", runDir, "-n", "6", "-steps", "2"}); code != 2 {
+		t.Errorf("eval decoder with an autoencoder run as -decoder: exit code %d, want 2", code)
+	}
 	// export -decoder carries the tiny decoder instead: sample -model draws sample -run -decoder's bytes.
 	tinyFile := filepath.Join(dir, "latent-tiny.safetensors")
 	if code := run([]string{"export", "-run", latDir, "-decoder", tinyDir, "-out", tinyFile}); code != 0 {
