@@ -55,6 +55,7 @@ type ImagineFlash struct {
 	teacher   *models.Denoiser
 	adv       *adversary
 	classes   int
+	latent    bool // latent data: x̂0 is not clipped (clipData)
 	nc        bool
 	dStep     *trainer.Step
 	gStep     *trainer.Step
@@ -75,7 +76,7 @@ func NewImagineFlash(cfg Config, fc IFConfig, lc LADDConfig, teacher Teacher) tr
 				return nil, err
 			}
 		}
-		f := &ImagineFlash{cfg: cfg, fc: fc, lc: lc, tMax: job.Diffusion.TMax, classes: job.Model.NumClasses,
+		f := &ImagineFlash{cfg: cfg, fc: fc, lc: lc, tMax: job.Diffusion.TMax, classes: job.Model.NumClasses, latent: job.Decoder != nil,
 			schedules: fc.Schedules(cfg, job.Diffusion.TMax)}
 		for _, s := range f.schedules {
 			f.kMax = max(f.kMax, len(s))
@@ -211,7 +212,7 @@ func (f *ImagineFlash) studentInput(sc *scopes, x0, xT, times, k, tK, nc, cond, 
 func (f *ImagineFlash) pathStep(sc *scopes, x, t, s, cond, nc, z *Node) *Node {
 	sched := f.student.Schedule
 	x0hat, epsHat := f.student.Denoise(sc.get(trainer.ModelScope), x, t, cond)
-	x0hat, epsHat = sampling.ClipAndCorrect(sched, x, x0hat, epsHat, t, nc, true)
+	x0hat, epsHat = sampling.ClipAndCorrect(sched, x, x0hat, epsHat, t, nc, !f.latent)
 	if z != nil {
 		epsHat = z
 	}
@@ -240,7 +241,7 @@ func (f *ImagineFlash) studentX0Input(sc *scopes, in []*Node) (x0hat, x *Node) {
 // ε̂ are held fixed. x0hat, x, epsTau: [B, H, W, C]; tK, tau: [B].
 func (f *ImagineFlash) shifted(x0hat, x, tK, tau, epsTau *Node) *Node {
 	sched := f.teacher.Schedule
-	x0c := StopGradient(ClipScalar(x0hat, -1, 1))
+	x0c := StopGradient(clipData(x0hat, f.latent))
 	eps := epsTau
 	if f.fc.Renoise == "path" {
 		alphaT, sigmaT := sched.AlphaSigmaNode(ExpandAxes(tK, 1, 2, 3))
@@ -257,7 +258,7 @@ func (f *ImagineFlash) studentLoss(root *model.Scope, in []*Node) (*Node, map[st
 	sc := newScopes(root)
 	x0hat, x := f.studentX0Input(sc, in)
 	xTau := f.shifted(x0hat, x, tK, tau, epsTau)
-	target := teacherSolve(f.teacher, sc, xTau, tau, cond, f.fc.TeacherSteps, f.fc.TeacherCFG, f.fc.TeacherGuidanceInterval, f.classes)
+	target := teacherSolve(f.teacher, sc, xTau, tau, cond, f.fc.TeacherSteps, f.fc.TeacherCFG, f.fc.TeacherGuidanceInterval, f.classes, f.latent)
 	per := losses.ShiftedReconstruction(x0hat, target, f.fc.Distance, f.fc.HuberC) // [B]
 	loss := ReduceAllMean(per)
 	terms := map[string]*Node{"srl": loss}

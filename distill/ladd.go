@@ -41,6 +41,7 @@ type LADD struct {
 	teacher *models.Denoiser
 	adv     *adversary
 	classes int
+	latent  bool // latent data: x̂0 is not clipped (clipData)
 	dStep   *trainer.Step
 	gStep   *trainer.Step
 }
@@ -54,7 +55,7 @@ func NewLADD(cfg Config, lc LADDConfig, teacher Teacher) trainer.MethodFactory {
 		if err := lc.Validate(teacher.Model.TapNames()); err != nil {
 			return nil, err
 		}
-		l := &LADD{cfg: cfg, lc: lc, times: cfg.Times(job.Diffusion.TMax), classes: job.Model.NumClasses}
+		l := &LADD{cfg: cfg, lc: lc, times: cfg.Times(job.Diffusion.TMax), classes: job.Model.NumClasses, latent: job.Decoder != nil}
 		if n := len(lc.StudentTWeights); n > 0 && n != len(l.times) {
 			return nil, fmt.Errorf("ladd.student_t_weights: %d weights for %d student timesteps (distill.student_steps)", n, len(l.times))
 		}
@@ -218,7 +219,7 @@ func (l *LADD) studentLoss(root *model.Scope, in []*Node) (*Node, map[string]*No
 	if l.lc.DistillWeight > 0 {
 		alpha, sigma := l.teacher.Schedule.AlphaSigmaNode(ExpandAxes(tS, 1, 2, 3))
 		xt := Add(Mul(alpha, x0), Mul(sigma, eps))
-		target := StopGradient(teacherSolve(l.teacher, sc, xt, tS, cond, l.lc.DistillSteps, l.lc.DistillCFG, l.lc.DistillGuidanceInterval, l.classes))
+		target := StopGradient(teacherSolve(l.teacher, sc, xt, tS, cond, l.lc.DistillSteps, l.lc.DistillCFG, l.lc.DistillGuidanceInterval, l.classes, l.latent))
 		dist := ReduceAllMean(losses.MeanSquared(x0hat, target))
 		loss = Add(loss, MulScalar(dist, l.lc.DistillWeight))
 		terms["g_distill"] = dist

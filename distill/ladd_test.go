@@ -363,6 +363,50 @@ func TestHeadsLearnToDiscriminate(t *testing.T) {
 	}
 }
 
+// TestTeacherSolveLatentUnclipped: for pixel data the teacher's solve is its last x̂0 clipped to
+// [-1, 1]; for latent data (unbounded) it is that x̂0 unchanged. The input is 5× the noise, so the
+// x̂0 leaves [-1, 1].
+func TestTeacherSolveLatentUnclipped(t *testing.T) {
+	cfg, lc := testLADD()
+	job := tinyJob(t.TempDir(), 5)
+	l, store := newTestLADD(t, cfg, lc, job)
+	b := fakeBatch(rand.New(rand.NewPCG(7, 8)), 2)
+	x := make([]float32, len(b.Eps))
+	for i, v := range b.Eps {
+		x[i] = 5 * v
+	}
+	exec, err := model.NewExec(backendT(t), store, func(root *model.Scope, x, ts, cond *Node) []*Node {
+		sc := newScopes(root)
+		_, raw := teacherSteps(l.teacher, sc, x, ts, nil, cond, 2, 2, nil, l.classes)
+		return []*Node{raw, teacherSolve(l.teacher, sc, x, ts, cond, 2, 2, nil, l.classes, false),
+			teacherSolve(l.teacher, sc, x, ts, cond, 2, 2, nil, l.classes, true)}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs, err := exec.Call(tensors.FromFlatDataAndDimensions(x, 2, 32, 32, 1),
+		tensors.FromFlatDataAndDimensions([]float32{0.5, 0.9}, 2), tensors.FromFlatDataAndDimensions(b.Cond, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, pixel, latent := tensors.MustCopyFlatData[float32](outs[0]), tensors.MustCopyFlatData[float32](outs[1]), tensors.MustCopyFlatData[float32](outs[2])
+	beyond := 0
+	for i, v := range raw {
+		if math.Abs(float64(v)) > 1 {
+			beyond++
+		}
+		if latent[i] != v {
+			t.Fatalf("latent solve value %d = %g, x̂0 %g", i, latent[i], v)
+		}
+		if want := min(max(v, -1), 1); pixel[i] != want {
+			t.Fatalf("pixel solve value %d = %g, want clipped x̂0 %g", i, pixel[i], want)
+		}
+	}
+	if beyond == 0 {
+		t.Fatal("no x̂0 value beyond [-1, 1]: the test shows nothing")
+	}
+}
+
 // TestTeacherSolveGuidanceInterval: the teacher's solve guides exactly the steps whose own time
 // lies in the interval, per example. With t = 0.5 and 0.9 and two steps (times 0.5, 0.25 and
 // 0.9, 0.45), the interval [0.4, 1] guides example 1 at both steps (= full guidance) and
@@ -375,7 +419,7 @@ func TestTeacherSolveGuidanceInterval(t *testing.T) {
 	b := fakeBatch(rand.New(rand.NewPCG(5, 6)), 2)
 	solve := func(w float64, interval []float64) []float32 {
 		exec, err := model.NewExec(backendT(t), store, func(root *model.Scope, x, ts, cond *Node) *Node {
-			return teacherSolve(l.teacher, newScopes(root), x, ts, cond, 2, w, interval, l.classes)
+			return teacherSolve(l.teacher, newScopes(root), x, ts, cond, 2, w, interval, l.classes, l.latent)
 		})
 		if err != nil {
 			t.Fatal(err)

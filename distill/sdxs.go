@@ -48,6 +48,7 @@ type SDXS struct {
 	teacher *models.Denoiser
 	tNet    models.Backbone
 	classes int
+	latent  bool // latent data: x̂0 is not clipped (clipData)
 	cStep   *trainer.Step
 	gStep   *trainer.Step
 }
@@ -74,7 +75,7 @@ func NewSDXS(cfg Config, sc SDXSConfig, teacher Teacher) trainer.MethodFactory {
 				return nil, fmt.Errorf("model.drop_blocks: the teacher (%s) lacks block %s, so the student must drop it too", teacher.Dir, b)
 			}
 		}
-		s := &SDXS{cfg: cfg, sc: sc, tMax: job.Diffusion.TMax, classes: job.Model.NumClasses}
+		s := &SDXS{cfg: cfg, sc: sc, tMax: job.Diffusion.TMax, classes: job.Model.NumClasses, latent: job.Decoder != nil}
 		nets, err := prepareStudent(store, cfg, teacher, job, resumed)
 		if err != nil {
 			return nil, err
@@ -232,7 +233,7 @@ func (s *SDXS) scoreDistillation(sc *scopes, x0hat, cond, t, eps *Node) *Node {
 	w := Scalar(xt.Graph(), dtypes.Float32, s.sc.SDCFG)
 	real, _ := sampling.GuidedX0Eps(s.teacher, sc.get(TeacherScope), xt, t, cond, w, s.classes, s.sc.SDCFG != 1)
 	fake, _ := s.teacher.Denoise(sc.get(trainer.DiscScope).In(CorrectiveScope), xt, t, cond)
-	real, fake = ClipScalar(real, -1, 1), ClipScalar(fake, -1, 1)
+	real, fake = clipData(real, s.latent), clipData(fake, s.latent)
 	norm := MaxScalar(ReduceMean(Abs(Sub(x0hat, real)), 1, 2, 3), 1e-3) // [B]
 	g := StopGradient(Div(Sub(fake, real), ExpandAxes(norm, 1, 2, 3)))
 	return MulScalar(losses.MeanSquared(x0hat, StopGradient(Sub(x0hat, g))), 0.5)
@@ -243,7 +244,7 @@ func (s *SDXS) scoreDistillation(sc *scopes, x0hat, cond, t, eps *Node) *Node {
 func (s *SDXS) correctiveLoss(root *model.Scope, in []*Node) (*Node, map[string]*Node) {
 	z, cond, tSD, epsSD := in[0], in[2], in[4], in[5]
 	sc := newScopes(root)
-	x0hat := StopGradient(ClipScalar(s.studentX0(sc, z, cond), -1, 1))
+	x0hat := StopGradient(clipData(s.studentX0(sc, z, cond), s.latent))
 	l := ReduceAllMean(losses.Diffusion(s.teacher, sc.get(trainer.DiscScope).In(CorrectiveScope), x0hat, epsSD, tSD, cond))
 	return l, map[string]*Node{"c_loss": l}
 }

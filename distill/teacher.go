@@ -170,12 +170,23 @@ func hasScope(store *model.Store, scope string) bool {
 }
 
 // teacherSolve runs n guided DDIM steps of the teacher from x at time t down to 0, per example
-// (times t·(1 − j/n)), and returns the final x̂0 clipped to [-1, 1]: LADD's distillation target
-// (§3.3) and Imagine Flash's shifted-reconstruction target (eq. 7). Guidance cfg applies at the
-// steps whose time lies in interval ([lo, hi]; empty: every step). x: [B, H, W, C]; t: [B].
-func teacherSolve(teacher *models.Denoiser, sc *scopes, x, t, cond *Node, n int, cfg float64, interval []float64, classes int) *Node {
+// (times t·(1 − j/n)), and returns the final x̂0, clipped to [-1, 1] for pixel data (clipData):
+// LADD's distillation target (§3.3) and Imagine Flash's shifted-reconstruction target (eq. 7).
+// Guidance cfg applies at the steps whose time lies in interval ([lo, hi]; empty: every step).
+// x: [B, H, W, C]; t: [B].
+func teacherSolve(teacher *models.Denoiser, sc *scopes, x, t, cond *Node, n int, cfg float64, interval []float64, classes int, latent bool) *Node {
 	_, x0hat := teacherSteps(teacher, sc, x, t, nil, cond, n, cfg, interval, classes)
-	return ClipScalar(x0hat, -1, 1)
+	return clipData(x0hat, latent)
+}
+
+// clipData bounds an x̂0 to the pixels' [-1, 1]; latents (fewstep data encode rows: unit-variance
+// values, a third of them beyond ±1) are not bounded and pass unchanged — clipping them destroys
+// what the decoder needs (sampling.Model.Latent).
+func clipData(x *Node, latent bool) *Node {
+	if latent {
+		return x
+	}
+	return ClipScalar(x, -1, 1)
 }
 
 // teacherSteps runs n guided DDIM steps of the teacher from x at time hi to time lo (nil: 0), per

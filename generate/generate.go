@@ -147,7 +147,7 @@ func (g *Generator) sampler(sc sampling.Config) (*sampling.Sampler, error) {
 		return s, nil
 	}
 	s, err := sampling.NewSampler(g.backend, g.store, sampling.Model{Den: g.den, Scope: scope, NullClass: g.m.Model.NumClasses,
-		TMax: g.m.Diffusion.TMax, Distilled: g.m.Distilled, StudentTimes: g.m.StudentTimes, CondWidth: g.m.Model.CondWidth()}, sc)
+		TMax: g.m.Diffusion.TMax, Distilled: g.m.Distilled, StudentTimes: g.m.StudentTimes, CondWidth: g.m.Model.CondWidth(), Latent: g.m.Latent != nil}, sc)
 	if err != nil {
 		return nil, fmt.Errorf("generate: %w", err)
 	}

@@ -92,7 +92,7 @@ func (s *Sampler) GeneratorGraph(root *model.Scope, xT, cond, z *Node) *Node {
 		if p.NoiseCorrection {
 			nc = ScalarOne(g, dtypes.Float32)
 		}
-		x0, eps = ClipAndCorrect(s.m.Den.Schedule, x, x0, eps, t, nc, s.cfg.ClipX0)
+		x0, eps = ClipAndCorrect(s.m.Den.Schedule, x, x0, eps, t, nc, s.cfg.ClipX0 && !s.m.Latent)
 		aux, zk := zero, zero
 		if p.AuxPrevX0 && prevX0 != nil {
 			aux = prevX0

@@ -26,6 +26,10 @@ type Model struct {
 	// StudentTimes are a distilled student's K training times (distill.student_times, or its
 	// trailing times), the "student" spacing; nil for other models.
 	StudentTimes []float64
+	// Latent marks a denoiser of latents (fewstep data encode rows: unbounded, unit-variance
+	// values, decoded afterwards): x̂0 is never clipped to [-1, 1] and the samples never clamped,
+	// whatever sample.clip_x0 says — those bounds are the pixels'.
+	Latent bool
 }
 
 // Sampler generates images with one compiled executor per (guidance on/off, batch shape); times
@@ -88,7 +92,7 @@ func (s *Sampler) exec(guided bool) (*model.Exec, error) {
 	if e, ok := s.execs[guided]; ok {
 		return e, nil
 	}
-	den, clip := s.m.Den, s.cfg.ClipX0
+	den, clip := s.m.Den, s.cfg.ClipX0 && !s.m.Latent
 	e, err := model.NewExec(s.backend, s.store, func(root *model.Scope, in []*Node) []*Node {
 		x, t, cond, w, aux, z, coef, nc := in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7]
 		root.SetTraining(x.Graph(), true) // variables as parameters, never baked constants
@@ -137,6 +141,9 @@ func noiseStream(seed, k uint64, n int) []float32 {
 // caption's token ids, see TextCond). Returns [N, H, W, C] values in [-1, 1] (clamped).
 func (s *Sampler) Sample(seeds []uint64, cond []int32, h, w, c int) ([]float32, error) {
 	out, err := s.SampleRaw(seeds, cond, h, w, c)
+	if s.m.Latent {
+		return out, err // latents are not bounded (Model.Latent)
+	}
 	for i, v := range out {
 		out[i] = min(max(v, -1), 1)
 	}

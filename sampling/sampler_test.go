@@ -76,6 +76,53 @@ func TestDDIMOnGaussianData(t *testing.T) {
 	}
 }
 
+// TestLatentSamplesAreNotClipped: on data of scale 2 (latents are unit-variance, not bounded by
+// [-1, 1]) a pixel sampler with clip_x0 clips x̂0 and clamps its output, while a latent sampler
+// (Model.Latent) with the same config reproduces the unclipped DDIM solution exactly.
+func TestLatentSamplesAreNotClipped(t *testing.T) {
+	backend, err := compute.NewWithConfig("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const s = 2.0
+	dc := models.DefaultDiffusionConfig()
+	dc.TMax = 0.9999
+	sched := dc.Sched()
+	cfg := DefaultConfig()
+	cfg.Steps, cfg.CFG, cfg.ClipX0 = 8, 1, true
+	unclipped := cfg
+	unclipped.ClipX0 = false
+	seeds, cond := []uint64{3, 4, 5, 6}, []int32{0, 1, 2, 3}
+	run := func(c Config, latent bool) []float32 {
+		smp, err := NewSampler(backend, model.NewStore(), Model{Den: analyticDenoiser(sched, s), Scope: "net", NullClass: 10, TMax: dc.TMax, Latent: latent}, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := smp.Sample(seeds, cond, 4, 4, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	want := run(unclipped, true)
+	pixel, latent := run(cfg, false), run(cfg, true)
+	beyond := 0
+	for i, v := range want {
+		if math.Abs(float64(v)) > 1 {
+			beyond++
+		}
+		if latent[i] != v {
+			t.Fatalf("latent sampler value %d = %g, unclipped solution %g", i, latent[i], v)
+		}
+		if math.Abs(float64(pixel[i])) > 1 {
+			t.Fatalf("pixel sampler value %d = %g, outside [-1, 1]", i, pixel[i])
+		}
+	}
+	if beyond == 0 {
+		t.Fatal("no value of the scale-2 solution lies outside [-1, 1]: the test shows nothing")
+	}
+}
+
 // TestNoiseIsPerSeed: an image's noise depends only on its seed, not on the batch it is in.
 func TestNoiseIsPerSeed(t *testing.T) {
 	a, b := NoiseForSeed(3, 8), NoiseForSeed(3, 16)

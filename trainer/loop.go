@@ -59,17 +59,26 @@ func (j Job) ImageShape() (h, w, c int) {
 }
 
 // Images generates one image per seed with s (a sampler of this job) at the job's input shape
-// and decodes latents: images [len(seeds), ImageShape()] in about [−1, 1].
+// and decodes latents, sample.batch_size at a time (one decoder shape, and memory bounded by the
+// batch rather than by len(seeds)): images [len(seeds), ImageShape()] in about [−1, 1].
 func (j Job) Images(s *sampling.Sampler, seeds []uint64, cond []int32) ([]float32, error) {
 	h, w, c := j.InputShape()
 	out, err := s.Sample(seeds, cond, h, w, c)
 	if err != nil || j.Decoder == nil {
 		return out, err
 	}
-	if out, err = j.Decoder.Decode(out, len(seeds)); err != nil {
-		return nil, fmt.Errorf("decode latents: %w", err)
+	H, W, C := j.Decoder.ImageShape()
+	per, batch := h*w*c, max(j.Sample.BatchSize, 1)
+	imgs := make([]float32, 0, len(seeds)*H*W*C)
+	for start := 0; start < len(seeds); start += batch {
+		end := min(start+batch, len(seeds))
+		dec, err := j.Decoder.Decode(out[start*per:end*per], end-start)
+		if err != nil {
+			return nil, fmt.Errorf("decode latents: %w", err)
+		}
+		imgs = append(imgs, dec...)
 	}
-	return out, nil
+	return imgs, nil
 }
 
 // Method is one optimization step of a run: the diffusion loss for teachers (the default), a

@@ -314,6 +314,9 @@ func runSampler(run checkpoints.RunDir, job trainer.Job, sc sampling.Config) (*s
 	if _, err := trainer.LoadWeights(run, -1, store); err != nil {
 		return nil, err
 	}
+	if err := attachDecoder(&job, backend); err != nil { // a latent teacher samples unclipped latents
+		return nil, err
+	}
 	job.Sample = sc
 	return trainer.GridSampler(backend, store, job)
 }
