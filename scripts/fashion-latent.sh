@@ -22,8 +22,8 @@ ls "$ae"/checkpoints/ckpt-*.safetensors >/dev/null 2>&1 || "$bin" train -config 
 newest=$(ls "$ae"/checkpoints/ckpt-*.safetensors | tail -1)
 for split in train test; do
   out=data/fashion-$split-latent.parquet
-  # per-channel normalized latents (-norm channel): the latent teacher's FID 59.0 -> 29.9 on one autoencoder (README, part 15);
-  # a file written before with LDM's one global scale (no channel_norm in its metadata) is re-encoded
+  # per-channel normalized latents (-norm channel; the same FID as LDM's global scale, README part 15);
+  # a file written before with the global scale (no channel_norm in its metadata) is re-encoded
   if [ ! -f "$out" ] || [ "$newest" -nt "$out" ] || ! grep -q channel_norm "$out"; then
     "$bin" data encode -norm channel -autoencoder "$ae" -data data/fashion-$split.parquet -out "$out"
   fi
