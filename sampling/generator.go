@@ -67,8 +67,9 @@ func StepNoise(seed uint64, step, n int) []float32 { return noiseStream(seed, ui
 
 // GeneratorGraph is the sampler's whole schedule as one graph, times and coefficients baked in as
 // constants (the K-step generator that `fewstep export -format onnx` writes): the steps of Plan
-// from x_T, then the final clamp of Sample. xT: [B, H, W, C]; cond: [B] int32; z:
-// [PlanNoises, B, H, W, C] (nil when the plan draws none) → images [B, H, W, C] in [-1, 1].
+// from x_T, then the final clamp of Sample (none for latents, Model.Latent). xT: [B, H, W, C];
+// cond: [B] int32; z: [PlanNoises, B, H, W, C] (nil when the plan draws none) → images
+// [B, H, W, C] in [-1, 1] (latents unbounded).
 func (s *Sampler) GeneratorGraph(root *model.Scope, xT, cond, z *Node) *Node {
 	plan, err := s.Plan()
 	if err != nil {
@@ -107,6 +108,9 @@ func (s *Sampler) GeneratorGraph(root *model.Scope, xT, cond, z *Node) *Node {
 		}
 		x = CombineStep(x, x0, eps, aux, zk, Const(g, coef))
 		prevX0 = x0
+	}
+	if s.m.Latent {
+		return x
 	}
 	return ClipScalar(x, -1, 1)
 }
