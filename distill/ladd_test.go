@@ -363,9 +363,9 @@ func TestHeadsLearnToDiscriminate(t *testing.T) {
 	}
 }
 
-// TestTeacherSolveLatentUnclipped: for pixel data the teacher's solve is its last x̂0 clipped to
-// [-1, 1]; for latent data (unbounded) it is that x̂0 unchanged. The input is 5× the noise, so the
-// x̂0 leaves [-1, 1].
+// TestTeacherSolveLatentUnclipped: for pixel data the teacher's solve is its last x̂0 (of steps
+// that clip) clipped to [-1, 1]; for latent data (unbounded) it is the last x̂0 of unclipped steps,
+// unchanged. The input is 5× the noise, so the x̂0 leaves [-1, 1].
 func TestTeacherSolveLatentUnclipped(t *testing.T) {
 	cfg, lc := testLADD()
 	job := tinyJob(t.TempDir(), 5)
@@ -377,9 +377,10 @@ func TestTeacherSolveLatentUnclipped(t *testing.T) {
 	}
 	exec, err := model.NewExec(backendT(t), store, func(root *model.Scope, x, ts, cond *Node) []*Node {
 		sc := newScopes(root)
-		_, raw := teacherSteps(l.teacher, sc, x, ts, nil, cond, 2, 2, nil, l.classes)
+		_, rawPixel := teacherSteps(l.teacher, sc, x, ts, nil, cond, 2, 2, nil, l.classes, false)
+		_, raw := teacherSteps(l.teacher, sc, x, ts, nil, cond, 2, 2, nil, l.classes, true)
 		return []*Node{raw, teacherSolve(l.teacher, sc, x, ts, cond, 2, 2, nil, l.classes, false),
-			teacherSolve(l.teacher, sc, x, ts, cond, 2, 2, nil, l.classes, true)}
+			teacherSolve(l.teacher, sc, x, ts, cond, 2, 2, nil, l.classes, true), rawPixel}
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -390,6 +391,7 @@ func TestTeacherSolveLatentUnclipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw, pixel, latent := tensors.MustCopyFlatData[float32](outs[0]), tensors.MustCopyFlatData[float32](outs[1]), tensors.MustCopyFlatData[float32](outs[2])
+	rawPixel := tensors.MustCopyFlatData[float32](outs[3])
 	beyond := 0
 	for i, v := range raw {
 		if math.Abs(float64(v)) > 1 {
@@ -398,7 +400,7 @@ func TestTeacherSolveLatentUnclipped(t *testing.T) {
 		if latent[i] != v {
 			t.Fatalf("latent solve value %d = %g, x̂0 %g", i, latent[i], v)
 		}
-		if want := min(max(v, -1), 1); pixel[i] != want {
+		if want := min(max(rawPixel[i], -1), 1); pixel[i] != want {
 			t.Fatalf("pixel solve value %d = %g, want clipped x̂0 %g", i, pixel[i], want)
 		}
 	}

@@ -125,6 +125,7 @@ type LCM struct {
 	lc      LCMConfig
 	tMax    float64
 	classes int
+	latent  bool      // latent data: the teacher's steps do not clip x̂0 (clipData)
 	self    bool      // target from /model (stop-gradient) instead of /ema
 	weights []float64 // per grid pair (lcm.weighting)
 	nets
@@ -141,7 +142,7 @@ func NewLCM(cfg Config, lc LCMConfig, teacher Teacher) trainer.MethodFactory {
 			return nil, err
 		}
 		lora := job.Model.LoRA != nil && job.Model.LoRA.On()
-		l := &LCM{cfg: cfg, lc: lc, tMax: job.Diffusion.TMax, classes: job.Model.NumClasses,
+		l := &LCM{cfg: cfg, lc: lc, tMax: job.Diffusion.TMax, classes: job.Model.NumClasses, latent: job.Decoder != nil,
 			self: lc.Target == "self" || (lc.Target == "auto" && lora)}
 		var err error
 		if l.nets, err = prepareStudent(store, cfg, teacher, job, resumed); err != nil {
@@ -190,7 +191,7 @@ func (l *LCM) loss(root *model.Scope, in []*Node) (*Node, map[string]*Node) {
 	sched := l.teacher.Schedule
 	alpha, sigma := sched.AlphaSigmaNode(ExpandAxes(t, 1, 2, 3))
 	xt := Add(Mul(alpha, x0), Mul(sigma, eps))
-	xs, _ := teacherSteps(l.teacher, sc, xt, t, s, cond, 1, l.lc.Guidance, nil, l.classes)
+	xs, _ := teacherSteps(l.teacher, sc, xt, t, s, cond, 1, l.lc.Guidance, nil, l.classes, l.latent)
 	xs = StopGradient(xs)
 	f := l.consistency(sc.get(trainer.ModelScope), xt, t, cSkipT, cOutT, cond)
 	targetScope := trainer.ModelScope

@@ -69,6 +69,7 @@ type PeRFlow struct {
 	pc      PeRFlowConfig
 	tMax    float64
 	classes int
+	latent  bool // latent data: the teacher's steps do not clip x̂0 (clipData)
 	nets
 	gStep *trainer.Step
 }
@@ -82,7 +83,7 @@ func NewPeRFlow(cfg Config, pc PeRFlowConfig, teacher Teacher) trainer.MethodFac
 		if err := pc.Validate(); err != nil {
 			return nil, err
 		}
-		p := &PeRFlow{cfg: cfg, pc: pc, tMax: job.Diffusion.TMax, classes: job.Model.NumClasses}
+		p := &PeRFlow{cfg: cfg, pc: pc, tMax: job.Diffusion.TMax, classes: job.Model.NumClasses, latent: job.Decoder != nil}
 		var err error
 		if p.nets, err = prepareStudent(store, cfg, teacher, job, resumed); err != nil {
 			return nil, err
@@ -126,7 +127,7 @@ func (p *PeRFlow) loss(root *model.Scope, in []*Node) (*Node, map[string]*Node) 
 	sched := p.teacher.Schedule
 	alpha, sigma := sched.AlphaSigmaNode(ExpandAxes(hi, 1, 2, 3))
 	zS := Add(Mul(alpha, x0), Mul(sigma, eps))
-	zE, _ := teacherSteps(p.teacher, sc, zS, hi, lo, cond, p.pc.TeacherSteps, p.pc.Guidance, nil, p.classes)
+	zE, _ := teacherSteps(p.teacher, sc, zS, hi, lo, cond, p.pc.TeacherSteps, p.pc.Guidance, nil, p.classes, p.latent)
 	zE = StopGradient(zE)
 	xt := Line(zE, zS, lo, hi, t)
 	x0hat, epsHat := p.student.Denoise(sc.get(trainer.ModelScope), xt, t, cond)

@@ -175,7 +175,7 @@ func hasScope(store *model.Store, scope string) bool {
 // Guidance cfg applies at the steps whose time lies in interval ([lo, hi]; empty: every step).
 // x: [B, H, W, C]; t: [B].
 func teacherSolve(teacher *models.Denoiser, sc *scopes, x, t, cond *Node, n int, cfg float64, interval []float64, classes int, latent bool) *Node {
-	_, x0hat := teacherSteps(teacher, sc, x, t, nil, cond, n, cfg, interval, classes)
+	_, x0hat := teacherSteps(teacher, sc, x, t, nil, cond, n, cfg, interval, classes, latent)
 	return clipData(x0hat, latent)
 }
 
@@ -191,8 +191,9 @@ func clipData(x *Node, latent bool) *Node {
 
 // teacherSteps runs n guided DDIM steps of the teacher from x at time hi to time lo (nil: 0), per
 // example (times lo + (hi − lo)·(1 − j/n)), and returns x at lo and the last step's x̂0 (unclipped).
-// Guidance as teacherSolve's. x: [B, H, W, C]; hi, lo: [B].
-func teacherSteps(teacher *models.Denoiser, sc *scopes, x, hi, lo, cond *Node, n int, cfg float64, interval []float64, classes int) (xLo, x0hat *Node) {
+// Each step clips its x̂0 for pixel data, not for latents (clipData). Guidance as teacherSolve's.
+// x: [B, H, W, C]; hi, lo: [B].
+func teacherSteps(teacher *models.Denoiser, sc *scopes, x, hi, lo, cond *Node, n int, cfg float64, interval []float64, classes int, latent bool) (xLo, x0hat *Node) {
 	at := func(f float64) *Node {
 		switch {
 		case lo == nil:
@@ -211,7 +212,7 @@ func teacherSteps(teacher *models.Denoiser, sc *scopes, x, hi, lo, cond *Node, n
 			w = sampling.GuidanceScale(tj, cfg, interval)
 		}
 		x0hat, epsHat = sampling.GuidedX0Eps(teacher, sc.get(TeacherScope), x, tj, cond, w, classes, cfg != 1)
-		x = sampling.DDIMStep(teacher.Schedule, x, x0hat, epsHat, tj, s, true)
+		x = sampling.DDIMStep(teacher.Schedule, x, x0hat, epsHat, tj, s, !latent)
 	}
 	return x, x0hat
 }
