@@ -76,7 +76,7 @@ func NewImagineFlash(cfg Config, fc IFConfig, lc LADDConfig, teacher Teacher) tr
 				return nil, err
 			}
 		}
-		f := &ImagineFlash{cfg: cfg, fc: fc, lc: lc, tMax: job.Diffusion.TMax, classes: job.Model.NumClasses, latent: job.Decoder != nil,
+		f := &ImagineFlash{cfg: cfg, fc: fc, lc: lc, tMax: job.Diffusion.TMax, classes: job.Model.NumClasses, latent: job.Latent(),
 			schedules: fc.Schedules(cfg, job.Diffusion.TMax)}
 		for _, s := range f.schedules {
 			f.kMax = max(f.kMax, len(s))

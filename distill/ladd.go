@@ -55,7 +55,7 @@ func NewLADD(cfg Config, lc LADDConfig, teacher Teacher) trainer.MethodFactory {
 		if err := lc.Validate(teacher.Model.TapNames()); err != nil {
 			return nil, err
 		}
-		l := &LADD{cfg: cfg, lc: lc, times: cfg.Times(job.Diffusion.TMax), classes: job.Model.NumClasses, latent: job.Decoder != nil}
+		l := &LADD{cfg: cfg, lc: lc, times: cfg.Times(job.Diffusion.TMax), classes: job.Model.NumClasses, latent: job.Latent()}
 		if n := len(lc.StudentTWeights); n > 0 && n != len(l.times) {
 			return nil, fmt.Errorf("ladd.student_t_weights: %d weights for %d student timesteps (distill.student_steps)", n, len(l.times))
 		}

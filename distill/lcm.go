@@ -142,7 +142,7 @@ func NewLCM(cfg Config, lc LCMConfig, teacher Teacher) trainer.MethodFactory {
 			return nil, err
 		}
 		lora := job.Model.LoRA != nil && job.Model.LoRA.On()
-		l := &LCM{cfg: cfg, lc: lc, tMax: job.Diffusion.TMax, classes: job.Model.NumClasses, latent: job.Decoder != nil,
+		l := &LCM{cfg: cfg, lc: lc, tMax: job.Diffusion.TMax, classes: job.Model.NumClasses, latent: job.Latent(),
 			self: lc.Target == "self" || (lc.Target == "auto" && lora)}
 		var err error
 		if l.nets, err = prepareStudent(store, cfg, teacher, job, resumed); err != nil {

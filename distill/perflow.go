@@ -83,7 +83,7 @@ func NewPeRFlow(cfg Config, pc PeRFlowConfig, teacher Teacher) trainer.MethodFac
 		if err := pc.Validate(); err != nil {
 			return nil, err
 		}
-		p := &PeRFlow{cfg: cfg, pc: pc, tMax: job.Diffusion.TMax, classes: job.Model.NumClasses, latent: job.Decoder != nil}
+		p := &PeRFlow{cfg: cfg, pc: pc, tMax: job.Diffusion.TMax, classes: job.Model.NumClasses, latent: job.Latent()}
 		var err error
 		if p.nets, err = prepareStudent(store, cfg, teacher, job, resumed); err != nil {
 			return nil, err

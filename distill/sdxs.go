@@ -75,7 +75,7 @@ func NewSDXS(cfg Config, sc SDXSConfig, teacher Teacher) trainer.MethodFactory {
 				return nil, fmt.Errorf("model.drop_blocks: the teacher (%s) lacks block %s, so the student must drop it too", teacher.Dir, b)
 			}
 		}
-		s := &SDXS{cfg: cfg, sc: sc, tMax: job.Diffusion.TMax, classes: job.Model.NumClasses, latent: job.Decoder != nil}
+		s := &SDXS{cfg: cfg, sc: sc, tMax: job.Diffusion.TMax, classes: job.Model.NumClasses, latent: job.Latent()}
 		nets, err := prepareStudent(store, cfg, teacher, job, resumed)
 		if err != nil {
 			return nil, err

@@ -65,7 +65,7 @@ func GridSampler(backend compute.Backend, store *model.Store, job Job) (*samplin
 		scope = ModelScope
 	}
 	m := sampling.Model{Den: den, Scope: scope, NullClass: job.Model.NumClasses, TMax: job.Diffusion.TMax, Distilled: job.Distilled,
-		CondWidth: job.Model.CondWidth(), Latent: job.Decoder != nil}
+		CondWidth: job.Model.CondWidth(), Latent: job.Latent()}
 	if job.Distilled {
 		m.StudentTimes = job.StudentTimes
 	}

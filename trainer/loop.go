@@ -41,6 +41,10 @@ type Job struct {
 	Decoder LatentDecoder
 }
 
+// Latent reports whether the job's data are latents (it has a decoder): unbounded values that
+// samplers and distillation targets must not clip to the pixels' [-1, 1].
+func (j Job) Latent() bool { return j.Decoder != nil }
+
 // InputShape is the denoiser's input [h, w, c]: the latent's for a run on latent rows, else
 // data.image_size² × data.channels.
 func (j Job) InputShape() (h, w, c int) {

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/fewstep/fewstep/autoenc"
+	"github.com/fewstep/fewstep/export"
 	"github.com/fewstep/fewstep/internal/engine"
 	"github.com/fewstep/fewstep/sampling"
 	"github.com/fewstep/fewstep/trainer"
@@ -25,7 +25,7 @@ func evalDecoder(args []string) error {
 	steps := fs.Int("steps", 0, "sampler steps (default: the run's sample.steps)")
 	cfgScale := fs.Float64("cfg", -1, "guidance scale (default: the run's sample.cfg)")
 	seed := fs.Int("seed", 0, "seed of latent 0 (latent i uses seed+i)")
-	batch := fs.Int("batch", 250, "latents per decoder call")
+	batch := fs.Int("batch", 250, "latents per sampler and decoder call")
 	repeats := fs.Int("repeats", 3, "timed passes over the latents per decoder (the fastest is reported)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
@@ -47,7 +47,7 @@ func evalDecoder(args []string) error {
 	if *cfgScale >= 0 {
 		sc.CFG = *cfgScale
 	}
-	sc.Seed = *seed
+	sc.Seed, sc.BatchSize = *seed, *batch
 	if err := sc.Validate(); err != nil {
 		return usagef("eval decoder: %v", err)
 	}
@@ -84,15 +84,10 @@ func evalDecoder(args []string) error {
 	h, w, c := job.InputShape()
 	count := len(set.seeds)
 	per := h * w * c
-	latents := make([]float32, 0, count*per)
 	t0 := time.Now()
-	for start := 0; start < count; start += *batch {
-		end := min(start+*batch, count)
-		out, err := s.Sample(set.seeds[start:end], set.cond[start*set.width:end*set.width], h, w, c)
-		if err != nil {
-			return err
-		}
-		latents = append(latents, out...)
+	latents, err := s.Sample(set.seeds, set.cond, h, w, c) // sample.batch_size (-batch) at a time
+	if err != nil {
+		return err
 	}
 	fmt.Printf("eval decoder: %d latents of %s (%d %s steps, cfg %.2g) in %.1fs\n", count, *runDir, sc.Steps, sc.Sampler, sc.CFG, time.Since(t0).Seconds())
 	decodeAll := func(d trainer.LatentDecoder) ([]float32, time.Duration, error) {
@@ -136,20 +131,11 @@ func evalDecoder(args []string) error {
 	if err != nil {
 		return err
 	}
-	fullP, tinyP := countParams(fullW), countParams(tinyW)
+	fullP, tinyP := (&export.Model{Tensors: fullW}).NumParams(), (&export.Model{Tensors: tinyW}).NumParams()
 	fullRate, tinyRate := float64(count)/fullTime.Seconds(), float64(count)/tinyTime.Seconds()
 	fmt.Printf("| decoder | parameters | img/s (batch %d, best of %d) | PSNR vs full (dB) | SSIM vs full |\n|---|---:|---:|---:|---:|\n", *batch, *repeats)
 	fmt.Printf("| full (%s) | %d | %.0f | – | – |\n", full.Source.Run, fullP, fullRate)
 	fmt.Printf("| tiny (%s) | %d (%.3f×) | %.0f (%.2f×) | %.2f | %.4f |\n", *tinyRun, tinyP, float64(tinyP)/float64(fullP),
 		tinyRate, tinyRate/fullRate, autoenc.PSNR(tinyImgs, fullImgs, count), ssim)
 	return nil
-}
-
-// countParams is the number of values in a set of weights.
-func countParams(w map[string]*tensors.Tensor) int {
-	total := 0
-	for _, t := range w {
-		total += t.Shape().Size()
-	}
-	return total
 }
