@@ -10,7 +10,7 @@ ORT_LIB := $(CURDIR)/$(ORT_DIR)/libonnxruntime.so.1
 
 EMOJI_TGZ := third_party/emoji/emoji-datasource-twitter-16.0.0.tgz
 
-.PHONY: build build-xla build-onnx onnxruntime test-onnx interop ort-profile quickstart ladd imagineflash sdxs text-teacher text-distill fashion-latent accelerators report-check emoji-text-teacher test test-short fuzz bench clean datasets fashion-mnist emoji
+.PHONY: build build-xla build-onnx onnxruntime test-onnx interop ort-profile quickstart ladd imagineflash sdxs text-teacher text-distill fashion-latent emoji-latent accelerators report-check emoji-text-teacher test test-short fuzz bench clean datasets fashion-mnist emoji
 
 build:
 	$(GO) build -o $(BIN) ./cmd/fewstep
@@ -86,6 +86,10 @@ text-distill:
 
 fashion-latent:
 	scripts/fashion-latent.sh
+
+# Part 15 on emoji: the 64x64 RGB autoencoder, latents with captions, the latent text teacher, grids.
+emoji-latent:
+	scripts/emoji-latent.sh
 
 # Part 16: LCM, LCM-LoRA, PeRFlow, PeRFlow-LoRA and quality tuning (+LoRA) of the quickstart
 # teacher, the adapters and deltas as files, one eval table (after make quickstart).

@@ -18,7 +18,7 @@ const ArchTinyDecoder = "tiny_decoder"
 // TinyDecoderConfig is SDXS's tiny image decoder (Song et al., arXiv 2403.16627 §3.2): CNN only —
 // no attention, no normalization — built like TAESD's decoder: a soft clamp tanh(z/3)·3, a 3×3
 // conv and ReLU, then per 2× upsampling Blocks residual blocks, nearest 2× upsampling and a conv,
-// then one block and a 3×3 conv to the image channels. Block: conv3×3 → ReLU → conv3×3 → ReLU →
+// then OutBlocks blocks (TAESD: one) and a 3×3 conv to the image channels. Block: conv3×3 → ReLU → conv3×3 → ReLU →
 // conv3×3, plus the input, then ReLU.
 //
 // Training (model.arch tiny_decoder on latent rows): the VD loss
@@ -33,6 +33,9 @@ type TinyDecoderConfig struct {
 	Channels int `mapstructure:"channels"`
 	// Blocks is the residual blocks before each upsampling (TAESD: 3).
 	Blocks int `mapstructure:"blocks"`
+	// OutBlocks is the residual blocks at full resolution, after the last upsampling (TAESD: 1;
+	// 0 drops them — at 32×32 with 16 channels they are half the decoder's multiply-adds).
+	OutBlocks int `mapstructure:"out_blocks"`
 	// Downsample is k of the VD loss's L1 term (average pooling by k; 1: full resolution).
 	Downsample int `mapstructure:"downsample"`
 	// L1Weight and GANWeight weight the two terms; GANStart is the step at which the
@@ -50,7 +53,7 @@ type TinyDecoderConfig struct {
 // DefaultTinyDecoderConfig is TAESD's width at the paper's loss: 64 channels, 3 blocks, ↓8 L1,
 // the adversarial term on from the start.
 func DefaultTinyDecoderConfig() TinyDecoderConfig {
-	return TinyDecoderConfig{Channels: 64, Blocks: 3, Downsample: 8, L1Weight: 1, GANWeight: 0.1, GANStart: 0,
+	return TinyDecoderConfig{Channels: 64, Blocks: 3, OutBlocks: 1, Downsample: 8, L1Weight: 1, GANWeight: 0.1, GANStart: 0,
 		DiscChannels: 32, DiscLayers: 2, DiscLR: 2e-4}
 }
 
@@ -71,6 +74,9 @@ func (c TinyDecoderConfig) Validate() error {
 		if !(kv.v >= 0) {
 			return fmt.Errorf("tiny_decoder.%s: must be >= 0, got %g", kv.key, kv.v)
 		}
+	}
+	if c.OutBlocks < 0 {
+		return fmt.Errorf("tiny_decoder.out_blocks: must be >= 0, got %d", c.OutBlocks)
 	}
 	return nil
 }
@@ -106,7 +112,14 @@ func (t *TinyDecoder) Decode(scope *model.Scope, z *Node, factor, channels int) 
 		}
 		h = t.UpsampleConv2D(s.In("upsample"), h, c, ConvAuto, InitFanIn)
 	}
-	h = t.block(scope.In("block_out"), h)
+	for i := range t.Cfg.OutBlocks {
+		// the first keeps TAESD's (and every earlier run's) variable name
+		if i == 0 {
+			h = t.block(scope.In("block_out"), h)
+		} else {
+			h = t.block(scope.In("block_out%d", i), h)
+		}
+	}
 	h = t.Conv2D(scope.In("conv_out"), h, channels, 3, 1, ConvAuto, InitFanIn)
 	return TransposeAllAxes(h, 1, 2, 3, 0)
 }

@@ -48,6 +48,32 @@ func TestTinyDecoderShapesAndParams(t *testing.T) {
 	if params != want {
 		t.Fatalf("tiny decoder has %d parameters, TAESD's layout %d", params, want)
 	}
+	// out_blocks 0 drops exactly the full-resolution block's three convs; 2 adds a second one
+	for _, ob := range []int{0, 2} {
+		c2 := cfg
+		c2.OutBlocks = ob
+		td2, err := NewTinyDecoder(c2, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := model.NewStore()
+		ex := model.MustNewExec(backend, st, func(scope *model.Scope, z *Node) *Node {
+			return td2.Decode(scope.In("tiny"), z, 4, 3)
+		})
+		if d := ex.MustCall1(tensors.FromFlatDataAndDimensions(z, 2, 4, 4, 4)).Shape().Dimensions; d[1] != 16 || d[3] != 3 {
+			t.Fatalf("out_blocks %d: decoded shape %v", ob, d)
+		}
+		n := 0
+		for v := range st.IterVariables() {
+			n += v.Shape().Size()
+		}
+		if w := want + (ob-1)*3*conv(c, c); n != w {
+			t.Fatalf("out_blocks %d: %d parameters, want %d", ob, n, w)
+		}
+	}
+	if err := (TinyDecoderConfig{Channels: 8, Blocks: 1, OutBlocks: -1, Downsample: 1, DiscChannels: 8, DiscLayers: 1}).Validate(); err == nil || !strings.Contains(err.Error(), "tiny_decoder.out_blocks") {
+		t.Fatalf("out_blocks -1: error %v, want one naming tiny_decoder.out_blocks", err)
+	}
 	big := func(v float32) []float32 {
 		x := make([]float32, 2*4*4*4)
 		for i := range x {

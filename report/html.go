@@ -158,16 +158,17 @@ func SVG(p Plot, names []string) string {
 		html.EscapeString(p.Key), html.EscapeString(string(desc)))
 	fmt.Fprintf(&b, "<text x=\"%d\" y=\"15\" font-size=\"13\">%s%s</text>\n", marginL, html.EscapeString(p.Key), scale)
 	fmt.Fprintf(&b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#999\"/>\n", marginL, marginT, plotW-marginL-marginR, plotH-marginT-marginB)
-	for i := range 5 { // y ticks
-		f := float64(i) / 4
-		v := lo + f*(hi-lo)
-		label := v
+	yv := make([]float64, 5)
+	for i := range yv { // y ticks
+		yv[i] = lo + float64(i)/4*(hi-lo)
 		if logY {
-			label = math.Pow(10, v)
+			yv[i] = math.Pow(10, yv[i])
 		}
-		yy := plotH - marginB - f*(plotH-marginT-marginB)
+	}
+	for i, label := range ticks(yv) {
+		yy := plotH - marginB - float64(i)/4*(plotH-marginT-marginB)
 		fmt.Fprintf(&b, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/><text x=\"%d\" y=\"%.1f\" font-size=\"10\" text-anchor=\"end\">%s</text>\n",
-			marginL, plotW-marginR, yy, yy, marginL-4, yy+3, tick(label))
+			marginL, plotW-marginR, yy, yy, marginL-4, yy+3, label)
 	}
 	for i := range 5 { // x ticks
 		s := minX + float64(i)/4*(maxX-minX)
@@ -189,18 +190,39 @@ func SVG(p Plot, names []string) string {
 	return b.String()
 }
 
-// tick formats an axis label compactly.
-func tick(v float64) string {
+// ticks formats axis labels compactly: three significant digits, more where that would print two
+// different ticks alike (a metric that moves between 0.9972 and 0.9995).
+func ticks(vs []float64) []string {
+	out := make([]string, len(vs))
+	for prec := 3; prec <= 9; prec++ {
+		seen := map[string]bool{}
+		distinct := true
+		for i, v := range vs {
+			out[i] = tick(v, prec)
+			if seen[out[i]] {
+				distinct = false
+			}
+			seen[out[i]] = true
+		}
+		if distinct {
+			break
+		}
+	}
+	return out
+}
+
+// tick formats one axis label with prec significant digits (prec 3: the compact default).
+func tick(v float64, prec int) string {
 	a := math.Abs(v)
 	switch {
 	case a == 0:
 		return "0"
 	case a >= 1e4 || a < 1e-2:
-		return fmt.Sprintf("%.1e", v)
-	case a >= 100:
+		return fmt.Sprintf("%.*e", prec-2, v)
+	case a >= 100 && prec == 3:
 		return fmt.Sprintf("%.0f", v)
 	default:
-		return fmt.Sprintf("%.3g", v)
+		return fmt.Sprintf("%.*g", prec, v)
 	}
 }
 

@@ -120,3 +120,25 @@ func TestReportData(t *testing.T) {
 		}
 	}
 }
+
+// TestTicksDistinct: axis labels keep three significant digits where they differ and take more
+// where three would print two ticks alike (class accuracy between 0.997 and 1).
+func TestTicksDistinct(t *testing.T) {
+	got := ticks([]float64{0.997, 0.99775, 0.9985, 0.99925, 1})
+	want := []string{"0.997", "0.9978", "0.9985", "0.9992", "1"} // four digits are enough
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("ticks = %q, want %q", got, want)
+		}
+	}
+	got = ticks([]float64{0, 0.25, 0.5, 0.75, 1})
+	want = []string{"0", "0.25", "0.5", "0.75", "1"}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("ticks = %q, want %q", got, want)
+		}
+	}
+	if got := ticks([]float64{120, 130.5, 141, 151.5, 162}); got[0] != "120" || got[1] == got[2] {
+		t.Fatalf("ticks = %q", got)
+	}
+}
