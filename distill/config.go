@@ -127,6 +127,12 @@ type LADDConfig struct {
 	// the fakes from lower t_s are the data they were noised from and the heads cannot judge them
 	// (d_acc_fake/s<k>), so their adversarial gradient is noise; they keep the distillation term.
 	AdvTMin float64 `mapstructure:"adv_t_min"`
+	// AdaptiveWeight scales the student's adversarial term by λ = ‖∇_W L_distill‖ / (‖∇_W L_adv‖ + 1e-4),
+	// W the student's output layer, clamped to [0, 1e4] and not differentiated — VQGAN's adaptive
+	// weight (Esser et al., arXiv 2012.09841, eq. 7), as LDM's autoencoder uses it — so that
+	// adv_weight is the ratio of the two gradients' norms there instead of a hand-set scale that
+	// must shrink as the learning rate grows (README, LADD e8–e10). Needs distill_weight > 0.
+	AdaptiveWeight bool `mapstructure:"adaptive_weight"`
 }
 
 // TDists lists the accepted values of ladd.t_dist.
@@ -170,6 +176,9 @@ func (c LADDConfig) Validate(tapNames []string) error {
 	}
 	if c.AdvWeight < 0 || c.DistillWeight < 0 || c.AdvWeight+c.DistillWeight == 0 {
 		return fmt.Errorf("ladd.adv_weight/distill_weight: must be >= 0 and not both 0, got %g, %g", c.AdvWeight, c.DistillWeight)
+	}
+	if c.AdaptiveWeight && !(c.DistillWeight > 0) {
+		return fmt.Errorf("ladd.adaptive_weight: needs ladd.distill_weight > 0 (λ is the ratio of the distillation and adversarial gradients)")
 	}
 	if c.DistillSteps < 1 {
 		return fmt.Errorf("ladd.distill_steps: must be positive, got %d", c.DistillSteps)

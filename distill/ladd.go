@@ -202,9 +202,10 @@ func (l *LADD) headsLoss(root *model.Scope, in []*Node) (*Node, map[string]*Node
 	return l.adv.discLoss(sc, x0, fake, tHat, eps2, cond, tS, l.times)
 }
 
-// studentLoss is w_adv·adv_weight·Σ_heads mean_b gen(D(x̂0 re-noised)) + distill_weight·mean_b
-// ‖x̂0 − x̂0_T‖², with the teacher's solve x̂0_T from the same input held fixed and w_adv the
-// warm-up switch (inputs). Terms: g_adv, g_distill.
+// studentLoss is w_adv·adv_weight·λ·Σ_heads mean_b gen(D(x̂0 re-noised)) + distill_weight·mean_b
+// ‖x̂0 − x̂0_T‖², with the teacher's solve x̂0_T from the same input held fixed, w_adv the warm-up
+// switch (inputs) and λ = 1, or with ladd.adaptive_weight the stopped ratio of the two terms'
+// gradient norms at the student's output layer. Terms: g_adv, g_distill (and lambda).
 func (l *LADD) studentLoss(root *model.Scope, in []*Node) (*Node, map[string]*Node) {
 	x0, eps, tS, cond, tHat, eps2, wAdv := in[0], in[1], in[2], in[3], in[4], in[5], in[6]
 	sc := newScopes(root)
@@ -214,18 +215,43 @@ func (l *LADD) studentLoss(root *model.Scope, in []*Node) (*Node, map[string]*No
 		mask = ConvertDType(GreaterOrEqual(tS, Scalar(tS.Graph(), tS.DType(), l.lc.AdvTMin-1e-6)), tS.DType())
 	}
 	adv := l.adv.genLoss(sc, x0hat, tHat, eps2, cond, mask)
-	loss := Mul(MulScalar(adv, l.lc.AdvWeight), wAdv)
 	terms := map[string]*Node{"g_adv": adv}
+	var dist *Node
 	if l.lc.DistillWeight > 0 {
 		alpha, sigma := l.teacher.Schedule.AlphaSigmaNode(ExpandAxes(tS, 1, 2, 3))
 		xt := Add(Mul(alpha, x0), Mul(sigma, eps))
 		target := StopGradient(teacherSolve(l.teacher, sc, xt, tS, cond, l.lc.DistillSteps, l.lc.DistillCFG, l.lc.DistillGuidanceInterval, l.classes, l.latent))
-		dist := ReduceAllMean(losses.MeanSquared(x0hat, target))
-		loss = Add(loss, MulScalar(dist, l.lc.DistillWeight))
+		dist = ReduceAllMean(losses.MeanSquared(x0hat, target))
 		terms["g_distill"] = dist
+	}
+	advW := MulScalar(wAdv, l.lc.AdvWeight)
+	if l.lc.AdaptiveWeight {
+		w := outputLayer(root.Store(), model.JoinPath(root.Scope(), trainer.ModelScope), x0.Graph())
+		gD, gA := Gradient(dist, w)[0], Gradient(adv, w)[0]
+		lambda := StopGradient(ClipScalar(Div(l2Norm(gD), AddScalar(l2Norm(gA), 1e-4)), 0, 1e4))
+		advW = Mul(advW, lambda)
+		terms["lambda"] = lambda
+	}
+	loss := Mul(adv, advW)
+	if dist != nil {
+		loss = Add(loss, MulScalar(dist, l.lc.DistillWeight))
 	}
 	return loss, terms
 }
+
+// outputLayer is the value node of the student's last weight (the U-Net's output conv, or its pixel
+// head's last conv; the DiT's final linear): where ladd.adaptive_weight compares the gradients.
+func outputLayer(store *model.Store, prefix string, g *Graph) *Node {
+	for _, p := range []string{"out/pixel_head2/kernel", "out/conv/kernel", "final/linear/weight"} {
+		if v := store.GetVariable(model.JoinPath(prefix, p)); v != nil {
+			return v.NodeValue(g)
+		}
+	}
+	panic(fmt.Errorf("ladd.adaptive_weight: the student under %s has no output layer (out/conv, out/pixel_head2 or final/linear)", prefix))
+}
+
+// l2Norm is ‖v‖₂ over all elements.
+func l2Norm(v *Node) *Node { return Sqrt(ReduceAllSum(Square(v))) }
 
 func addOrSet(a, b *Node) *Node {
 	if a == nil {

@@ -93,8 +93,14 @@ func testLADD() (Config, LADDConfig) {
 // newTestLADD builds a fresh LADD method (student initialized from the fixture teacher) on a new store.
 func newTestLADD(t *testing.T, cfg Config, lc LADDConfig, job trainer.Job) (*LADD, *model.Store) {
 	t.Helper()
+	return newTestLADDOn(t, backendT(t), cfg, lc, job)
+}
+
+// newTestLADDOn is newTestLADD on a given backend (for tests that run their own graphs on its store).
+func newTestLADDOn(t *testing.T, backend compute.Backend, cfg Config, lc LADDConfig, job trainer.Job) (*LADD, *model.Store) {
+	t.Helper()
 	store := model.NewStore()
-	m, err := NewLADD(cfg, lc, fixture.teacher)(backendT(t), store, job, false)
+	m, err := NewLADD(cfg, lc, fixture.teacher)(backend, store, job, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -694,5 +700,53 @@ func TestAdvTMinMasksExamples(t *testing.T) {
 	}
 	if d := tensors.ToScalar[float32](out); math.Abs(float64(d)) > 1e-5 {
 		t.Errorf("all-ones mask differs from no mask by %g", d)
+	}
+}
+
+// TestLADDAdaptiveWeight: with ladd.adaptive_weight the logged λ is the ratio of the distillation
+// and adversarial terms' gradient norms at the student's output conv — recomputed here in a separate
+// graph from the same inputs and weights — and the step's loss is adv_weight·λ·g_adv + distill_weight·g_distill.
+// Without a distillation term the key is refused by name.
+func TestLADDAdaptiveWeight(t *testing.T) {
+	cfg, lc := testLADD()
+	lc.AdaptiveWeight, lc.AdvWeight = true, 0.3
+	job := tinyJob(t.TempDir(), 5)
+	backend := backendT(t)
+	l, store := newTestLADDOn(t, backend, cfg, lc, job)
+	rng := rand.New(rand.NewPCG(4, 5))
+	in := l.inputs(0, fakeBatch(rng, 8), rng)
+	plain := *l
+	plain.lc.AdaptiveWeight = false
+	exec := model.MustNewExec(backend, store, func(scope *model.Scope, nodes []*Node) (*Node, *Node) {
+		_, terms := plain.studentLoss(scope, nodes)
+		w := outputLayer(store, model.JoinPath(scope.Scope(), trainer.ModelScope), nodes[0].Graph())
+		return l2Norm(Gradient(terms["g_distill"], w)[0]), l2Norm(Gradient(terms["g_adv"], w)[0])
+	})
+	args := make([]any, len(in))
+	for i, x := range in {
+		args[i] = x
+	}
+	outs := exec.MustCall(args...)
+	gD, gA := float64(tensors.ToScalar[float32](outs[0])), float64(tensors.ToScalar[float32](outs[1]))
+	if !(gD > 0 && gA > 0) {
+		t.Fatalf("gradient norms at the output conv: distill %g, adv %g", gD, gA)
+	}
+	g, err := l.gStep.RunInputs(0, in...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lambda, ok := g.Terms["lambda"]
+	if !ok {
+		t.Fatalf("student terms %v lack lambda", g.Terms)
+	}
+	if want := gD / (gA + 1e-4); math.Abs(lambda-want) > 1e-3*want {
+		t.Errorf("lambda %g, want ‖∇dist‖/‖∇adv‖ = %g/%g = %g", lambda, gD, gA, want)
+	}
+	if want := lc.AdvWeight*lambda*g.Terms["g_adv"] + lc.DistillWeight*g.Terms["g_distill"]; math.Abs(g.Loss-want) > 1e-4*math.Max(1, math.Abs(want)) {
+		t.Errorf("loss %g, want adv_weight·λ·g_adv + distill_weight·g_distill = %g", g.Loss, want)
+	}
+	lc.DistillWeight = 0
+	if err := lc.Validate(nil); err == nil || !strings.Contains(err.Error(), "ladd.adaptive_weight") {
+		t.Errorf("adaptive_weight without distill_weight: error %v, want one naming ladd.adaptive_weight", err)
 	}
 }
