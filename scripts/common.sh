@@ -1,5 +1,5 @@
 # Sourced by the recipes (ladd.sh, imagineflash.sh, sdxs.sh, accelerators.sh, fashion-latent.sh,
-# text-teacher.sh, text-distill.sh, emoji-text-teacher.sh):
+# text-teacher.sh, text-distill.sh, emoji-text-teacher.sh, emoji-latent.sh):
 # the Go environment, the binary ($bin: FEWSTEP_BIN, default bin/fewstep, built here), the
 # quickstart teacher ($teacher, which must exist unless the recipe sets no_teacher=1 before
 # sourcing) and resumable VERB RUN_DIR ARGS… (distill RUN_DIR ARGS…, finetune RUN_DIR ARGS…), which
@@ -23,4 +23,11 @@ resumable() {
   fi
 }
 distill() { resumable distill "$@"; }
+# emoji_data downloads the emoji package (`make emoji`) and imports it once, ~10% of the names held
+# out: data/emoji-train.parquet and data/emoji-heldout.parquet.
+emoji_data() {
+  make -s emoji
+  [ -f data/emoji-train.parquet ] && [ -f data/emoji-heldout.parquet ] ||
+    "$bin" data import emoji -out data/emoji-train.parquet -heldout-out data/emoji-heldout.parquet
+}
 finetune() { resumable finetune "$@"; }

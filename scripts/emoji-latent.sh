@@ -12,9 +12,7 @@
 set -euo pipefail
 no_teacher=1
 source "$(dirname "$0")/common.sh"
-make -s emoji
-[ -f data/emoji-train.parquet ] && [ -f data/emoji-heldout.parquet ] ||
-  "$bin" data import emoji -out data/emoji-train.parquet -heldout-out data/emoji-heldout.parquet
+emoji_data
 ae=runs/emoji-autoencoder
 resumable train "$ae" -config emoji-autoencoder
 "$bin" eval -autoencoder "$ae" -n "${N:-1000}"

@@ -8,9 +8,7 @@
 set -euo pipefail
 no_teacher=1
 source "$(dirname "$0")/common.sh"
-make -s emoji
-[ -f data/emoji-train.parquet ] && [ -f data/emoji-heldout.parquet ] ||
-  "$bin" data import emoji -out data/emoji-train.parquet -heldout-out data/emoji-heldout.parquet
+emoji_data
 run=runs/emoji-text-teacher
 resumable train "$run" -config emoji-text-teacher
 "$bin" sample -run "$run" -n 8 -out "$run/samples/train-prompts.png"
