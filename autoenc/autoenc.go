@@ -105,7 +105,7 @@ func (m *Method) aeLoss(root *model.Scope, in []*Node) (*Node, map[string]*Node)
 		g := ReduceAllMean(Neg(m.logits(root.In(trainer.DiscScope), xr)))
 		w := m.lastLayer(scope, x.Graph())
 		gRec, gAdv := Gradient(rec, w)[0], Gradient(g, w)[0]
-		lambda := StopGradient(ClipScalar(Div(norm(gRec), AddScalar(norm(gAdv), 1e-4)), 0, 1e4))
+		lambda := losses.AdaptiveWeight(gRec, gAdv)
 		loss = Add(loss, Mul(discOn, MulScalar(Mul(lambda, g), m.cfg.DiscWeight)))
 		terms["g_adv"], terms["lambda"] = g, lambda
 	}
@@ -240,9 +240,6 @@ func (m *Method) WriteGrid(path string) error {
 	}
 	return nil
 }
-
-// norm is ‖v‖₂ over all elements.
-func norm(v *Node) *Node { return Sqrt(ReduceAllSum(Square(v))) }
 
 // Reconstructor reconstructs images with trained weights (under /model in store, e.g. a run's
 // EMA weights copied there by trainer.InitWeights) from the posterior mean.

@@ -227,8 +227,7 @@ func (l *LADD) studentLoss(root *model.Scope, in []*Node) (*Node, map[string]*No
 	advW := MulScalar(wAdv, l.lc.AdvWeight)
 	if l.lc.AdaptiveWeight {
 		w := outputLayer(root.Store(), model.JoinPath(root.Scope(), trainer.ModelScope), x0.Graph())
-		gD, gA := Gradient(dist, w)[0], Gradient(adv, w)[0]
-		lambda := StopGradient(ClipScalar(Div(l2Norm(gD), AddScalar(l2Norm(gA), 1e-4)), 0, 1e4))
+		lambda := losses.AdaptiveWeight(Gradient(dist, w)[0], Gradient(adv, w)[0])
 		advW = Mul(advW, lambda)
 		terms["lambda"] = lambda
 	}
@@ -249,9 +248,6 @@ func outputLayer(store *model.Store, prefix string, g *Graph) *Node {
 	}
 	panic(fmt.Errorf("ladd.adaptive_weight: the student under %s has no output layer (out/conv, out/pixel_head2 or final/linear)", prefix))
 }
-
-// l2Norm is ‖v‖₂ over all elements.
-func l2Norm(v *Node) *Node { return Sqrt(ReduceAllSum(Square(v))) }
 
 func addOrSet(a, b *Node) *Node {
 	if a == nil {

@@ -20,3 +20,14 @@ func NonSaturatingGenerator(fake *Node) *Node {
 	z := Neg(fake)
 	return Add(activation.Relu(z), Log1P(Exp(Neg(Abs(z)))))
 }
+
+// AdaptiveWeight is VQGAN's adaptive weight (Esser et al., arXiv 2012.09841, eq. 7; LDM's
+// autoencoder, LADD's ladd.adaptive_weight): λ = ‖gRec‖₂ / (‖gAdv‖₂ + 1e-4), clamped to [0, 1e4]
+// and not differentiated, with gRec and gAdv the reconstruction (or distillation) and adversarial
+// losses' gradients at the generator's last layer.
+func AdaptiveWeight(gRec, gAdv *Node) *Node {
+	return StopGradient(ClipScalar(Div(l2Norm(gRec), AddScalar(l2Norm(gAdv), 1e-4)), 0, 1e4))
+}
+
+// l2Norm is ‖v‖₂ over all elements.
+func l2Norm(v *Node) *Node { return Sqrt(ReduceAllSum(Square(v))) }

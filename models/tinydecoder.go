@@ -18,8 +18,8 @@ const ArchTinyDecoder = "tiny_decoder"
 // TinyDecoderConfig is SDXS's tiny image decoder (Song et al., arXiv 2403.16627 §3.2): CNN only —
 // no attention, no normalization — built like TAESD's decoder: a soft clamp tanh(z/3)·3, a 3×3
 // conv and ReLU, then per 2× upsampling Blocks residual blocks, nearest 2× upsampling and a conv,
-// then OutBlocks blocks (TAESD: one) and a 3×3 conv to the image channels. Block: conv3×3 → ReLU → conv3×3 → ReLU →
-// conv3×3, plus the input, then ReLU.
+// then OutBlocks blocks (TAESD: one) and a 3×3 conv to the image channels. Block: conv3×3 →
+// ReLU → conv3×3 → ReLU → conv3×3, plus the input, then ReLU.
 //
 // Training (model.arch tiny_decoder on latent rows): the VD loss
 //

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph"
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
@@ -19,14 +20,7 @@ func TestTinyDecoderShapesAndParams(t *testing.T) {
 	backend := testBackend(t)
 	cfg := DefaultTinyDecoderConfig()
 	cfg.Channels, cfg.Blocks = 8, 2
-	td, err := NewTinyDecoder(cfg, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := model.NewStore()
-	exec := model.MustNewExec(backend, store, func(scope *model.Scope, z *Node) *Node {
-		return td.Decode(scope.In("tiny"), z, 4, 3)
-	})
+	store, exec := tinyExec(t, backend, cfg)
 	z := make([]float32, 2*4*4*4)
 	for i := range z {
 		z[i] = float32(i%7) - 3
@@ -52,14 +46,7 @@ func TestTinyDecoderShapesAndParams(t *testing.T) {
 	for _, ob := range []int{0, 2} {
 		c2 := cfg
 		c2.OutBlocks = ob
-		td2, err := NewTinyDecoder(c2, 3)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st := model.NewStore()
-		ex := model.MustNewExec(backend, st, func(scope *model.Scope, z *Node) *Node {
-			return td2.Decode(scope.In("tiny"), z, 4, 3)
-		})
+		st, ex := tinyExec(t, backend, c2)
 		if d := ex.MustCall1(tensors.FromFlatDataAndDimensions(z, 2, 4, 4, 4)).Shape().Dimensions; d[1] != 16 || d[3] != 3 {
 			t.Fatalf("out_blocks %d: decoded shape %v", ob, d)
 		}
@@ -90,4 +77,18 @@ func TestTinyDecoderShapesAndParams(t *testing.T) {
 	if _, err := NewTinyDecoder(TinyDecoderConfig{Channels: 0, Blocks: 1, Downsample: 1, DiscChannels: 8, DiscLayers: 1}, 0); err == nil || !strings.Contains(err.Error(), "tiny_decoder.channels") {
 		t.Fatalf("channels 0: error %v, want one naming tiny_decoder.channels", err)
 	}
+}
+
+// tinyExec builds a tiny decoder of cfg on a new store: an exec decoding latents [B, h, w, 4] with
+// f = 4 to 3 channels.
+func tinyExec(t *testing.T, backend compute.Backend, cfg TinyDecoderConfig) (*model.Store, *model.Exec) {
+	t.Helper()
+	td, err := NewTinyDecoder(cfg, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := model.NewStore()
+	return store, model.MustNewExec(backend, store, func(scope *model.Scope, z *Node) *Node {
+		return td.Decode(scope.In("tiny"), z, 4, 3)
+	})
 }
