@@ -146,6 +146,9 @@ func readMetadata(pf *file.Reader, path string) (classNames, vocab []string, err
 			if err := json.Unmarshal([]byte(*v), m.dst); err != nil {
 				return nil, nil, fmt.Errorf("data: %s: metadata %s: %w", path, m.key, err)
 			}
+			if len(*m.dst) == 0 { // an empty list names nothing: such a file mixes with any other
+				*m.dst = nil
+			}
 		}
 	}
 	return classNames, vocab, nil

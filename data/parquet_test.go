@@ -355,6 +355,34 @@ func TestOpenBadInput(t *testing.T) {
 }
 
 // TestLoadReadsV2Files: the v1 Load reads the image and label columns of a schema-v2 file.
+// TestOpenEmptyClassNamesMix: a file whose class-name list is empty (written by a generator
+// whose teacher had none) names nothing, so it mixes with a file that has names, whose names the
+// stream keeps, in either order.
+func TestOpenEmptyClassNamesMix(t *testing.T) {
+	dir := t.TempDir()
+	named, empty := filepath.Join(dir, "named.parquet"), filepath.Join(dir, "empty.parquet")
+	writeFixture(t, named, fixture{n: 3, groupRows: 3, classNames: []string{"a", "b", "c"}})
+	writeFixture(t, empty, fixture{n: 3, groupRows: 3, classNames: []string{}})
+	for _, train := range []string{named + "," + empty, empty + "," + named} {
+		s, err := Open(idConfig(train), 4, 0)
+		if err != nil {
+			t.Fatalf("Open(%s): %v", train, err)
+		}
+		if got := s.Info().ClassNames; !slices.Equal(got, []string{"a", "b", "c"}) {
+			t.Errorf("Open(%s): class names %q, want [a b c]", train, got)
+		}
+		s.Close()
+	}
+	s, err := Open(idConfig(empty), 4, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Info().ClassNames; got != nil {
+		t.Errorf("empty list alone: class names %q, want none", got)
+	}
+	s.Close()
+}
+
 func TestLoadReadsV2Files(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "v2.parquet")
 	writeFixture(t, path, fixture{n: 6, groupRows: 4, score: func(int) float32 { return 1 }, caption: func(int) string { return "c" }})

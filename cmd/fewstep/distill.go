@@ -168,13 +168,13 @@ func distillGenerate(verb string, args []string) error {
 	// real and synthetic files mix under data.condition caption.
 	classNames, vocab := cfg.Model.Text.ClassNames, cfg.Model.Text.Vocab
 	if v, names, err := data.ReadTextMeta(cfg.Data.Train); err == nil {
-		if classNames == nil {
+		if len(classNames) == 0 { // the YAML's empty list is no list
 			classNames = names
 		}
-		if vocab == nil {
+		if len(vocab) == 0 {
 			vocab = v
 		}
-	} else if st, err := data.Open(cfg.Data, 1, 0); err == nil && classNames == nil {
+	} else if st, err := data.Open(cfg.Data, 1, 0); err == nil && len(classNames) == 0 {
 		classNames = st.Info().ClassNames
 		st.Close()
 	}
