@@ -354,7 +354,6 @@ func TestOpenBadInput(t *testing.T) {
 	}
 }
 
-// TestLoadReadsV2Files: the v1 Load reads the image and label columns of a schema-v2 file.
 // TestOpenEmptyClassNamesMix: a file whose class-name list is empty (written by a generator
 // whose teacher had none) names nothing, so it mixes with a file that has names, whose names the
 // stream keeps, in either order.
@@ -383,6 +382,7 @@ func TestOpenEmptyClassNamesMix(t *testing.T) {
 	s.Close()
 }
 
+// TestLoadReadsV2Files: the v1 Load reads the image and label columns of a schema-v2 file.
 func TestLoadReadsV2Files(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "v2.parquet")
 	writeFixture(t, path, fixture{n: 6, groupRows: 4, score: func(int) float32 { return 1 }, caption: func(int) string { return "c" }})

@@ -40,8 +40,8 @@ type WriterOptions struct {
 	RowGroupRows int       // rows per Parquet row group; 0: DefaultRowGroupRows
 	Compression  string    // "zstd" (default when ""), "snappy" or "none"
 	ShardRows    int       // 0: one file; else at most this many rows per shard file
-	ClassNames   []string  // file metadata MetaClassNames (nil: absent)
-	Vocab        []string  // file metadata MetaVocab (nil: absent; importers build one, see BuildVocab)
+	ClassNames   []string  // file metadata MetaClassNames (nil or empty: absent)
+	Vocab        []string  // file metadata MetaVocab (nil or empty: absent; importers build one, see BuildVocab)
 	VocabSize    int       // importers: cap of the vocabulary they build when Vocab is nil; 0: DefaultVocabSize
 	Progress     io.Writer // nil: silent; a terminal gets a progress bar, anything else a few plain lines
 	Total        int       // expected rows for the progress report (0: unknown)
@@ -158,7 +158,7 @@ func newWriter(outPath string, columns []string, opts WriterOptions, version str
 		key   string
 		value []string
 	}{{MetaClassNames, opts.ClassNames}, {MetaVocab, opts.Vocab}} {
-		if m.value != nil {
+		if len(m.value) > 0 {
 			var j strings.Builder
 			enc := json.NewEncoder(&j)
 			enc.SetEscapeHTML(false) // "<pad>", not "\u003cpad\u003e"

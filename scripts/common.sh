@@ -23,6 +23,7 @@ resumable() {
   fi
 }
 distill() { resumable distill "$@"; }
+finetune() { resumable finetune "$@"; }
 # emoji_data downloads the emoji package (`make emoji`) and imports it once, ~10% of the names held
 # out: data/emoji-train.parquet and data/emoji-heldout.parquet.
 emoji_data() {
@@ -30,4 +31,3 @@ emoji_data() {
   [ -f data/emoji-train.parquet ] && [ -f data/emoji-heldout.parquet ] ||
     "$bin" data import emoji -out data/emoji-train.parquet -heldout-out data/emoji-heldout.parquet
 }
-finetune() { resumable finetune "$@"; }
