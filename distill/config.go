@@ -127,6 +127,11 @@ type LADDConfig struct {
 	// the fakes from lower t_s are the data they were noised from and the heads cannot judge them
 	// (d_acc_fake/s<k>), so their adversarial gradient is noise; they keep the distillation term.
 	AdvTMin float64 `mapstructure:"adv_t_min"`
+	// HeadTMin trains the heads on the fakes with t_s >= it only (0 = all; the reals are all used),
+	// and d_acc_fake / d_gap measure those fakes: with adv_t_min the lower-t_s fakes are nearly the
+	// data they were noised from, so calling them fake is label noise for the heads and their
+	// accuracy says nothing about the fakes the adversarial term is applied to.
+	HeadTMin float64 `mapstructure:"head_t_min"`
 	// AdaptiveWeight scales the student's adversarial term by λ = ‖∇_W L_distill‖ / (‖∇_W L_adv‖ + 1e-4),
 	// W the student's output layer, clamped to [0, 1e4] and not differentiated — VQGAN's adaptive
 	// weight (Esser et al., arXiv 2012.09841, eq. 7), as LDM's autoencoder uses it — so that
@@ -212,6 +217,9 @@ func (c LADDConfig) Validate(tapNames []string) error {
 	}
 	if !(c.AdvTMin >= 0 && c.AdvTMin <= 1) {
 		return fmt.Errorf("ladd.adv_t_min: must be in [0, 1], got %g", c.AdvTMin)
+	}
+	if !(c.HeadTMin >= 0 && c.HeadTMin <= 1) {
+		return fmt.Errorf("ladd.head_t_min: must be in [0, 1], got %g", c.HeadTMin)
 	}
 	if err := checkWeights(c.StudentTWeights); err != nil {
 		return fmt.Errorf("ladd.student_t_weights: %w", err)

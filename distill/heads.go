@@ -191,7 +191,11 @@ var TBucketEdges = []float64{0.1, 0.3, 0.55}
 //   - with the fakes' student timesteps tS [B] and the student's times (LADD), the fakes'
 //     accuracy and the gap per student timestep: d_acc_fake/s<k>, d_gap/s<k> and d_n/s<k>, with
 //     k indexing times (s0 = the highest noise, the one-step sample).
-func (a *adversary) discLoss(sc *scopes, real, fake, tHat, eps2, cond, tS *Node, times []float64) (*Node, map[string]*Node) {
+//
+// With fakeMask [B] (LADD's ladd.head_t_min; nil = all) the fakes' hinge half and every fake-side
+// term (d_fake, d_acc_fake, d_gap and their breakdowns) average over the masked fakes only; the
+// per-t_s breakdown (d_acc_fake/s<k>) still reports every t_s.
+func (a *adversary) discLoss(sc *scopes, real, fake, tHat, eps2, cond, tS *Node, times []float64, fakeMask *Node) (*Node, map[string]*Node) {
 	bsz := real.Shape().Dimensions[0]
 	xs, ts, es, cs := []*Node{real, fake}, []*Node{tHat, tHat}, []*Node{noiseBlock(eps2, 0), noiseBlock(eps2, 1)}, []*Node{cond, cond}
 	r1 := a.lc.R1Weight > 0
@@ -219,31 +223,36 @@ func (a *adversary) discLoss(sc *scopes, real, fake, tHat, eps2, cond, tS *Node,
 			sMasks = append(sMasks, f32(LessThan(Abs(AddScalar(tS, -t)), Scalar(tS.Graph(), dtypes.Float32, 1e-4))))
 		}
 	}
+	fm := fakeMask
+	if fm == nil {
+		fm = OnesLike(tHat)
+	}
+	fm = f32(fm)
 	terms := map[string]*Node{}
 	add := func(name string, v *Node) { terms[name] = addOrSet(terms[name], v) }
 	var loss, penalty *Node
 	k := 1 / float64(len(all))
 	for i, lg := range all {
 		lr, lf := Slice(lg, AxisRange(0, bsz)), Slice(lg, AxisRange(bsz, 2*bsz))
-		loss = addOrSet(loss, ReduceAllMean(losses.HingeDiscriminator(lr, lf)))
+		loss = addOrSet(loss, Add(ReduceAllMean(losses.HingeReal(lr)), maskedMean(ReduceMean(losses.HingeFake(lf), 1), fm)))
 		if r1 {
 			lp := Slice(lg, AxisRange(2*bsz, 3*bsz))
 			penalty = addOrSet(penalty, MulScalar(ReduceAllMean(Square(Sub(lp, lr))), 1/(a.lc.R1Sigma*a.lc.R1Sigma)))
 		}
 		mr, mf := ReduceMean(lr, 1), ReduceMean(lf, 1) // [B]
 		okR, okF := f32(GreaterThan(mr, ZerosLike(mr))), OneMinus(f32(GreaterThan(mf, ZerosLike(mf))))
-		accR, accF, gap := ReduceAllMean(okR), ReduceAllMean(okF), ReduceAllMean(Sub(mr, mf))
+		accR, accF, gap := ReduceAllMean(okR), maskedMean(okF, fm), Sub(ReduceAllMean(mr), maskedMean(mf, fm))
 		tap := a.lc.Taps[i]
 		terms["d_acc_real/"+tap], terms["d_acc_fake/"+tap], terms["d_gap/"+tap] = accR, accF, gap
 		add("d_real", MulScalar(ReduceAllMean(lr), k))
-		add("d_fake", MulScalar(ReduceAllMean(lf), k))
+		add("d_fake", MulScalar(maskedMean(ReduceMean(lf, 1), fm), k))
 		add("d_acc_real", MulScalar(accR, k))
 		add("d_acc_fake", MulScalar(accF, k))
 		add("d_gap", MulScalar(gap, k))
 		for j, m := range masks {
 			add(fmt.Sprintf("d_acc_real/t%d", j), MulScalar(maskedMean(okR, m), k))
-			add(fmt.Sprintf("d_acc_fake/t%d", j), MulScalar(maskedMean(okF, m), k))
-			add(fmt.Sprintf("d_gap/t%d", j), MulScalar(maskedMean(Sub(mr, mf), m), k))
+			add(fmt.Sprintf("d_acc_fake/t%d", j), MulScalar(maskedMean(okF, Mul(m, fm)), k))
+			add(fmt.Sprintf("d_gap/t%d", j), MulScalar(Sub(maskedMean(mr, m), maskedMean(mf, Mul(m, fm))), k))
 		}
 		for j, m := range sMasks {
 			add(fmt.Sprintf("d_acc_fake/s%d", j), MulScalar(maskedMean(okF, m), k))

@@ -278,5 +278,5 @@ func (f *ImagineFlash) studentLoss(root *model.Scope, in []*Node) (*Node, map[st
 func (f *ImagineFlash) headsLoss(root *model.Scope, in []*Node) (*Node, map[string]*Node) {
 	sc := newScopes(root)
 	fake := StopGradient(f.studentX0(sc, in))
-	return f.adv.discLoss(sc, in[0], fake, in[9], in[10], in[7], nil, nil)
+	return f.adv.discLoss(sc, in[0], fake, in[9], in[10], in[7], nil, nil, nil)
 }

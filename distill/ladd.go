@@ -194,12 +194,21 @@ func (l *LADD) logits(sc *scopes, x, tHat, eps2, cond *Node) []*Node {
 }
 
 // headsLoss is the heads' hinge loss (adversary.discLoss) with the student's x̂0 held fixed as the
-// fake and the batch's x0 as the real. Terms: d_loss, d_real, d_fake.
+// fake and the batch's x0 as the real; with ladd.head_t_min only the fakes with t_s >= it count.
+// Terms: d_loss, d_real, d_fake.
 func (l *LADD) headsLoss(root *model.Scope, in []*Node) (*Node, map[string]*Node) {
 	x0, eps, tS, cond, tHat, eps2 := in[0], in[1], in[2], in[3], in[4], in[5]
 	sc := newScopes(root)
 	fake := StopGradient(l.studentX0(sc, x0, eps, tS, cond))
-	return l.adv.discLoss(sc, x0, fake, tHat, eps2, cond, tS, l.times)
+	return l.adv.discLoss(sc, x0, fake, tHat, eps2, cond, tS, l.times, tMinMask(tS, l.lc.HeadTMin))
+}
+
+// tMinMask is the 0/1 mask [B] of the examples with t_s >= tMin (nil, meaning all, when tMin is 0).
+func tMinMask(tS *Node, tMin float64) *Node {
+	if tMin <= 0 {
+		return nil
+	}
+	return ConvertDType(GreaterOrEqual(tS, Scalar(tS.Graph(), tS.DType(), tMin-1e-6)), tS.DType())
 }
 
 // studentLoss is w_adv·adv_weight·λ·Σ_heads mean_b gen(D(x̂0 re-noised)) + distill_weight·mean_b
@@ -210,10 +219,7 @@ func (l *LADD) studentLoss(root *model.Scope, in []*Node) (*Node, map[string]*No
 	x0, eps, tS, cond, tHat, eps2, wAdv := in[0], in[1], in[2], in[3], in[4], in[5], in[6]
 	sc := newScopes(root)
 	x0hat := l.studentX0(sc, x0, eps, tS, cond)
-	var mask *Node // ladd.adv_t_min: the adversarial term only on examples with t_s >= it
-	if l.lc.AdvTMin > 0 {
-		mask = ConvertDType(GreaterOrEqual(tS, Scalar(tS.Graph(), tS.DType(), l.lc.AdvTMin-1e-6)), tS.DType())
-	}
+	mask := tMinMask(tS, l.lc.AdvTMin) // ladd.adv_t_min: the adversarial term only on examples with t_s >= it
 	adv := l.adv.genLoss(sc, x0hat, tHat, eps2, cond, mask)
 	terms := map[string]*Node{"g_adv": adv}
 	var dist *Node

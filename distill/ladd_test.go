@@ -751,3 +751,71 @@ func TestLADDAdaptiveWeight(t *testing.T) {
 		t.Errorf("adaptive_weight without distill_weight: error %v, want one naming ladd.adaptive_weight", err)
 	}
 }
+
+// TestHeadTMinMasksFakes: with a fake mask (ladd.head_t_min) the heads' loss takes no gradient from
+// the masked-out fakes and some from the kept one, the reals all count, and an all-ones mask gives
+// the unmasked loss and terms.
+func TestHeadTMinMasksFakes(t *testing.T) {
+	cfg, lc := testLADD()
+	job := tinyJob(t.TempDir(), 5)
+	l, store := newTestLADD(t, cfg, lc, job)
+	rng := rand.New(rand.NewPCG(15, 16))
+	b := fakeBatch(rng, 4)
+	fake := make([]float32, len(b.X0))
+	for i := range fake {
+		fake[i] = float32(rng.NormFloat64())
+	}
+	e := make([]float32, 3*len(b.Eps))
+	for i := range e {
+		e[i] = float32(rng.NormFloat64())
+	}
+	args := []any{tensors.FromFlatDataAndDimensions(b.X0, 4, 32, 32, 1), tensors.FromFlatDataAndDimensions(fake, 4, 32, 32, 1),
+		tensors.FromFlatDataAndDimensions([]float32{0.1, 0.2, 0.3, 0.4}, 4),
+		tensors.FromFlatDataAndDimensions(e, 12, 32, 32, 1), tensors.FromFlatDataAndDimensions(b.Cond, 4)}
+	be := backendT(t)
+	grads, err := model.NewExec(be, store, func(root *model.Scope, real, fake, tHat, eps2, cond *Node) (*Node, *Node) {
+		root.SetTraining(real.Graph(), true)
+		mask := Const(real.Graph(), []float32{0, 0, 1, 0})
+		loss, _ := l.adv.discLoss(newScopes(root), real, fake, tHat, eps2, cond, nil, nil, mask)
+		g := Gradient(loss, real, fake)
+		return ReduceSum(Square(g[0]), 1, 2, 3), ReduceSum(Square(g[1]), 1, 2, 3) // [B] each
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs, err := grads.Call(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gr, gf := tensors.MustCopyFlatData[float32](outs[0]), tensors.MustCopyFlatData[float32](outs[1])
+	if !(gf[2] > 0) || gf[0] != 0 || gf[1] != 0 || gf[3] != 0 {
+		t.Errorf("per-fake ‖∂L_D/∂fake‖² = %v, want > 0 for the kept fake only", gf)
+	}
+	for i, v := range gr {
+		if !(v > 0) {
+			t.Errorf("real %d: ‖∂L_D/∂real‖² = %g, want > 0 (every real counts)", i, v)
+		}
+	}
+	diff, err := model.NewExec(be, store, func(root *model.Scope, real, fake, tHat, eps2, cond *Node) (*Node, *Node) {
+		root.SetTraining(real.Graph(), true)
+		sc := newScopes(root)
+		lm, tm := l.adv.discLoss(sc, real, fake, tHat, eps2, cond, nil, nil, OnesLike(tHat))
+		ln, tn := l.adv.discLoss(sc, real, fake, tHat, eps2, cond, nil, nil, nil)
+		return Sub(lm, ln), Sub(tm["d_gap/t1"], tn["d_gap/t1"])
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if outs, err = diff.Call(args...); err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range outs {
+		if d := tensors.ToScalar[float32](o); math.Abs(float64(d)) > 1e-5 {
+			t.Errorf("output %d: all-ones mask differs from no mask by %g", i, d)
+		}
+	}
+	lc.HeadTMin = 1.5
+	if err := lc.Validate(nil); err == nil || !strings.Contains(err.Error(), "ladd.head_t_min") {
+		t.Errorf("head_t_min 1.5: error %v", err)
+	}
+}

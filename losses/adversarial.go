@@ -7,9 +7,13 @@ import (
 
 // HingeDiscriminator is the hinge loss of a discriminator (Lim & Ye, arXiv 1705.02894; used by LADD,
 // arXiv 2403.12015 §3.2): max(0, 1 − D(real)) + max(0, 1 + D(fake)). real, fake: [B] logits → [B].
-func HingeDiscriminator(real, fake *Node) *Node {
-	return Add(activation.Relu(OneMinus(real)), activation.Relu(AddScalar(fake, 1)))
-}
+func HingeDiscriminator(real, fake *Node) *Node { return Add(HingeReal(real), HingeFake(fake)) }
+
+// HingeReal is the real half of HingeDiscriminator: max(0, 1 − D(real)). [B] → [B].
+func HingeReal(real *Node) *Node { return activation.Relu(OneMinus(real)) }
+
+// HingeFake is the fake half of HingeDiscriminator: max(0, 1 + D(fake)). [B] → [B].
+func HingeFake(fake *Node) *Node { return activation.Relu(AddScalar(fake, 1)) }
 
 // HingeGenerator is the generator side of the hinge loss: −D(fake). fake: [B] → [B].
 func HingeGenerator(fake *Node) *Node { return Neg(fake) }
