@@ -219,6 +219,15 @@ func fakeBatch(rng *rand.Rand, bsz int) *trainer.Batch {
 	return b
 }
 
+// normals is n draws of N(0, 1) as float32.
+func normals(rng *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	return v
+}
+
 // TestGeneratorGradientReachesStudentOutput: the student's adversarial loss has a non-zero
 // gradient with respect to x̂0, through the frozen teacher's features and the heads.
 func TestGeneratorGradientReachesStudentOutput(t *testing.T) {
@@ -662,10 +671,7 @@ func TestAdvTMinMasksExamples(t *testing.T) {
 	l, store := newTestLADD(t, cfg, lc, job)
 	rng := rand.New(rand.NewPCG(13, 14))
 	b := fakeBatch(rng, 4)
-	e := make([]float32, 3*len(b.Eps))
-	for i := range e {
-		e[i] = float32(rng.NormFloat64())
-	}
+	e := normals(rng, 3*len(b.Eps))
 	args := []any{tensors.FromFlatDataAndDimensions(b.X0, 4, 32, 32, 1), tensors.FromFlatDataAndDimensions([]float32{0.1, 0.2, 0.3, 0.4}, 4),
 		tensors.FromFlatDataAndDimensions(e, 12, 32, 32, 1), tensors.FromFlatDataAndDimensions(b.Cond, 4)}
 	be := backendT(t)
@@ -811,13 +817,4 @@ func TestHeadTMinMasksFakes(t *testing.T) {
 	if err := lc.Validate(nil); err == nil || !strings.Contains(err.Error(), "ladd.head_t_min") {
 		t.Errorf("head_t_min 1.5: error %v", err)
 	}
-}
-
-// normals is n draws of N(0, 1) as float32.
-func normals(rng *rand.Rand, n int) []float32 {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = float32(rng.NormFloat64())
-	}
-	return v
 }

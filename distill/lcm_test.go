@@ -40,10 +40,7 @@ func TestLCMBoundary(t *testing.T) {
 	}
 	l, store := newTestLCM(t, lc, tinyJob(t.TempDir(), 5))
 	rng := rand.New(rand.NewPCG(2, 3))
-	x := make([]float32, 2*32*32)
-	for i := range x {
-		x[i] = float32(rng.NormFloat64())
-	}
+	x := normals(rng, 2*32*32)
 	cs, co := lc.Boundary(0, 1)
 	out, err := model.NewExec(backendT(t), store, func(root *model.Scope, xn, tn, cond *Node) *Node {
 		one := OnesLike(tn)
